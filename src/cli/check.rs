@@ -1,0 +1,83 @@
+//! `loadplan check PLAN [--profile P]`: compile and report, send nothing.
+
+use std::path::PathBuf;
+
+use crate::lang;
+use crate::lang::ir::Step;
+use crate::profile;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The plan file (.kdl, .yaml or .yml).
+    pub plan: PathBuf,
+    /// A profile name (smoke, load, stress, soak, or profiles/NAME.yml) or file to check with the plan.
+    #[arg(long, short = 'p', env = "LOADPLAN_PROFILE")]
+    pub profile: Option<String>,
+}
+
+fn count_steps(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Group { steps, .. } | Step::Repeat { steps, .. } | Step::Pick { steps, .. } => {
+                1 + count_steps(steps)
+            }
+            Step::If {
+                then, otherwise, ..
+            } => 1 + count_steps(then) + count_steps(otherwise),
+            Step::Ws(w) => 1 + w.steps.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
+pub fn run(args: Args) -> u8 {
+    let (_, program) = match lang::load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(d) => {
+            super::report(d);
+            return super::EXIT_USAGE;
+        }
+    };
+    let mut profile_line = String::new();
+    if let Some(name) = &args.profile {
+        let Some(src) = profile::locate(name, args.plan.parent()) else {
+            eprintln!(
+                "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
+            );
+            return super::EXIT_USAGE;
+        };
+        match profile::parse(&src, Some(&program)) {
+            Ok(p) => profile_line = format!(", profile `{}` ({})", p.name, src.name()),
+            Err(d) => {
+                super::report(d);
+                return super::EXIT_USAGE;
+            }
+        }
+    }
+    let steps: usize = program
+        .scenarios
+        .iter()
+        .map(|s| count_steps(&s.on_start) + count_steps(&s.steps) + count_steps(&s.on_stop))
+        .sum();
+    let scen: Vec<String> = program
+        .scenarios
+        .iter()
+        .map(|s| format!("{} (weight {})", s.name, s.weight))
+        .collect();
+    println!(
+        "ok: {} — plan `{}`: {} scenario{} [{}], {} steps, {} statistics entries{profile_line}",
+        args.plan.display(),
+        program.name,
+        program.scenarios.len(),
+        if program.scenarios.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        scen.join(", "),
+        steps,
+        program.stats.len()
+    );
+    super::EXIT_OK
+}

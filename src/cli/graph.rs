@@ -1,0 +1,40 @@
+//! `loadplan graph PLAN [--format text|dot|json]`: the compiled step graph.
+
+use std::path::PathBuf;
+
+use crate::lang::{self, dump};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Format {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    pub plan: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub fn run(args: Args) -> u8 {
+    match lang::load_plan(&args.plan) {
+        Ok((_, program)) => {
+            let out = match args.format {
+                Format::Text => dump::text(&program),
+                Format::Dot => dump::dot(&program),
+                Format::Json => dump::json(&program),
+            };
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
+            super::EXIT_OK
+        }
+        Err(d) => {
+            super::report(d);
+            super::EXIT_USAGE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The command line: one file per subcommand, dispatched from [`main`].
+//!
+//! Exit codes (DESIGN.md): 0 passed, 1 thresholds or checks failed, 2 plan/usage
+//! error, 3 fatal runtime error.
+
+pub mod check;
+pub mod graph;
+pub mod schema;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::diag::Diagnostics;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FATAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadplan",
+    version,
+    about = "Declarative load testing: plans in KDL or YAML, true numbers, clear errors"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a plan (and a profile) without sending any request.
+    Check(check::Args),
+    /// Print the compiled step graph of a plan.
+    Graph(graph::Args),
+    /// Print the JSON Schema of YAML plans or profiles.
+    Schema(schema::Args),
+}
+
+/// Entry point for the binary: parse arguments, run, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Graph(a) => graph::run(a),
+        Command::Schema(a) => schema::run(a),
+    };
+    ExitCode::from(code)
+}
+
+/// Print diagnostics to stderr (colour when stderr is a terminal).
+pub fn report(diags: Diagnostics) {
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let all = diags.into_sorted();
+    let n = all.len();
+    for d in all {
+        eprint!("{}", d.render(color));
+    }
+    eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
+}

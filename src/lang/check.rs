@@ -1,0 +1,275 @@
+//! Schema checks: every node against the language reference in [`schema`].
+//!
+//! Runs on the AST from either spelling and reports, all at once: unknown nodes and
+//! fields (with "did you mean"), missing required fields, extra arguments, wrong
+//! types, fields given twice, steps in the wrong place and malformed durations.
+//! Semantic checks that need the whole plan (names, templates, variables, files)
+//! happen while compiling ([`super::compile`]).
+
+use super::ast::{Document, Node, Scalar, Value};
+use super::schema::{self, ChildKind, Field, NodeSpec, Ty};
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
+use crate::source::{Source, Span};
+
+/// Check a whole document; empty when it conforms to the schema.
+pub fn check(source: &Source, doc: &Document) -> Diagnostics {
+    let mut cx = Checker {
+        source,
+        diags: Diagnostics::new(),
+    };
+    cx.children(&schema::DOCUMENT, "the plan", &doc.nodes);
+    cx.diags
+}
+
+/// Parse a duration: `250ms`, `2s`, `1m30s`, `1h`; a bare number means seconds.
+pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
+    match &v.scalar {
+        Scalar::Int(i) if *i >= 0 => Ok(std::time::Duration::from_secs(*i as u64)),
+        Scalar::Float(f) if *f >= 0.0 && f.is_finite() => {
+            Ok(std::time::Duration::from_secs_f64(*f))
+        }
+        Scalar::Str(s) => parse_duration_str(s),
+        other => Err(format!("expected a duration, found {}", other.type_name())),
+    }
+}
+
+pub fn parse_duration_str(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))
+}
+
+struct Checker<'a> {
+    source: &'a Source,
+    diags: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, code: Code, span: Span, message: String, label: &str, help: String) {
+        self.diags.push(
+            Diagnostic::new(code, self.source, span, message)
+                .label(label)
+                .help(help),
+        );
+    }
+
+    fn node(&mut self, spec: &'static NodeSpec, node: &Node) {
+        // Positional arguments.
+        for (i, arg) in node.args.iter().enumerate() {
+            let Some(arg) = arg else { continue };
+            match spec.args.get(i) {
+                Some(field) => self.value(field, arg, &node.name),
+                None => {
+                    let names: Vec<String> =
+                        spec.args.iter().map(|a| format!("`{}`", a.name)).collect();
+                    let help = if names.is_empty() {
+                        format!("`{}` takes no arguments; use properties", node.name)
+                    } else {
+                        format!("`{}` takes: {}", node.name, names.join(", "))
+                    };
+                    self.push(
+                        Code::ExtraArgument,
+                        arg.span,
+                        format!("too many arguments for `{}`", node.name),
+                        "unexpected argument",
+                        help,
+                    );
+                }
+            }
+        }
+        for (i, field) in spec.args.iter().enumerate() {
+            if field.required && node.arg(i).is_none() {
+                self.push(
+                    Code::MissingField,
+                    node.name_span,
+                    format!("`{}` needs its `{}`", node.name, field.name),
+                    &format!("missing `{}`", field.name),
+                    format!(
+                        "add {} ({}): {}",
+                        field.name,
+                        field.ty.describe(),
+                        field.doc
+                    ),
+                );
+            }
+        }
+        // Properties.
+        for (i, prop) in node.props.iter().enumerate() {
+            if node.props[..i].iter().any(|p| p.name == prop.name) {
+                self.push(
+                    Code::DuplicateField,
+                    prop.name_span,
+                    format!("`{}` is given twice in `{}`", prop.name, node.name),
+                    "second occurrence",
+                    "remove one of them".into(),
+                );
+                continue;
+            }
+            if spec.is_map {
+                continue;
+            }
+            match spec.props.iter().find(|f| f.name == prop.name) {
+                Some(field) => self.value(field, &prop.value, &node.name),
+                None => {
+                    let help = did_you_mean(&prop.name, spec.props.iter().map(|f| f.name))
+                        .unwrap_or_else(|| {
+                            if spec.props.is_empty() {
+                                format!("`{}` has no properties", node.name)
+                            } else {
+                                let all: Vec<&str> = spec.props.iter().map(|f| f.name).collect();
+                                format!("`{}` accepts: {}", node.name, all.join(", "))
+                            }
+                        });
+                    self.push(
+                        Code::UnknownField,
+                        prop.name_span,
+                        format!("unknown property `{}` on `{}`", prop.name, node.name),
+                        "not a property of this node",
+                        help,
+                    );
+                }
+            }
+        }
+        for field in spec.props.iter().filter(|f| f.required) {
+            if node.prop(field.name).is_none() {
+                self.push(
+                    Code::MissingField,
+                    node.name_span,
+                    format!("`{}` needs `{}`", node.name, field.name),
+                    &format!("missing `{}`", field.name),
+                    format!(
+                        "add `{}` ({}): {}",
+                        field.name,
+                        field.ty.describe(),
+                        field.doc
+                    ),
+                );
+            }
+        }
+        let what = format!("`{}`", node.name);
+        self.children(spec, &what, &node.children);
+    }
+
+    fn children(&mut self, spec: &'static NodeSpec, what: &str, children: &[Node]) {
+        let steps = spec.steps();
+        for (i, child) in children.iter().enumerate() {
+            if let Some(c) = spec.child(&child.name) {
+                if matches!(c.kind, ChildKind::One | ChildKind::Map)
+                    && children[..i].iter().any(|p| p.name == child.name)
+                {
+                    self.push(
+                        Code::DuplicateField,
+                        child.name_span,
+                        format!("`{}` is given twice in {what}", child.name),
+                        "second occurrence",
+                        "merge them into one".into(),
+                    );
+                    continue;
+                }
+                if let Some(cspec) = schema::spec(c.node) {
+                    self.node(cspec, child);
+                }
+                continue;
+            }
+            if let Some(set) = steps {
+                if let Some(cspec) = schema::step_spec(set, &child.name) {
+                    self.node(cspec, child);
+                    continue;
+                }
+                if schema::all_step_kinds().any(|k| k == child.name) {
+                    let place = if matches!(
+                        child.name.as_str(),
+                        "send" | "receive" | "expect-silence" | "close"
+                    ) {
+                        "only inside a `ws` session"
+                    } else {
+                        "not inside a `ws` session"
+                    };
+                    self.push(
+                        Code::MisplacedStep,
+                        child.name_span,
+                        format!("`{}` cannot be used in {what}", child.name),
+                        "misplaced step",
+                        format!("`{}` is allowed {place}", child.name),
+                    );
+                    continue;
+                }
+            }
+            let mut candidates: Vec<&str> = spec
+                .children
+                .iter()
+                .map(|c| c.node)
+                .filter(|n| *n != "steps")
+                .collect();
+            if let Some(set) = steps {
+                candidates.extend(set.kinds());
+            }
+            let help = did_you_mean(&child.name, candidates.iter().copied()).unwrap_or_else(|| {
+                if candidates.is_empty() {
+                    format!("{what} takes no children")
+                } else {
+                    format!("{what} accepts: {}", candidates.join(", "))
+                }
+            });
+            self.push(
+                Code::UnknownNode,
+                child.name_span,
+                format!("unknown node `{}` in {what}", child.name),
+                "not known here",
+                help,
+            );
+        }
+    }
+
+    fn value(&mut self, field: &Field, v: &Value, node: &str) {
+        let ok = match (field.ty, &v.scalar) {
+            (Ty::Any, _) => true,
+            (Ty::Str, Scalar::Str(_)) => true,
+            (Ty::Int, Scalar::Int(_)) => true,
+            (Ty::Num, Scalar::Int(_) | Scalar::Float(_)) => true,
+            (Ty::Bool, Scalar::Bool(_)) => true,
+            (Ty::Duration, Scalar::Str(_) | Scalar::Int(_) | Scalar::Float(_)) => {
+                if let Err(e) = parse_duration(v) {
+                    self.push(
+                        Code::BadDuration,
+                        v.span,
+                        format!("bad duration for `{}`: {e}", field.name),
+                        "not a duration",
+                        "write a number with a unit: `250ms`, `2s`, `1m30s`, `1h`".into(),
+                    );
+                }
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            let hint = match (field.ty, &v.scalar) {
+                (Ty::Int | Ty::Num, Scalar::Str(s)) if s.trim().parse::<f64>().is_ok() => {
+                    format!("remove the quotes: {}", s.trim())
+                }
+                (Ty::Str, _) => "put the value in double quotes".to_string(),
+                (Ty::Bool, _) => "write #true or #false (KDL), true or false (YAML)".to_string(),
+                _ => format!("`{}`: {}", field.name, field.doc),
+            };
+            self.push(
+                Code::WrongType,
+                v.span,
+                format!(
+                    "`{}` of `{node}` must be {}, found {}",
+                    field.name,
+                    field.ty.describe(),
+                    v.scalar.type_name()
+                ),
+                "wrong type",
+                hint,
+            );
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The compiled program: an immutable step graph the runtime executes.
+//!
+//! Produced only by [`super::compile`] from a checked AST; shared behind an `Arc` by
+//! every virtual user. It knows nothing of KDL or YAML: twins in both spellings
+//! compile to equal programs (compare their [`super::dump`]). Statistics entries are
+//! interned by (kind, name), so steps that share a name share one entry (Locust's
+//! `name=`); [`StatId`] indexes [`Program::stats`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use super::template::{Templates, Tpl};
+
+pub type StatId = u32;
+
+#[derive(Debug, Serialize)]
+pub struct Program {
+    pub name: String,
+    /// Default host for relative URLs (`--host` overrides).
+    pub host: Option<String>,
+    pub http: HttpDefaults,
+    /// Plan variables, evaluated in order when a user starts.
+    pub vars: Vec<(String, Tpl)>,
+    pub feeders: Vec<Feeder>,
+    pub scenarios: Vec<Scenario>,
+    pub stats: Vec<StatEntry>,
+    #[serde(skip)]
+    pub templates: Templates,
+}
+
+impl Program {
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpDefaults {
+    pub headers: Vec<(String, Tpl)>,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub connect_timeout: Duration,
+    pub redirects: u32,
+    pub http2: bool,
+    pub cookies: bool,
+}
+
+impl Default for HttpDefaults {
+    fn default() -> Self {
+        Self {
+            headers: Vec::new(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            redirects: 10,
+            http2: false,
+            cookies: true,
+        }
+    }
+}
+
+/// One row of the statistics table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatEntry {
+    /// `GET`, `POST`, … for HTTP; `WS`, `send`, `receive`, `silence`, `close`, `group`.
+    pub kind: String,
+    pub name: String,
+    /// Scenarios whose steps record into this entry.
+    pub scenarios: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedMode {
+    Sequential,
+    Random,
+    Unique,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Feeder {
+    pub name: String,
+    pub file: String,
+    pub mode: FeedMode,
+    /// Rows as JSON objects (CSV columns become string fields).
+    #[serde(serialize_with = "ser_rows")]
+    pub rows: Arc<Vec<serde_json::Map<String, serde_json::Value>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub weight: u32,
+    pub think: Think,
+    pub on_start: Vec<Step>,
+    pub steps: Vec<Step>,
+    pub on_stop: Vec<Step>,
+}
+
+/// Time between iterations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Think {
+    None,
+    Constant(#[serde(serialize_with = "ser_duration")] Duration),
+    Uniform(
+        #[serde(serialize_with = "ser_duration")] Duration,
+        #[serde(serialize_with = "ser_duration")] Duration,
+    ),
+    /// Start iterations every period (wait for the rest of it after each one).
+    Pacing(#[serde(serialize_with = "ser_duration")] Duration),
+}
+
+/// A pause inside an iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pause {
+    Constant(#[serde(serialize_with = "ser_duration")] Duration),
+    Uniform(
+        #[serde(serialize_with = "ser_duration")] Duration,
+        #[serde(serialize_with = "ser_duration")] Duration,
+    ),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Http(Box<HttpStep>),
+    Ws(Box<WsSession>),
+    Sleep(Pause),
+    Group {
+        stat: StatId,
+        steps: Vec<Step>,
+    },
+    Repeat {
+        count: Option<u64>,
+        #[serde(serialize_with = "ser_opt_duration")]
+        duration: Option<Duration>,
+        steps: Vec<Step>,
+    },
+    Pick {
+        /// Relative weights, one per step.
+        weights: Vec<f64>,
+        steps: Vec<Step>,
+    },
+    Set {
+        var: String,
+        value: Tpl,
+    },
+    If {
+        condition: Tpl,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpStep {
+    pub stat: StatId,
+    pub method: String,
+    pub url: Tpl,
+    pub query: Vec<(String, Tpl)>,
+    pub headers: Vec<(String, Tpl)>,
+    pub body: Body,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub timeout: Option<Duration>,
+    pub checks: Vec<Check>,
+    pub captures: Vec<Capture>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    None,
+    Json(Tpl),
+    Form(Vec<(String, Tpl)>),
+    Text { body: Tpl, content_type: String },
+}
+
+/// A compiled regex that dumps as its source.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// A compiled JSON path that dumps as its source.
+#[derive(Debug, Clone)]
+pub struct JsonPath {
+    pub source: String,
+    pub path: serde_json_path::JsonPath,
+}
+
+impl PartialEq for JsonPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Serialize for JsonPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Predicate {
+    Exists,
+    Equals(serde_json::Value),
+    Contains(String),
+    Regex(Pattern),
+    Length(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    Status(u16),
+    MaxDuration(#[serde(serialize_with = "ser_duration")] Duration),
+    BodyContains(String),
+    BodyRegex(Pattern),
+    Header {
+        name: String,
+        predicate: Predicate,
+    },
+    Json {
+        path: JsonPath,
+        predicate: Predicate,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFrom {
+    Json(JsonPath),
+    Regex(Pattern),
+    Header(String),
+    Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Capture {
+    pub var: String,
+    pub from: CaptureFrom,
+    pub default: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WsSession {
+    pub stat: StatId,
+    pub url: Tpl,
+    pub headers: Vec<(String, Tpl)>,
+    pub subprotocol: Option<String>,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub timeout: Option<Duration>,
+    pub connection: Option<String>,
+    pub steps: Vec<WsStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frame {
+    Text(Tpl),
+    Json(Tpl),
+    Binary(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameType {
+    Text,
+    Binary,
+    Any,
+}
+
+/// What makes a received frame count for a `receive`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Matcher {
+    pub frame_type: FrameType,
+    pub json: Option<JsonPath>,
+    pub equals: Option<serde_json::Value>,
+    pub regex: Option<Pattern>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsStep {
+    Send {
+        stat: StatId,
+        frame: Frame,
+    },
+    Receive {
+        stat: StatId,
+        count: u32,
+        #[serde(serialize_with = "ser_duration")]
+        timeout: Duration,
+        matcher: Matcher,
+        checks: Vec<Check>,
+        captures: Vec<Capture>,
+    },
+    ExpectSilence {
+        stat: StatId,
+        #[serde(serialize_with = "ser_duration")]
+        duration: Duration,
+    },
+    Sleep(Pause),
+    Set {
+        var: String,
+        value: Tpl,
+    },
+    Close {
+        stat: StatId,
+        code: u16,
+        reason: String,
+    },
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+type Rows = Arc<Vec<serde_json::Map<String, serde_json::Value>>>;
+
+fn ser_rows<S: Serializer>(rows: &Rows, s: S) -> Result<S::Ok, S::Error> {
+    rows.as_slice().serialize(s)
+}

@@ -1,0 +1,89 @@
+//! The front end: plan source → checked, compiled [`ir::Program`].
+//!
+//! Pure and synchronous: no async runtime, no network (a grep in `.ci/run` keeps it
+//! so). Stages: [`kdl`] | [`yaml`] → [`ast`] → [`check`] (schema) → [`compile`]
+//! (semantics, templates) → [`ir`]. Every stage collects all its diagnostics; a plan
+//! that fails reports everything wrong with it at once.
+
+pub mod ast;
+pub mod check;
+pub mod compile;
+pub mod dump;
+pub mod ir;
+pub mod jsonschema;
+pub mod kdl;
+pub mod schema;
+pub mod template;
+pub mod yaml;
+
+use std::path::Path;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::source::{Source, Span, Syntax};
+
+/// Parse a source in its spelling into the AST.
+pub fn parse(source: &Source, syntax: Syntax) -> Result<ast::Document, Diagnostics> {
+    match syntax {
+        Syntax::Kdl => kdl::parse(source),
+        Syntax::Yaml => yaml::parse(source),
+    }
+}
+
+/// Parse, check and compile a plan source. `base` resolves feeder files.
+pub fn compile_source(
+    source: &Source,
+    syntax: Syntax,
+    base: &Path,
+) -> Result<ir::Program, Diagnostics> {
+    let doc = parse(source, syntax)?;
+    let mut diags = check::check(source, &doc);
+    match compile::compile(source, &doc, base) {
+        Ok(program) if diags.is_empty() => Ok(program),
+        Ok(_) => Err(diags),
+        Err(more) => {
+            diags.extend(more);
+            Err(diags)
+        }
+    }
+}
+
+/// Read and compile a plan file (spelling from its extension).
+pub fn load_plan(path: &Path) -> Result<(Source, ir::Program), Diagnostics> {
+    let source = read_source(path)?;
+    let Some(syntax) = Syntax::from_path(source.name()) else {
+        let mut d = Diagnostics::new();
+        d.push(
+            Diagnostic::new(
+                Code::Io,
+                &source,
+                Span::new(0, 0),
+                "a plan file ends in .kdl, .yaml or .yml",
+            )
+            .help("rename the file or pass a .kdl/.yaml plan"),
+        );
+        return Err(d);
+    };
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let program = compile_source(&source, syntax, base)?;
+    Ok((source, program))
+}
+
+/// Read a file into a [`Source`], as a diagnostic when it cannot be read.
+pub fn read_source(path: &Path) -> Result<Source, Diagnostics> {
+    let name = path.display().to_string();
+    std::fs::read_to_string(path)
+        .map(|text| Source::new(name.clone(), text))
+        .map_err(|e| {
+            let mut d = Diagnostics::new();
+            d.push(
+                Diagnostic::new(
+                    Code::Io,
+                    &Source::new(name.clone(), ""),
+                    Span::new(0, 0),
+                    format!("cannot read {name}: {e}"),
+                )
+                .help("check the path"),
+            );
+            d
+        })
+}
