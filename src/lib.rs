@@ -11,4 +11,6 @@ pub mod diag;
 pub mod lang;
 pub mod metrics;
 pub mod profile;
+pub mod report;
+pub mod runtime;
 pub mod source;

@@ -4,7 +4,9 @@
 //! error, 3 fatal runtime error.
 
 pub mod check;
+pub mod demo;
 pub mod graph;
+pub mod run;
 pub mod schema;
 
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a plan: generate load, show progress, print a summary.
+    Run(run::Args),
+    /// Serve the built-in demo target (a stand-in for the Durable Code backend).
+    Demo(demo::Args),
     /// Check a plan (and a profile) without sending any request.
     Check(check::Args),
     /// Print the compiled step graph of a plan.
@@ -50,6 +56,8 @@ pub fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Schema(a) => schema::run(a),

@@ -18,6 +18,9 @@ use super::template::{Templates, Tpl};
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{Source, Span};
 
+/// A pause as written: constant, uniform range, pacing period.
+type PauseParts = (Option<Duration>, Option<(Duration, Duration)>, Option<Duration>);
+
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Compile a checked document. `base` is the folder feeder files are relative to.
@@ -379,11 +382,7 @@ impl Compiler<'_> {
         &mut self,
         n: &Node,
         allow_pacing: bool,
-    ) -> Option<(
-        Option<Duration>,
-        Option<(Duration, Duration)>,
-        Option<Duration>,
-    )> {
+    ) -> Option<PauseParts> {
         let constant = self.duration(n.arg(0));
         let between = n.prop("between");
         let and = n.prop("and");

@@ -15,6 +15,20 @@ use crate::source::{Source, Span};
 
 /// Parse a KDL plan into the AST, or every syntax error found.
 pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
+    if let Some(at) = too_deep(source.text()) {
+        let mut diags = Diagnostics::new();
+        diags.push(
+            Diagnostic::new(
+                Code::Syntax,
+                source,
+                Span::new(at, 1),
+                format!("children are nested more than {MAX_DEPTH} levels deep"),
+            )
+            .label("too deep")
+            .help("a plan never needs this much nesting; look for a missing `}`"),
+        );
+        return Err(diags);
+    }
     let doc = match KdlDocument::parse(source.text()) {
         Ok(doc) => doc,
         Err(err) => {
@@ -54,6 +68,80 @@ pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
     } else {
         Err(diags)
     }
+}
+
+/// Deepest `{ … }` nesting accepted. The `kdl` parser recurses per level (about
+/// 25 KiB of stack each in a debug build), so a pathological file would overflow the
+/// stack — an abort, not an error — before the parser could report it.
+pub const MAX_DEPTH: usize = 32;
+
+/// The offset of the first `{` nested deeper than [`MAX_DEPTH`], skipping strings,
+/// raw strings and comments (a `{` inside them is text, not a child block).
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b'"' => {
+                // A quoted string (`"""` multi-line strings scan the same way).
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                // A raw string `#"…"#`, `##"…"##`, …; otherwise a keyword like `#true`.
+                let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+                if b.get(i + hashes) == Some(&b'"') {
+                    let close: Vec<u8> = std::iter::once(b'"')
+                        .chain(std::iter::repeat_n(b'#', hashes))
+                        .collect();
+                    let start = i + hashes + 1;
+                    i = b[start..]
+                        .windows(close.len())
+                        .position(|w| w == close.as_slice())
+                        .map_or(b.len(), |p| start + p + close.len() - 1);
+                } else {
+                    i += hashes - 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in KDL.
+                let mut level = 0usize;
+                while i < b.len() {
+                    if b[i..].starts_with(b"/*") {
+                        level += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        level -= 1;
+                        i += 2;
+                        if level == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn convert(source: &Source, n: &KdlNode, diags: &mut Diagnostics) -> Node {
@@ -148,4 +236,33 @@ fn value(source: &Source, v: &KdlValue, span: Span, diags: &mut Diagnostics) -> 
         KdlValue::Null => Scalar::Null,
     };
     Value { scalar, span }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_depth_ignores_braces_in_strings_and_comments() {
+        let deep = "{".repeat(MAX_DEPTH);
+        let text = format!(
+            "a \"{deep}\" b=#\"{deep}\"# // {deep}\n/* {deep} /* {deep} */ */ c {{ d {{ }} }}"
+        );
+        assert_eq!(too_deep(&text), None);
+        let text = format!(
+            "{}{}",
+            "a {".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
+        assert_eq!(too_deep(&text), Some(3 * MAX_DEPTH + 2));
+    }
+
+    #[test]
+    fn too_deep_nesting_is_a_syntax_error() {
+        let text = "a {".repeat(10_000);
+        let err = parse(&Source::new("deep.kdl", text)).expect_err("too deep");
+        let d = err.into_sorted();
+        assert_eq!(d[0].code, Code::Syntax);
+        assert_eq!(d[0].span, Span::new(3 * MAX_DEPTH + 2, 1));
+    }
 }

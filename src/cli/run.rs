@@ -1,0 +1,307 @@
+//! `loadplan run PLAN`: the main job — load from a plan under a profile, live
+//! progress, a summary, and an exit code a pipeline can gate on.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::demo::{DemoConfig, DemoServer};
+use crate::lang;
+use crate::lang::check::parse_duration_str;
+use crate::metrics::{StepInfo, render_progress_line, render_summary};
+use crate::profile::{self, LoadProfile, Model};
+use crate::runtime::driver::{self, Control, Tick};
+use crate::runtime::{RunConfig, RunResult};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The plan file (.kdl, .yaml or .yml).
+    pub plan: PathBuf,
+    /// Load profile: smoke, load, stress, soak, a name in profiles/, or a file.
+    #[arg(long, short = 'p', env = "LOADPLAN_PROFILE")]
+    pub profile: Option<String>,
+    /// Target base URL (overrides the plan's host).
+    #[arg(long, env = "LOADPLAN_HOST")]
+    pub host: Option<String>,
+    /// Number of concurrent users (overrides the profile).
+    #[arg(long, short = 'u')]
+    pub users: Option<u64>,
+    /// Users started per second (overrides the profile).
+    #[arg(long, short = 'r')]
+    pub spawn_rate: Option<f64>,
+    /// Run length, e.g. 30s, 5m (overrides the profile).
+    #[arg(long, short = 't', value_parser = parse_duration_str)]
+    pub duration: Option<Duration>,
+    /// Set a plan variable: --set name=value (repeatable).
+    #[arg(long = "set", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// Seed for every random choice (reproducible runs).
+    #[arg(long, env = "LOADPLAN_SEED")]
+    pub seed: Option<u64>,
+    /// Iterations per user; the run ends when all users are done.
+    #[arg(long)]
+    pub iterations: Option<u64>,
+    /// Start the built-in demo target on a free loopback port and aim the run at it.
+    #[arg(long)]
+    pub demo: bool,
+    /// No progress output (the summary is still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Accept invalid TLS certificates.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not name=value"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Resolve the profile and apply command-line overrides.
+pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadProfile, u8> {
+    let mut p = match &args.profile {
+        Some(name) => {
+            let Some(src) = profile::locate(name, args.plan.parent()) else {
+                eprintln!(
+                    "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
+                );
+                return Err(super::EXIT_USAGE);
+            };
+            profile::parse(&src, Some(program)).map_err(|d| {
+                super::report(d);
+                super::EXIT_USAGE
+            })?
+        }
+        None => LoadProfile::closed(1, 1.0, None),
+    };
+    if let Model::Closed { users, spawn_rate } = &mut p.model {
+        if let Some(u) = args.users {
+            *users = u;
+            if args.spawn_rate.is_none() && args.profile.is_none() {
+                *spawn_rate = u as f64;
+            }
+        }
+        if let Some(r) = args.spawn_rate {
+            if !(r > 0.0 && r.is_finite()) {
+                eprintln!("error: --spawn-rate must be positive");
+                return Err(super::EXIT_USAGE);
+            }
+            *spawn_rate = r;
+        }
+    } else if args.users.is_some() || args.spawn_rate.is_some() {
+        eprintln!(
+            "error: --users/--spawn-rate apply to closed-model profiles; this profile uses arrival_rate"
+        );
+        return Err(super::EXIT_USAGE);
+    }
+    if let Some(d) = args.duration {
+        p.duration = Some(d);
+        p.stages.clear();
+    }
+    Ok(p)
+}
+
+pub fn step_infos(program: &lang::ir::Program) -> Vec<StepInfo> {
+    program
+        .stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepInfo {
+            id: i as u32,
+            scenario: s.scenarios.join(","),
+            kind: s.kind.clone(),
+            name: s.name.clone(),
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> u8 {
+    let (_, program) = match lang::load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(d) => {
+            super::report(d);
+            return super::EXIT_USAGE;
+        }
+    };
+    let profile = match resolve_profile(&args, &program) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return super::EXIT_FATAL;
+        }
+    };
+    rt.block_on(run_async(args, Arc::new(program), profile))
+}
+
+async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadProfile) -> u8 {
+    let mut host = args.host.clone();
+    let demo = if args.demo {
+        let cfg = DemoConfig {
+            seed: args.seed,
+            ..DemoConfig::default()
+        };
+        match DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+            Ok(d) => {
+                host = Some(d.base_url());
+                if !args.quiet {
+                    eprintln!("demo target listening on {}", d.base_url());
+                }
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the demo target: {e}");
+                return super::EXIT_FATAL;
+            }
+        }
+    } else {
+        None
+    };
+    if host.is_none() && program.host.is_none() {
+        eprintln!("error: the plan has no host; pass --host URL or --demo");
+        return super::EXIT_USAGE;
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let cfg = RunConfig {
+        host,
+        seed,
+        iterations: args.iterations,
+        insecure: args.insecure,
+        set: args.set.iter().cloned().collect::<BTreeMap<_, _>>(),
+    };
+    if profile.duration.is_none()
+        && profile.stages.is_empty()
+        && args.iterations.is_none()
+        && !args.quiet
+    {
+        eprintln!("note: no duration, stages or --iterations: running until Ctrl-C");
+    }
+    let control = Control::default();
+    let signals = {
+        let c = control.clone();
+        let quiet = args.quiet;
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if !quiet {
+                    eprintln!(
+                        "\nstopping: letting iterations finish (Ctrl-C again to stop at once)"
+                    );
+                }
+                c.stop.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    c.kill.cancel();
+                }
+            }
+        })
+    };
+    let tty = std::io::stderr().is_terminal();
+    let bar = (!args.quiet && tty).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let mut last_line = Instant::now();
+    let quiet = args.quiet;
+    let on_tick = |t: &Tick| {
+        let line = render_progress_line(t.point, t.elapsed, t.planned);
+        if let Some(b) = &bar {
+            b.set_message(line);
+        } else if !quiet && last_line.elapsed() >= Duration::from_secs(5) {
+            last_line = Instant::now();
+            eprintln!("{line}");
+        }
+    };
+    let result = driver::run(program.clone(), &profile, &cfg, control, on_tick).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    signals.abort();
+    if let Some(d) = demo {
+        d.shutdown().await;
+    }
+    match result {
+        Ok(r) => finish(&program, &profile, &r, seed),
+        Err(e) => {
+            eprintln!("error: {e}");
+            super::EXIT_FATAL
+        }
+    }
+}
+
+fn finish(program: &lang::ir::Program, profile: &LoadProfile, r: &RunResult, seed: u64) -> u8 {
+    let infos = step_infos(program);
+    print!("{}", render_summary(&infos, &r.total, r.elapsed));
+    let verdicts = crate::report::thresholds::evaluate(
+        program,
+        &profile.thresholds,
+        &r.total,
+        r.elapsed.as_secs_f64(),
+    );
+    let mut failed = false;
+    if !verdicts.is_empty() {
+        println!("\nThresholds");
+        for v in &verdicts {
+            println!(
+                "  {} {:<40} actual {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.rule,
+                v.shown
+            );
+            failed |= !v.passed;
+        }
+    }
+    let (_, checks_failed) = r.total.checks();
+    if checks_failed > 0 {
+        failed = true;
+    }
+    if r.interrupted {
+        println!(
+            "\nrun interrupted after {:.1}s (seed {seed})",
+            r.elapsed.as_secs_f64()
+        );
+    } else {
+        println!("\nseed {seed}");
+    }
+    if failed {
+        println!(
+            "result: FAILED ({}{})",
+            if checks_failed > 0 {
+                format!("{checks_failed} checks failed")
+            } else {
+                String::new()
+            },
+            if verdicts.iter().any(|v| !v.passed) {
+                " thresholds failed"
+            } else {
+                ""
+            }
+        );
+        super::EXIT_FAILED
+    } else {
+        println!("result: PASSED");
+        super::EXIT_OK
+    }
+}

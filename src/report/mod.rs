@@ -1,0 +1,3 @@
+//! Sinks that turn a finished run into verdicts and files.
+
+pub mod thresholds;

@@ -1,0 +1,316 @@
+//! The driver: starts and stops users to follow the profile, ticks the metrics.
+//!
+//! Closed model: the target number of users at time t is `min(users, 1 + ⌊t·rate⌋)`,
+//! or the linear interpolation of `stages`. Users get ids in start order and run the
+//! scenario [`schedule`](super::schedule) assigns to their id; users stop in reverse
+//! order, so the scenario split is exact at every level. A stopping user gets a soft
+//! stop (finish the iteration) and, `stop_timeout` later, a hard one (abandon it).
+//! Every second the aggregator's delta folds into the run total and history.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::schedule;
+use super::user::{Shared, User};
+use super::{RunConfig, RunError, RunResult};
+use crate::lang::ir::Program;
+use crate::metrics::{Aggregator, History, HistoryPoint, Snapshot};
+use crate::profile::{LoadProfile, Model};
+
+/// What the driver shows its sinks every tick.
+pub struct Tick<'a> {
+    pub elapsed: Duration,
+    pub planned: Option<Duration>,
+    pub users: u64,
+    pub total: &'a Snapshot,
+    pub point: &'a HistoryPoint,
+}
+
+/// Run controls shared with signals (and later the web UI and master).
+#[derive(Clone, Default)]
+pub struct Control {
+    /// Graceful stop: users finish their iteration (within stop_timeout).
+    pub stop: CancellationToken,
+    /// Immediate stop: in-flight iterations are abandoned.
+    pub kill: CancellationToken,
+}
+
+struct Slot {
+    soft: CancellationToken,
+    hard: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+type Timeline = Arc<Mutex<Vec<(f64, u64)>>>;
+
+fn target_users(profile: &LoadProfile, users: u64, rate: f64, t: f64) -> Option<u64> {
+    if profile.stages.is_empty() {
+        let n = 1.0 + (t * rate).floor();
+        return Some((n.max(0.0) as u64).min(users));
+    }
+    let mut acc = 0.0;
+    let mut level = 0.0;
+    for s in &profile.stages {
+        let d = s.duration.as_secs_f64();
+        if t < acc + d {
+            let frac = if d > 0.0 { (t - acc) / d } else { 1.0 };
+            return Some((level + (s.target - level) * frac).round().max(0.0) as u64);
+        }
+        acc += d;
+        level = s.target;
+    }
+    None
+}
+
+/// Run a program under a profile until it ends, is stopped, or is killed.
+pub async fn run(
+    program: Arc<Program>,
+    profile: &LoadProfile,
+    cfg: &RunConfig,
+    control: Control,
+    mut on_tick: impl FnMut(&Tick) + Send,
+) -> Result<RunResult, RunError> {
+    let (users, rate) = match profile.model {
+        Model::Closed { users, spawn_rate } => (users, spawn_rate),
+        Model::Open { .. } => {
+            return Err(RunError::Unsupported(
+                "the open model (arrival_rate) is not available yet; use users/spawn_rate".into(),
+            ));
+        }
+    };
+    let weights: Vec<u32> = program
+        .scenarios
+        .iter()
+        .map(|s| profile.weights.get(&s.name).copied().unwrap_or(s.weight))
+        .collect();
+    let pattern = schedule::pattern(&weights);
+    if pattern.is_empty() {
+        return Err(RunError::Unsupported("every scenario has weight 0".into()));
+    }
+    let http = super::http::client(&program, cfg.insecure, false)
+        .map_err(|e| RunError::Client(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        host: cfg.host.clone().or_else(|| program.host.clone()),
+        http,
+        cookies: program.http.cookies,
+        insecure: cfg.insecure,
+        seed: cfg.seed,
+        counter: Arc::new(AtomicU64::new(0)),
+        feed_cursor: program
+            .feeders
+            .iter()
+            .map(|_| AtomicUsize::new(0))
+            .collect(),
+        set: cfg.set.clone(),
+        program: program.clone(),
+    });
+    let agg = Arc::new(Aggregator::new());
+    let planned = match (profile.duration, profile.stages_duration()) {
+        (Some(d), _) => Some(d),
+        (None, Some(s)) => Some(s),
+        (None, None) => None,
+    };
+    let start = Instant::now();
+    let timeline: Timeline = Arc::new(Mutex::new(vec![(0.0, 0)]));
+    let live = Arc::new(AtomicU64::new(0));
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut total = Snapshot::default();
+    let mut history = History::new();
+    let mut last_tick = start;
+    let mut peak = 0u64;
+    let mut interrupted = false;
+    let step = Duration::from_millis(20);
+
+    loop {
+        let elapsed = start.elapsed();
+        let t = elapsed.as_secs_f64();
+        if control.stop.is_cancelled() || control.kill.is_cancelled() {
+            interrupted = true;
+            break;
+        }
+        if planned.is_some_and(|p| elapsed >= p) {
+            break;
+        }
+        let target = match target_users(profile, users, rate, t) {
+            Some(n) => n,
+            None => break,
+        };
+        // Start users up to the target (never restart ones that finished their iterations).
+        while (slots.len() as u64) < target
+            && !(cfg.iterations.is_some() && slots.len() as u64 >= target)
+        {
+            let id = slots.len() as u64;
+            let soft = CancellationToken::new();
+            let hard = control.kill.child_token();
+            let scenario = schedule::scenario_of(&pattern, id);
+            let user = User::new(id, scenario, shared.clone(), agg.recorder(), hard.clone());
+            let (soft2, live2, tl, iterations) =
+                (soft.clone(), live.clone(), timeline.clone(), cfg.iterations);
+            live.fetch_add(1, Ordering::SeqCst);
+            push_timeline(&timeline, start, live.load(Ordering::SeqCst));
+            let handle = tokio::spawn(async move {
+                user.run(soft2, iterations).await;
+                let n = live2.fetch_sub(1, Ordering::SeqCst) - 1;
+                push_timeline(&tl, start, n);
+            });
+            slots.push(Slot { soft, hard, handle });
+        }
+        // Stop users above the target, newest first (stages ramping down).
+        let mut running = slots.iter().filter(|s| !s.soft.is_cancelled()).count() as u64;
+        while running > target {
+            if let Some(slot) = slots.iter().rev().find(|s| !s.soft.is_cancelled()) {
+                stop_later(slot, profile.stop_timeout);
+            }
+            running -= 1;
+        }
+        peak = peak.max(live.load(Ordering::SeqCst));
+        agg.set_users(live.load(Ordering::SeqCst));
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            tick(
+                &agg,
+                &mut total,
+                &mut history,
+                start,
+                &mut on_tick,
+                planned,
+                live.load(Ordering::SeqCst),
+            );
+        }
+        if cfg.iterations.is_some()
+            && slots.len() as u64 >= users.min(target.max(1))
+            && slots.iter().all(|s| s.handle.is_finished())
+            && (slots.len() as u64) >= users
+        {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = control.stop.cancelled() => {}
+            _ = control.kill.cancelled() => {}
+        }
+    }
+
+    // Graceful end: soft stop everyone, hard stop after stop_timeout.
+    for s in &slots {
+        s.soft.cancel();
+    }
+    let deadline = Instant::now() + profile.stop_timeout;
+    while slots.iter().any(|s| !s.handle.is_finished()) {
+        if Instant::now() >= deadline || control.kill.is_cancelled() {
+            for s in &slots {
+                s.hard.cancel();
+            }
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = control.kill.cancelled() => {}
+        }
+    }
+    for s in slots.drain(..) {
+        let _ = s.handle.await;
+    }
+    agg.set_users(0);
+    tick(
+        &agg,
+        &mut total,
+        &mut history,
+        start,
+        &mut on_tick,
+        planned,
+        0,
+    );
+    let elapsed = start.elapsed();
+    let mut peak_by = std::collections::BTreeMap::new();
+    for id in 0..peak {
+        let sc = &program.scenarios[schedule::scenario_of(&pattern, id)].name;
+        *peak_by.entry(sc.clone()).or_insert(0) += 1;
+    }
+    let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok(RunResult {
+        total,
+        history,
+        elapsed,
+        users_timeline,
+        peak_users_by_scenario: peak_by,
+        interrupted,
+    })
+}
+
+fn push_timeline(tl: &Timeline, start: Instant, n: u64) {
+    if let Ok(mut t) = tl.lock() {
+        t.push((start.elapsed().as_secs_f64(), n));
+    }
+}
+
+fn stop_later(slot: &Slot, grace: Duration) {
+    slot.soft.cancel();
+    let hard = slot.hard.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        hard.cancel();
+    });
+}
+
+fn tick(
+    agg: &Aggregator,
+    total: &mut Snapshot,
+    history: &mut History,
+    start: Instant,
+    on_tick: &mut impl FnMut(&Tick),
+    planned: Option<Duration>,
+    users: u64,
+) {
+    let delta = agg.take_delta();
+    total.accumulate(&delta);
+    let elapsed = start.elapsed();
+    let interval = history.last().map_or(elapsed, |p| {
+        elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
+    });
+    let point = history
+        .push(elapsed.as_secs_f64(), interval, &delta)
+        .clone();
+    on_tick(&Tick {
+        elapsed,
+        planned,
+        users,
+        total,
+        point: &point,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_ramp_targets() {
+        let p = LoadProfile::closed(10, 2.0, None);
+        assert_eq!(target_users(&p, 10, 2.0, 0.0), Some(1));
+        assert_eq!(target_users(&p, 10, 2.0, 1.0), Some(3));
+        assert_eq!(target_users(&p, 10, 2.0, 100.0), Some(10));
+    }
+
+    #[test]
+    fn stages_interpolate_and_end() {
+        let mut p = LoadProfile::closed(10, 2.0, None);
+        p.stages = vec![
+            crate::profile::Stage {
+                duration: Duration::from_secs(10),
+                target: 10.0,
+            },
+            crate::profile::Stage {
+                duration: Duration::from_secs(10),
+                target: 0.0,
+            },
+        ];
+        assert_eq!(target_users(&p, 10, 2.0, 5.0), Some(5));
+        assert_eq!(target_users(&p, 10, 2.0, 15.0), Some(5));
+        assert_eq!(target_users(&p, 10, 2.0, 25.0), None);
+    }
+}

@@ -1,0 +1,449 @@
+//! HTTP steps through reqwest: build the request from compiled templates, send it,
+//! read the body, run checks and captures, and record one event.
+//!
+//! The client is built once per process (or once per user when cookies are on, so
+//! jars stay isolated): pooled keep-alive, no proxy lookup, rustls with the ring
+//! provider. Every failure becomes a counted event with a bounded [`ErrorKind`].
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use minijinja::value::Value as JValue;
+use reqwest::header::HeaderMap;
+
+use super::interp::Flow;
+use super::user::User;
+use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
+use crate::metrics::{ErrorKind, Event};
+
+/// Install the rustls crypto provider once (reqwest is built without a default one).
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client configured for load.
+pub fn client(
+    program: &Program,
+    insecure: bool,
+    cookies: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto();
+    let redirect = if program.http.redirects == 0 {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::limited(program.http.redirects as usize)
+    };
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(redirect)
+        .connect_timeout(program.http.connect_timeout)
+        .timeout(program.http.timeout)
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .cookie_store(cookies)
+        .danger_accept_invalid_certs(insecure);
+    if program.http.http2 {
+        b = b.http2_prior_knowledge();
+    }
+    b.build()
+}
+
+/// Classify a reqwest error into a bounded kind and a short message.
+pub fn classify(e: &reqwest::Error) -> (ErrorKind, String) {
+    if e.is_timeout() {
+        return (ErrorKind::Timeout, "request timed out".into());
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    let mut text = e.to_string();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => return (ErrorKind::Connect, "connection refused".into()),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    return (
+                        ErrorKind::Reset,
+                        format!("connection reset ({})", io.kind()),
+                    );
+                }
+                K::TimedOut => return (ErrorKind::Timeout, "timed out".into()),
+                _ => {}
+            }
+        }
+        text = s.to_string();
+        src = s.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("dns")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service")
+    {
+        (ErrorKind::Dns, format!("DNS: {text}"))
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        (ErrorKind::Tls, format!("TLS: {text}"))
+    } else if e.is_connect() {
+        (ErrorKind::Connect, format!("connect: {text}"))
+    } else if e.is_body() || e.is_decode() {
+        (ErrorKind::Body, format!("body: {text}"))
+    } else if lower.contains("closed") || lower.contains("reset") {
+        (ErrorKind::Reset, format!("connection closed: {text}"))
+    } else {
+        (ErrorKind::Other, text)
+    }
+}
+
+/// Join a step URL to the host.
+pub fn absolute(host: Option<&str>, url: &str, schemes: (&str, &str)) -> Result<String, String> {
+    if url.contains("://") {
+        return Ok(url.to_string());
+    }
+    let host =
+        host.ok_or_else(|| format!("`{url}` is relative and the plan has no host (use --host)"))?;
+    let host = host.trim_end_matches('/');
+    let host = if schemes.0 == "ws" {
+        host.replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1)
+    } else {
+        host.to_string()
+    };
+    Ok(format!("{host}{url}"))
+}
+
+/// Facts about a response (or frame) that checks and captures look at.
+pub struct Subject<'a> {
+    pub status: Option<u16>,
+    pub headers: Option<&'a HeaderMap>,
+    pub body: &'a [u8],
+    pub elapsed: Duration,
+    json: std::cell::OnceCell<Option<serde_json::Value>>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn new(
+        status: Option<u16>,
+        headers: Option<&'a HeaderMap>,
+        body: &'a [u8],
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+            elapsed,
+            json: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        self.json
+            .get_or_init(|| serde_json::from_slice(self.body).ok())
+            .as_ref()
+    }
+
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.body)
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers?
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    fn json_path(&self, path: &crate::lang::ir::JsonPath) -> Vec<&serde_json::Value> {
+        match self.json() {
+            Some(v) => path.path.query(v).all(),
+            None => Vec::new(),
+        }
+    }
+}
+
+fn pred_ok(p: &Predicate, v: &serde_json::Value) -> bool {
+    match p {
+        Predicate::Exists => true,
+        Predicate::Equals(want) => json_eq(v, want),
+        Predicate::Contains(s) => match v {
+            serde_json::Value::String(t) => t.contains(s.as_str()),
+            serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some(s.as_str())),
+            other => other.to_string().contains(s.as_str()),
+        },
+        Predicate::Regex(r) => match v {
+            serde_json::Value::String(t) => r.0.is_match(t),
+            other => r.0.is_match(&other.to_string()),
+        },
+        Predicate::Length(n) => match v {
+            serde_json::Value::Array(a) => a.len() as u64 == *n,
+            serde_json::Value::String(s) => s.chars().count() as u64 == *n,
+            serde_json::Value::Object(o) => o.len() as u64 == *n,
+            _ => false,
+        },
+    }
+}
+
+/// Numbers compare by value (1000 == 1000.0); everything else structurally.
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b || a.as_str().zip(b.as_f64()).is_some_and(|(s, f)| s.trim().parse::<f64>().ok() == Some(f)),
+    }
+}
+
+/// Run checks: (passed, failed, first failure message).
+pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
+    let (mut passed, mut failed, mut first) = (0, 0, None);
+    for c in checks {
+        let res: Result<(), String> = match c {
+            Check::Status(want) => match s.status {
+                Some(got) if got == *want => Ok(()),
+                got => Err(format!(
+                    "expected status {want}, got {}",
+                    got.map_or("none".into(), |g| g.to_string())
+                )),
+            },
+            Check::MaxDuration(d) => {
+                if s.elapsed <= *d {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "took {} ms, limit {} ms",
+                        s.elapsed.as_millis(),
+                        d.as_millis()
+                    ))
+                }
+            }
+            Check::BodyContains(t) => {
+                if s.text().contains(t.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("body does not contain {t:?}"))
+                }
+            }
+            Check::BodyRegex(r) => {
+                if r.0.is_match(&s.text()) {
+                    Ok(())
+                } else {
+                    Err(format!("body does not match /{}/", r.0.as_str()))
+                }
+            }
+            Check::Header { name, predicate } => match s.header(name) {
+                Some(v) if pred_ok(predicate, &serde_json::Value::String(v.clone())) => Ok(()),
+                Some(v) => Err(format!("header {name}: {v:?} fails {predicate:?}")),
+                None => Err(format!("header {name} is missing")),
+            },
+            Check::Json { path, predicate } => {
+                let found = s.json_path(path);
+                if found.is_empty() {
+                    Err(format!("{} not found in the body", path.source))
+                } else if found.iter().any(|v| pred_ok(predicate, v)) {
+                    Ok(())
+                } else {
+                    let shown: String = found[0].to_string().chars().take(60).collect();
+                    Err(format!(
+                        "{} = {shown} fails {}",
+                        path.source,
+                        describe(predicate)
+                    ))
+                }
+            }
+        };
+        match res {
+            Ok(()) => passed += 1,
+            Err(m) => {
+                failed += 1;
+                first.get_or_insert(m);
+            }
+        }
+    }
+    (passed, failed, first)
+}
+
+fn describe(p: &Predicate) -> String {
+    match p {
+        Predicate::Exists => "exists".into(),
+        Predicate::Equals(v) => format!("equals {v}"),
+        Predicate::Contains(s) => format!("contains {s:?}"),
+        Predicate::Regex(r) => format!("matches /{}/", r.0.as_str()),
+        Predicate::Length(n) => format!("length {n}"),
+    }
+}
+
+/// Run captures into the user's variables; the first missing one is returned.
+pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Option<String> {
+    let mut missing = None;
+    for c in captures {
+        let value: Option<JValue> = match &c.from {
+            CaptureFrom::Json(p) => s.json_path(p).first().map(super::interp::jv),
+            CaptureFrom::Regex(r) => {
+                let text = s.text();
+                r.0.captures(&text).map(|caps| {
+                    let m = caps
+                        .get(1)
+                        .or_else(|| caps.get(0))
+                        .map_or("", |m| m.as_str());
+                    JValue::from(m.to_string())
+                })
+            }
+            CaptureFrom::Header(h) => s.header(h).map(JValue::from),
+            CaptureFrom::Body => Some(JValue::from(s.text().into_owned())),
+        };
+        match value.or_else(|| c.default.as_ref().map(super::interp::jv)) {
+            Some(v) => {
+                user.vars.insert(c.var.clone(), v);
+            }
+            None => {
+                missing.get_or_insert_with(|| format!("capture `{}` found nothing", c.var));
+            }
+        }
+    }
+    missing
+}
+
+fn render(
+    user: &User,
+    tpl: &crate::lang::template::Tpl,
+    ctx: &mut Option<JValue>,
+) -> Result<String, String> {
+    if tpl.is_static() {
+        return Ok(tpl.source.clone());
+    }
+    let c = ctx.get_or_insert_with(|| user.ctx());
+    user.shared
+        .program
+        .templates
+        .render(tpl, c)
+        .map_err(|e| format!("template {:?}: {e}", tpl.source))
+}
+
+/// Execute one HTTP step and record its event.
+pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
+    let mut ctx = None;
+    let built = (|| -> Result<reqwest::RequestBuilder, String> {
+        let url = render(user, &step.url, &mut ctx)?;
+        let url = absolute(user.shared.host.as_deref(), &url, ("http", "https"))?;
+        let method =
+            reqwest::Method::from_bytes(step.method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut rb = user.client.request(method, &url);
+        if !step.query.is_empty() {
+            let mut q = Vec::with_capacity(step.query.len());
+            for (k, v) in &step.query {
+                q.push((k.as_str(), render(user, v, &mut ctx)?));
+            }
+            rb = rb.query(&q);
+        }
+        for (k, v) in user.shared.program.http.headers.iter().chain(&step.headers) {
+            rb = rb.header(k.as_str(), render(user, v, &mut ctx)?);
+        }
+        rb = match &step.body {
+            Body::None => rb,
+            Body::Json(t) => rb
+                .header("content-type", "application/json")
+                .body(render(user, t, &mut ctx)?),
+            Body::Form(fields) => {
+                let mut f = Vec::with_capacity(fields.len());
+                for (k, v) in fields {
+                    f.push((k.as_str(), render(user, v, &mut ctx)?));
+                }
+                rb.form(&f)
+            }
+            Body::Text { body, content_type } => rb
+                .header("content-type", content_type.as_str())
+                .body(render(user, body, &mut ctx)?),
+        };
+        if let Some(t) = step.timeout {
+            rb = rb.timeout(t);
+        }
+        Ok(rb)
+    })();
+    let rb = match built {
+        Ok(rb) => rb,
+        Err(m) => {
+            user.rec
+                .record(Event::new(step.stat, 0).with_error(ErrorKind::Template, m));
+            return Flow::Failed;
+        }
+    };
+    let bytes_out = 0u64;
+    let start = Instant::now();
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let (kind, msg) = classify(&e);
+            user.rec.record(
+                Event::new(step.stat, start.elapsed().as_micros() as u64).with_error(kind, msg),
+            );
+            return Flow::Failed;
+        }
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            let (kind, msg) = classify(&e);
+            let kind = if kind == ErrorKind::Other {
+                ErrorKind::Body
+            } else {
+                kind
+            };
+            user.rec.record(
+                Event::new(step.stat, start.elapsed().as_micros() as u64)
+                    .with_status(status)
+                    .with_error(kind, msg),
+            );
+            return Flow::Failed;
+        }
+    };
+    let elapsed = start.elapsed();
+    let subject = Subject::new(Some(status), Some(&headers), &body, elapsed);
+    let (passed, failed, check_msg) = run_checks(&step.checks, &subject);
+    let capture_msg = run_captures(user, &step.captures, &subject);
+    let expects_status = step.checks.iter().any(|c| matches!(c, Check::Status(_)));
+    let mut ev = Event::new(step.stat, elapsed.as_micros() as u64).with_status(status);
+    ev.bytes_in = body.len() as u64;
+    ev.bytes_out = bytes_out;
+    ev.checks_passed = passed;
+    ev.checks_failed = failed;
+    if status >= 400 && !expects_status {
+        ev = ev.with_error(ErrorKind::Status, format!("HTTP {status}"));
+    } else if let Some(m) = check_msg {
+        let kind = if expects_status
+            && step
+                .checks
+                .iter()
+                .any(|c| matches!(c, Check::Status(s) if *s != status))
+        {
+            ErrorKind::Status
+        } else {
+            ErrorKind::Check
+        };
+        ev = ev.with_error(
+            kind,
+            if kind == ErrorKind::Status {
+                format!("HTTP {status}: {m}")
+            } else {
+                m
+            },
+        );
+    } else if let Some(m) = capture_msg {
+        ev = ev.with_error(ErrorKind::Capture, m);
+    }
+    let flow = if ev.is_failure() {
+        Flow::Failed
+    } else {
+        Flow::Ok
+    };
+    // Keep the last response for templates (`response.status`, `response.body`, `response.json`).
+    if let Ok(text) = std::str::from_utf8(&body) {
+        let mut r = std::collections::BTreeMap::new();
+        r.insert("status", JValue::from(status));
+        r.insert("body", JValue::from(text));
+        if let Some(Some(j)) = subject.json.get() {
+            r.insert("json", super::interp::jv(j));
+        }
+        user.vars.insert("response".into(), JValue::from(r));
+    }
+    user.rec.record(ev);
+    flow
+}

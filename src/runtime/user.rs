@@ -1,0 +1,234 @@
+//! One virtual user: its variables, RNG, cookie jar (own HTTP client), recorder and
+//! the loop of iterations of its scenario.
+//!
+//! A user owns everything it touches per request; the only shared things are the
+//! immutable program, the feeders' cursors and the metrics aggregator it flushes to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use minijinja::value::Value as JValue;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio_util::sync::CancellationToken;
+
+use super::interp::{self, Flow};
+use super::ws::Connections;
+use crate::lang::ir::{FeedMode, Program, Think};
+use crate::lang::template::UserRt;
+use crate::metrics::{Counter, ErrorKind, Event, Recorder};
+
+/// What all users of a run share.
+pub struct Shared {
+    pub program: Arc<Program>,
+    pub host: Option<String>,
+    pub http: reqwest::Client,
+    pub cookies: bool,
+    pub insecure: bool,
+    pub seed: u64,
+    pub counter: Arc<AtomicU64>,
+    /// One cursor per feeder (sequential mode).
+    pub feed_cursor: Vec<AtomicUsize>,
+    pub set: BTreeMap<String, String>,
+}
+
+/// A running user.
+pub struct User {
+    pub id: u64,
+    pub scenario: usize,
+    pub shared: Arc<Shared>,
+    pub rng: StdRng,
+    pub vars: BTreeMap<String, JValue>,
+    pub rt: JValue,
+    pub client: reqwest::Client,
+    pub rec: Recorder,
+    pub iteration: u64,
+    pub hard: CancellationToken,
+    pub conns: Connections,
+    /// Per-user unique feeder rows (mode unique), fixed at start.
+    unique_rows: BTreeMap<String, JValue>,
+}
+
+/// Mix the run seed with a user id (splitmix64), so users' streams differ.
+pub fn mix_seed(seed: u64, id: u64) -> u64 {
+    let mut z = seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl User {
+    pub fn new(
+        id: u64,
+        scenario: usize,
+        shared: Arc<Shared>,
+        rec: Recorder,
+        hard: CancellationToken,
+    ) -> Self {
+        let client = if shared.cookies {
+            super::http::client(&shared.program, shared.insecure, true)
+                .unwrap_or_else(|_| shared.http.clone())
+        } else {
+            shared.http.clone()
+        };
+        let seed = mix_seed(shared.seed, id);
+        let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
+        Self {
+            id,
+            scenario,
+            rng: StdRng::seed_from_u64(seed),
+            vars: BTreeMap::new(),
+            rt,
+            client,
+            rec,
+            iteration: 0,
+            hard,
+            conns: Connections::default(),
+            shared,
+            unique_rows: BTreeMap::new(),
+        }
+    }
+
+    /// The template context: variables plus runtime values.
+    pub fn ctx(&self) -> JValue {
+        let mut m = self.vars.clone();
+        m.insert("__rt".into(), self.rt.clone());
+        m.insert("user".into(), JValue::from(self.id));
+        m.insert("iteration".into(), JValue::from(self.iteration));
+        let sc = &self.shared.program.scenarios[self.scenario].name;
+        m.insert("scenario".into(), JValue::from(sc.as_str()));
+        JValue::from(m)
+    }
+
+    /// Evaluate plan variables and fix unique feeder rows. False when the user cannot
+    /// start (a unique feeder ran out of rows).
+    fn init(&mut self) -> bool {
+        let program = self.shared.program.clone();
+        for f in &program.feeders {
+            if f.mode == FeedMode::Unique {
+                match f.rows.get(self.id as usize) {
+                    Some(row) => {
+                        self.unique_rows
+                            .insert(f.name.clone(), super::interp::jv(row));
+                    }
+                    None => {
+                        self.rec.record(Event::new(0, 0).with_error(
+                            ErrorKind::Other,
+                            format!("feeder `{}` has no row left for user {}", f.name, self.id),
+                        ));
+                        return false;
+                    }
+                }
+            }
+        }
+        self.feed();
+        for (name, tpl) in &program.vars {
+            let value = match self.shared.set.get(name) {
+                Some(v) => JValue::from(v.as_str()),
+                None => match program.templates.render(tpl, &self.ctx()) {
+                    Ok(s) => JValue::from(s),
+                    Err(_) => JValue::from(tpl.source.as_str()),
+                },
+            };
+            self.vars.insert(name.clone(), value);
+        }
+        for (k, v) in &self.shared.set {
+            self.vars
+                .entry(k.clone())
+                .or_insert_with(|| JValue::from(v.as_str()));
+        }
+        true
+    }
+
+    /// Hand out feeder rows for the next iteration.
+    fn feed(&mut self) {
+        let program = self.shared.program.clone();
+        for (i, f) in program.feeders.iter().enumerate() {
+            let row = match f.mode {
+                FeedMode::Unique => self.unique_rows.get(&f.name).cloned(),
+                FeedMode::Sequential => {
+                    let n = self.shared.feed_cursor[i].fetch_add(1, Ordering::Relaxed);
+                    f.rows.get(n % f.rows.len()).map(super::interp::jv)
+                }
+                FeedMode::Random => {
+                    let n = self.rng.random_range(0..f.rows.len());
+                    f.rows.get(n).map(super::interp::jv)
+                }
+            };
+            if let Some(row) = row {
+                self.vars.insert(f.name.clone(), row);
+            }
+        }
+    }
+
+    /// Run until `soft` is cancelled or the iteration budget is spent. On-stop steps
+    /// run at the end unless the hard token fired.
+    pub async fn run(mut self, soft: CancellationToken, iterations: Option<u64>) {
+        if !self.init() {
+            self.rec.flush();
+            return;
+        }
+        let program = self.shared.program.clone();
+        let scenario = &program.scenarios[self.scenario];
+        if !scenario.on_start.is_empty() {
+            let hard = self.hard.clone();
+            tokio::select! {
+                _ = hard.cancelled() => { self.rec.flush(); return; }
+                _ = interp::run_steps(&mut self, &scenario.on_start) => {}
+            }
+        }
+        loop {
+            if soft.is_cancelled() || iterations.is_some_and(|n| self.iteration >= n) {
+                break;
+            }
+            let started = Instant::now();
+            if self.iteration > 0 {
+                self.feed();
+            }
+            self.rec.count(Counter::IterationStarted);
+            let hard = self.hard.clone();
+            let flow = tokio::select! {
+                _ = hard.cancelled() => None,
+                f = interp::run_steps(&mut self, &scenario.steps) => Some(f),
+            };
+            match flow {
+                None => {
+                    self.rec.count(Counter::IterationFailed);
+                    self.rec.flush();
+                    self.conns.close_all().await;
+                    return;
+                }
+                Some(Flow::Failed) => self.rec.count(Counter::IterationFailed),
+                Some(Flow::Ok) => self.rec.count(Counter::IterationCompleted),
+            }
+            self.iteration += 1;
+            self.rec.flush();
+            if iterations.is_some_and(|n| self.iteration >= n) {
+                break;
+            }
+            let wait = match scenario.think {
+                Think::None => None,
+                Think::Constant(d) => Some(d),
+                Think::Uniform(lo, hi) => Some(interp::uniform(&mut self.rng, lo, hi)),
+                Think::Pacing(p) => Some(p.saturating_sub(started.elapsed())),
+            };
+            if let Some(w) = wait.filter(|w| !w.is_zero()) {
+                tokio::select! {
+                    _ = soft.cancelled() => break,
+                    _ = tokio::time::sleep(w) => {}
+                }
+            }
+        }
+        if !scenario.on_stop.is_empty() && !self.hard.is_cancelled() {
+            let hard = self.hard.clone();
+            tokio::select! {
+                _ = hard.cancelled() => {}
+                _ = interp::run_steps(&mut self, &scenario.on_stop) => {}
+            }
+        }
+        self.conns.close_all().await;
+        self.rec.flush();
+    }
+}
