@@ -212,6 +212,7 @@ pub async fn run(
             _ = control.kill.cancelled() => {}
         }
     }
+    let started = slots.len() as u64;
     for s in slots.drain(..) {
         let _ = s.handle.await;
     }
@@ -227,7 +228,7 @@ pub async fn run(
     );
     let elapsed = start.elapsed();
     let mut peak_by = std::collections::BTreeMap::new();
-    for id in 0..peak {
+    for id in 0..started {
         let sc = &program.scenarios[schedule::scenario_of(&pattern, id)].name;
         *peak_by.entry(sc.clone()).or_insert(0) += 1;
     }
@@ -237,7 +238,8 @@ pub async fn run(
         history,
         elapsed,
         users_timeline,
-        peak_users_by_scenario: peak_by,
+        users_by_scenario: peak_by,
+        peak_users: peak,
         interrupted,
     })
 }

@@ -186,7 +186,12 @@ fn pred_ok(p: &Predicate, v: &serde_json::Value) -> bool {
 fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
-        _ => a == b || a.as_str().zip(b.as_f64()).is_some_and(|(s, f)| s.trim().parse::<f64>().ok() == Some(f)),
+        _ => {
+            a == b
+                || a.as_str()
+                    .zip(b.as_f64())
+                    .is_some_and(|(s, f)| s.trim().parse::<f64>().ok() == Some(f))
+        }
     }
 }
 

@@ -42,8 +42,10 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// (seconds since start, live users) at every change in the number of users.
     pub users_timeline: Vec<(f64, u64)>,
-    /// Users per scenario at the peak.
-    pub peak_users_by_scenario: BTreeMap<String, u64>,
+    /// Users started, by scenario (deterministic: see `schedule`).
+    pub users_by_scenario: BTreeMap<String, u64>,
+    /// Most users live at once.
+    pub peak_users: u64,
     /// Set when the run was stopped early (Ctrl-C, abort).
     pub interrupted: bool,
 }
