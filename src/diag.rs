@@ -39,6 +39,9 @@ pub enum Code {
     EmptySteps,
     MisplacedStep,
     ProfileSyntax,
+    ProfileUnknownField,
+    ProfileMissingField,
+    ProfileWrongType,
     ProfileUnknownScenario,
     ProfileBadValue,
     Io,
@@ -71,6 +74,9 @@ impl Code {
         Code::EmptySteps,
         Code::MisplacedStep,
         Code::ProfileSyntax,
+        Code::ProfileUnknownField,
+        Code::ProfileMissingField,
+        Code::ProfileWrongType,
         Code::ProfileUnknownScenario,
         Code::ProfileBadValue,
         Code::Io,
@@ -103,6 +109,9 @@ impl Code {
             Code::EmptySteps => "plan::empty-steps",
             Code::MisplacedStep => "plan::misplaced-step",
             Code::ProfileSyntax => "profile::syntax",
+            Code::ProfileUnknownField => "profile::unknown-field",
+            Code::ProfileMissingField => "profile::missing-field",
+            Code::ProfileWrongType => "profile::wrong-type",
             Code::ProfileUnknownScenario => "profile::unknown-scenario",
             Code::ProfileBadValue => "profile::bad-value",
             Code::Io => "io::read",
@@ -272,8 +281,9 @@ impl Diagnostics {
         self.0.sort_by(|a, b| {
             (a.source.name(), a.span.offset, a.code).cmp(&(b.source.name(), b.span.offset, b.code))
         });
-        self.0
-            .dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
+        // One report per place and code: a later pass may meet a mistake an earlier
+        // one already explained (a YAML value of the wrong shape, then its type).
+        self.0.dedup_by(|a, b| a.span == b.span && a.code == b.code);
         self.0
     }
 

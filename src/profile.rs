@@ -17,6 +17,10 @@ use crate::lang::check::parse_duration_str;
 use crate::lang::ir::Program;
 use crate::source::{Source, Span};
 
+mod shape;
+
+use shape::Locate;
+
 /// Presets shipped inside the binary.
 pub const PRESETS: &[(&str, &str)] = &[
     ("smoke", include_str!("../profiles/smoke.yml")),
@@ -180,16 +184,28 @@ pub fn locate(name: &str, plan_dir: Option<&Path>) -> Option<Source> {
 }
 
 /// Parse and validate a profile source (against a program when given, for weights).
+///
+/// Every problem is reported at once: the shape of the file first (unknown keys,
+/// missing fields, wrong types), then the values (durations, metrics, weights).
 pub fn parse(source: &Source, program: Option<&Program>) -> Result<LoadProfile, Diagnostics> {
+    let tree = crate::lang::yaml::parse_value(source, Code::ProfileSyntax)?;
+    let diags = shape::check(source, &tree);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
     let file: ProfileFile = crate::lang::yaml::from_str(source, Code::ProfileSyntax)?;
-    resolve(source, file, program)
+    resolve(source, &Locate::new(&tree), file, program)
 }
 
-fn find(source: &Source, needle: &str) -> Span {
-    source
-        .text()
-        .find(needle)
-        .map_or(Span::new(0, 0), |o| Span::new(o, needle.len()))
+/// Scenario names the profile weights that the plan does not have: ignored, so one
+/// profile serves plans with a subset of its scenarios (`check` prints a note).
+pub fn unknown_weights(profile: &LoadProfile, program: &Program) -> Vec<String> {
+    profile
+        .weights
+        .keys()
+        .filter(|n| program.scenario(n).is_none())
+        .cloned()
+        .collect()
 }
 
 /// Parse `5%` / `0.05` as a fraction, `500ms` as µs, numbers as is.
@@ -219,218 +235,286 @@ fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     }
 }
 
-fn resolve(
-    source: &Source,
-    f: ProfileFile,
-    program: Option<&Program>,
-) -> Result<LoadProfile, Diagnostics> {
-    let mut diags = Diagnostics::new();
-    let mut bad = |needle: &str, msg: String, help: &str| {
-        diags.push(
-            Diagnostic::new(Code::ProfileBadValue, source, find(source, needle), msg)
-                .label("here")
+const METRICS: &[&str] = &[
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "max",
+    "avg",
+    "error_rate",
+    "check_rate",
+    "rate",
+];
+
+/// Value checks, with spans from the tree.
+struct Resolver<'a> {
+    source: &'a Source,
+    at: &'a Locate<'a>,
+    diags: Diagnostics,
+}
+
+impl Resolver<'_> {
+    fn bad(&mut self, span: Span, message: String, label: &str, help: &str) {
+        self.diags.push(
+            Diagnostic::new(Code::ProfileBadValue, self.source, span, message)
+                .label(label)
                 .help(help),
         );
-    };
-    let dur = |s: &Option<String>, bad: &mut dyn FnMut(&str, String, &str)| -> Option<Duration> {
-        let s = s.as_ref()?;
+    }
+
+    fn duration(&mut self, text: &Option<String>, path: &[&str]) -> Option<Duration> {
+        let s = text.as_ref()?;
         match parse_duration_str(s) {
             Ok(d) => Some(d),
             Err(e) => {
-                bad(s, e, "write a duration such as `30s`, `5m`, `1h`");
+                self.bad(
+                    self.at.value(path),
+                    e,
+                    "not a duration",
+                    "write a number with a unit: `30s`, `5m`, `1h30m`",
+                );
                 None
             }
         }
-    };
-    let duration = dur(&f.duration, &mut bad);
-    let stop_timeout = dur(&f.stop_timeout, &mut bad).unwrap_or(Duration::from_secs(5));
-    let model = match (f.arrival_rate, f.users) {
-        (Some(_), Some(_)) => {
-            bad(
-                "arrival_rate",
-                "a profile is closed (`users`) or open (`arrival_rate`), not both".into(),
-                "remove `users` or `arrival_rate`",
-            );
-            Model::Closed {
-                users: 1,
-                spawn_rate: 1.0,
-            }
-        }
-        (Some(rate), None) => {
-            if !(rate > 0.0 && rate.is_finite()) {
-                bad(
-                    "arrival_rate",
-                    format!("arrival_rate must be positive, found {rate}"),
-                    "iterations per second, e.g. 50",
+    }
+
+    fn model(&mut self, f: &ProfileFile) -> Model {
+        match (f.arrival_rate, f.users) {
+            (Some(_), Some(_)) => {
+                self.bad(
+                    self.at.key(&["arrival_rate"]),
+                    "a profile is closed (`users`) or open (`arrival_rate`), not both".into(),
+                    "second model",
+                    "remove `users` or `arrival_rate`",
                 );
-            }
-            let poisson = match f.arrival.as_deref() {
-                None | Some("uniform") => false,
-                Some("poisson") => true,
-                Some(other) => {
-                    bad(
-                        other,
-                        format!("unknown arrival spacing `{other}`"),
-                        "one of: uniform, poisson",
-                    );
-                    false
+                Model::Closed {
+                    users: 1,
+                    spawn_rate: 1.0,
                 }
-            };
-            Model::Open {
-                rate,
-                max_users: f.max_users.unwrap_or(1000),
-                poisson,
+            }
+            (Some(rate), None) => {
+                if !(rate > 0.0 && rate.is_finite()) {
+                    self.bad(
+                        self.at.value(&["arrival_rate"]),
+                        format!("arrival_rate must be positive, found {rate}"),
+                        "not positive",
+                        "iterations started per second, e.g. 50",
+                    );
+                }
+                if f.spawn_rate.is_some() {
+                    self.bad(
+                        self.at.key(&["spawn_rate"]),
+                        "`spawn_rate` belongs to the closed model".into(),
+                        "closed-model field",
+                        "the open model starts iterations at `arrival_rate`; remove `spawn_rate`",
+                    );
+                }
+                let poisson = match f.arrival.as_deref() {
+                    None | Some("uniform") => false,
+                    Some("poisson") => true,
+                    Some(other) => {
+                        let help = crate::diag::did_you_mean(other, ["uniform", "poisson"])
+                            .unwrap_or_else(|| "one of: uniform, poisson".into());
+                        self.bad(
+                            self.at.value(&["arrival"]),
+                            format!("unknown arrival spacing `{other}`"),
+                            "unknown spacing",
+                            &help,
+                        );
+                        false
+                    }
+                };
+                Model::Open {
+                    rate,
+                    max_users: f.max_users.unwrap_or(1000),
+                    poisson,
+                }
+            }
+            (None, users) => {
+                let users = users.unwrap_or(1);
+                let spawn_rate = f.spawn_rate.unwrap_or(users.max(1) as f64);
+                if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
+                    self.bad(
+                        self.at.value(&["spawn_rate"]),
+                        format!("spawn_rate must be positive, found {spawn_rate}"),
+                        "not positive",
+                        "users started per second, e.g. 5",
+                    );
+                }
+                for (key, help) in [
+                    ("max_users", "use it with `arrival_rate` (open model)"),
+                    ("arrival", "use it with `arrival_rate` (open model)"),
+                ] {
+                    if self.at.value(&[key]) != Span::default() {
+                        self.bad(
+                            self.at.key(&[key]),
+                            format!("`{key}` belongs to the open model"),
+                            "open-model field",
+                            help,
+                        );
+                    }
+                }
+                Model::Closed { users, spawn_rate }
             }
         }
-        (None, users) => {
-            let users = users.unwrap_or(1);
-            let spawn_rate = f.spawn_rate.unwrap_or(users as f64);
-            if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
-                bad(
-                    "spawn_rate",
-                    format!("spawn_rate must be positive, found {spawn_rate}"),
-                    "users started per second, e.g. 5",
-                );
-            }
-            if f.max_users.is_some() {
-                bad(
-                    "max_users",
-                    "`max_users` belongs to the open model".into(),
-                    "use it with `arrival_rate`",
-                );
-            }
-            Model::Closed { users, spawn_rate }
-        }
-    };
-    let mut stages = Vec::new();
-    for s in &f.stages {
-        if let Ok(d) = parse_duration_str(&s.duration) {
+    }
+
+    fn stages(&mut self, f: &ProfileFile) -> Vec<Stage> {
+        let mut stages = Vec::new();
+        for (i, s) in f.stages.iter().enumerate() {
+            let i = i.to_string();
+            let d = self.duration(&Some(s.duration.clone()), &["stages", &i, "duration"]);
             if s.target < 0.0 || !s.target.is_finite() {
-                bad(
-                    "target",
+                self.bad(
+                    self.at.value(&["stages", &i, "target"]),
                     format!("stage target must be 0 or more, found {}", s.target),
+                    "negative",
                     "users (or rate) to reach by the end of the stage",
                 );
             }
-            stages.push(Stage {
-                duration: d,
-                target: s.target,
-            });
-        } else {
-            bad(
-                &s.duration,
-                format!("`{}` is not a duration", s.duration),
-                "write a duration such as `30s`",
-            );
-        }
-    }
-    let mut thresholds = Vec::new();
-    const METRICS: &[&str] = &[
-        "p50",
-        "p90",
-        "p95",
-        "p99",
-        "p99.9",
-        "max",
-        "avg",
-        "error_rate",
-        "check_rate",
-        "rate",
-    ];
-    for t in &f.thresholds {
-        if !METRICS.contains(&t.metric.as_str()) {
-            let help = crate::diag::did_you_mean(&t.metric, METRICS.iter().copied())
-                .unwrap_or_else(|| format!("one of: {}", METRICS.join(", ")));
-            bad(
-                &t.metric,
-                format!("unknown threshold metric `{}`", t.metric),
-                &help,
-            );
-            continue;
-        }
-        if t.max.is_none() && t.min.is_none() {
-            bad(
-                &t.metric,
-                "a threshold needs `max` or `min`".into(),
-                "e.g. `{ metric: p95, max: 500ms }`",
-            );
-            continue;
-        }
-        let mut conv = |a: &Option<Amount>| -> Option<f64> {
-            let a = a.as_ref()?;
-            match amount(a, &t.metric) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    bad(
-                        &t.metric,
-                        e,
-                        "latency limits take a duration (`500ms`), rates a percentage (`1%`)",
-                    );
-                    None
-                }
+            if let Some(duration) = d {
+                stages.push(Stage {
+                    duration,
+                    target: s.target,
+                });
             }
-        };
-        let max = conv(&t.max);
-        let min = conv(&t.min);
-        let show = |a: &Option<Amount>| match a {
-            Some(Amount::Number(n)) => n.to_string(),
-            Some(Amount::Text(s)) => s.clone(),
-            None => String::new(),
-        };
-        let mut text = t.metric.clone();
-        if let Some(s) = &t.step {
-            text.push_str(&format!("[{s}]"));
         }
-        if t.max.is_some() {
-            text.push_str(&format!(" <= {}", show(&t.max)));
-        }
-        if t.min.is_some() {
-            text.push_str(&format!(" >= {}", show(&t.min)));
-        }
-        thresholds.push(Threshold {
-            metric: t.metric.clone(),
-            step: t.step.clone(),
-            max,
-            min,
-            abort_on_fail: t.abort_on_fail,
-            text,
-        });
+        stages
     }
-    if let Some(p) = program {
-        for name in f.weights.keys() {
+
+    fn thresholds(&mut self, f: &ProfileFile) -> Vec<Threshold> {
+        let mut out = Vec::new();
+        for (i, t) in f.thresholds.iter().enumerate() {
+            let i = i.to_string();
+            if !METRICS.contains(&t.metric.as_str()) {
+                let help = crate::diag::did_you_mean(&t.metric, METRICS.iter().copied())
+                    .unwrap_or_else(|| format!("one of: {}", METRICS.join(", ")));
+                self.bad(
+                    self.at.value(&["thresholds", &i, "metric"]),
+                    format!("unknown threshold metric `{}`", t.metric),
+                    "unknown metric",
+                    &help,
+                );
+                continue;
+            }
+            if t.max.is_none() && t.min.is_none() {
+                self.bad(
+                    self.at.value(&["thresholds", &i, "metric"]),
+                    format!("the `{}` threshold needs `max` or `min`", t.metric),
+                    "no limit",
+                    "e.g. `{ metric: p95, max: 500ms }`",
+                );
+                continue;
+            }
+            let mut conv = |a: &Option<Amount>, key: &str| -> Option<f64> {
+                let a = a.as_ref()?;
+                match amount(a, &t.metric) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.bad(
+                            self.at.value(&["thresholds", &i, key]),
+                            e,
+                            "not a limit",
+                            "latency limits take a duration (`500ms`), rates a percentage (`1%`)",
+                        );
+                        None
+                    }
+                }
+            };
+            let max = conv(&t.max, "max");
+            let min = conv(&t.min, "min");
+            let show = |a: &Option<Amount>| match a {
+                Some(Amount::Number(n)) => n.to_string(),
+                Some(Amount::Text(s)) => s.clone(),
+                None => String::new(),
+            };
+            let mut text = t.metric.clone();
+            if let Some(s) = &t.step {
+                text.push_str(&format!("[{s}]"));
+            }
+            if t.max.is_some() {
+                text.push_str(&format!(" <= {}", show(&t.max)));
+            }
+            if t.min.is_some() {
+                text.push_str(&format!(" >= {}", show(&t.min)));
+            }
+            out.push(Threshold {
+                metric: t.metric.clone(),
+                step: t.step.clone(),
+                max,
+                min,
+                abort_on_fail: t.abort_on_fail,
+                text,
+            });
+        }
+        out
+    }
+
+    /// A weight for a scenario the plan lacks is an error only when it looks like a
+    /// typo of one it has, or when no weight names any of its scenarios; otherwise it
+    /// is ignored (a preset weighting `http` and `websocket` serves an HTTP-only plan).
+    fn weights(&mut self, f: &ProfileFile, p: &Program) {
+        let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
+        let none_match = f.weights.keys().all(|n| p.scenario(n).is_none());
+        for (name, w) in &f.weights {
             if p.scenario(name).is_none() {
-                let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
-                let help = crate::diag::did_you_mean(name, names.iter().copied())
-                    .unwrap_or_else(|| format!("the plan's scenarios are: {}", names.join(", ")));
-                diags.push(
+                let typo = crate::diag::did_you_mean(name, names.iter().copied());
+                if typo.is_none() && !none_match {
+                    continue;
+                }
+                let help = typo.unwrap_or_else(|| {
+                    format!(
+                        "none of the profile's weights names a scenario of this plan; its scenarios are: {}",
+                        names.join(", ")
+                    )
+                });
+                self.diags.push(
                     Diagnostic::new(
                         Code::ProfileUnknownScenario,
-                        source,
-                        find(source, &format!("{name}:")),
+                        self.source,
+                        self.at.key(&["weights", name]),
                         format!("profile weight for unknown scenario `{name}`"),
                     )
                     .label("no such scenario in the plan")
                     .help(help),
                 );
-            }
-        }
-        for (name, w) in &f.weights {
-            if *w == 0 && p.scenario(name).is_some() {
-                diags.push(
-                    Diagnostic::new(
-                        Code::ProfileBadValue,
-                        source,
-                        find(source, &format!("{name}:")),
-                        format!("weight of `{name}` is 0"),
-                    )
-                    .label("zero weight")
-                    .help("remove the scenario's weight to keep the plan's, or give it at least 1"),
+            } else if *w == 0 {
+                self.bad(
+                    self.at.value(&["weights", name]),
+                    format!("weight of `{name}` is 0"),
+                    "zero weight",
+                    "remove the scenario's weight to keep the plan's, or give it at least 1",
                 );
             }
         }
     }
-    if !diags.is_empty() {
-        return Err(diags);
+}
+
+fn resolve(
+    source: &Source,
+    at: &Locate,
+    f: ProfileFile,
+    program: Option<&Program>,
+) -> Result<LoadProfile, Diagnostics> {
+    let mut cx = Resolver {
+        source,
+        at,
+        diags: Diagnostics::new(),
+    };
+    let duration = cx.duration(&f.duration, &["duration"]);
+    let stop_timeout = cx
+        .duration(&f.stop_timeout, &["stop_timeout"])
+        .unwrap_or(Duration::from_secs(5));
+    let model = cx.model(&f);
+    let stages = cx.stages(&f);
+    let thresholds = cx.thresholds(&f);
+    if let Some(p) = program {
+        cx.weights(&f, p);
+    }
+    if !cx.diags.is_empty() {
+        return Err(cx.diags);
     }
     Ok(LoadProfile {
         name: f.name,
@@ -477,11 +561,87 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_errors() {
+    fn unknown_fields_are_errors_with_a_suggestion() {
         let src = Source::new("p.yml", "name: x\nusers: 3\nspawn_rat: 2\n");
         let err = parse(&src, None).expect_err("unknown field");
         let d = err.into_sorted();
-        assert_eq!(d[0].code, Code::ProfileSyntax);
-        assert!(d[0].message.contains("spawn_rat"), "{}", d[0].message);
+        assert_eq!(d[0].code, Code::ProfileUnknownField);
+        assert_eq!(src.slice(d[0].span), "spawn_rat");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `spawn_rate`?"));
+    }
+
+    #[test]
+    fn every_shape_problem_is_reported_at_once() {
+        let src = Source::new(
+            "p.yml",
+            "users: -1\nspawn_rat: 2\nthresholds:\n  - max: 5%\n",
+        );
+        let d = parse(&src, None).expect_err("bad").into_sorted();
+        let codes: Vec<Code> = d.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                Code::ProfileMissingField,
+                Code::ProfileWrongType,
+                Code::ProfileUnknownField,
+                Code::ProfileMissingField
+            ]
+        );
+        assert_eq!(src.slice(d[1].span), "-1");
+        assert_eq!(src.slice(d[3].span), "max");
+    }
+
+    #[test]
+    fn shape_fields_match_the_profile_file_type() {
+        let schema = json_schema();
+        let mut props: Vec<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        props.sort_unstable();
+        let mut names = shape::top_level_names();
+        names.sort_unstable();
+        assert_eq!(props, names);
+    }
+
+    fn program(scenarios: &[&str]) -> Program {
+        let text: String = scenarios
+            .iter()
+            .map(|s| format!("scenario \"{s}\" {{ http GET \"/\" }}\n"))
+            .collect();
+        let src = Source::new("p.kdl", text);
+        crate::lang::compile_source(&src, crate::source::Syntax::Kdl, Path::new("."))
+            .expect("compiles")
+    }
+
+    #[test]
+    fn weights_for_scenarios_the_plan_lacks_are_ignored() {
+        let src = locate("smoke", None).expect("preset");
+        let plan = program(&["http"]);
+        let p = parse(&src, Some(&plan)).expect("websocket weight ignored");
+        assert_eq!(unknown_weights(&p, &plan), vec!["websocket".to_string()]);
+    }
+
+    #[test]
+    fn a_weight_that_looks_like_a_typo_is_an_error() {
+        let src = Source::new("p.yml", "name: x\nweights:\n  http: 80\n  websockt: 20\n");
+        let d = parse(&src, Some(&program(&["http", "websocket"])))
+            .expect_err("typo")
+            .into_sorted();
+        assert_eq!(d[0].code, Code::ProfileUnknownScenario);
+        assert_eq!(src.slice(d[0].span), "websockt");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `websocket`?"));
+    }
+
+    #[test]
+    fn weights_naming_no_scenario_at_all_are_errors() {
+        let src = locate("smoke", None).expect("preset");
+        let d = parse(&src, Some(&program(&["browse", "buy"])))
+            .expect_err("no match")
+            .into_sorted();
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(|d| d.code == Code::ProfileUnknownScenario));
     }
 }

@@ -98,6 +98,24 @@ impl Source {
         (line, col)
     }
 
+    /// The byte offset of a 1-based line and column (in characters), clamped to the
+    /// text (some parsers report only a line and column).
+    pub fn offset_of(&self, line: usize, col: usize) -> usize {
+        let mut start = 0;
+        for _ in 1..line.max(1) {
+            match self.text[start..].find('\n') {
+                Some(i) => start += i + 1,
+                None => return self.text.len(),
+            }
+        }
+        let line_text = self.text[start..].split('\n').next().unwrap_or("");
+        start
+            + line_text
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map_or(line_text.len(), |(i, _)| i)
+    }
+
     /// Convert a character offset (as some parsers report) to a byte offset.
     pub fn char_to_byte(&self, chars: usize) -> usize {
         self.text
@@ -129,6 +147,16 @@ mod tests {
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(3), (2, 1));
         assert_eq!(s.line_col(8), (3, 1));
+    }
+
+    #[test]
+    fn line_and_column_convert_to_offsets() {
+        let s = Source::new("p", "ab\ncdé\nx");
+        assert_eq!(s.offset_of(1, 1), 0);
+        assert_eq!(s.offset_of(2, 3), 5);
+        assert_eq!(s.offset_of(3, 1), 8);
+        assert_eq!(s.offset_of(9, 9), 9);
+        assert_eq!(s.offset_of(2, 99), 7);
     }
 
     #[test]

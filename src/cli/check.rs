@@ -48,7 +48,15 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_USAGE;
         };
         match profile::parse(&src, Some(&program)) {
-            Ok(p) => profile_line = format!(", profile `{}` ({})", p.name, src.name()),
+            Ok(p) => {
+                for name in profile::unknown_weights(&p, &program) {
+                    eprintln!(
+                        "note: profile `{}` weights scenario `{name}`, which this plan does not have; that weight is ignored",
+                        p.name
+                    );
+                }
+                profile_line = format!(", profile `{}` ({})", p.name, src.name());
+            }
             Err(d) => {
                 super::report(d);
                 return super::EXIT_USAGE;

@@ -54,6 +54,9 @@ pub struct Args {
     /// Accept invalid TLS certificates.
     #[arg(long)]
     pub insecure: bool,
+    /// End with one machine-readable line: `rps=… p50_ms=… p99_ms=… requests=… errors=…`.
+    #[arg(long)]
+    pub summary_kv: bool,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -150,6 +153,15 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadProfile) -> u8 {
+    // Signals are registered before anything starts, so an early Ctrl-C is never lost.
+    let control = Control::default();
+    let signals = match Interrupts::new() {
+        Ok(i) => i.spawn(control.clone(), args.quiet),
+        Err(e) => {
+            eprintln!("error: cannot listen for Ctrl-C: {e}");
+            return super::EXIT_FATAL;
+        }
+    };
     let mut host = args.host.clone();
     let demo = if args.demo {
         let cfg = DemoConfig {
@@ -195,24 +207,6 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     {
         eprintln!("note: no duration, stages or --iterations: running until Ctrl-C");
     }
-    let control = Control::default();
-    let signals = {
-        let c = control.clone();
-        let quiet = args.quiet;
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                if !quiet {
-                    eprintln!(
-                        "\nstopping: letting iterations finish (Ctrl-C again to stop at once)"
-                    );
-                }
-                c.stop.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    c.kill.cancel();
-                }
-            }
-        })
-    };
     let tty = std::io::stderr().is_terminal();
     let bar = (!args.quiet && tty).then(|| {
         let b = ProgressBar::new_spinner();
@@ -243,7 +237,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         d.shutdown().await;
     }
     match result {
-        Ok(r) => finish(&program, &profile, &r, seed),
+        Ok(r) => finish(&program, &profile, &r, seed, args.summary_kv),
         Err(e) => {
             eprintln!("error: {e}");
             super::EXIT_FATAL
@@ -251,7 +245,13 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     }
 }
 
-fn finish(program: &lang::ir::Program, profile: &LoadProfile, r: &RunResult, seed: u64) -> u8 {
+fn finish(
+    program: &lang::ir::Program,
+    profile: &LoadProfile,
+    r: &RunResult,
+    seed: u64,
+    kv: bool,
+) -> u8 {
     let infos = step_infos(program);
     print!("{}", render_summary(&infos, &r.total, r.elapsed));
     let verdicts = crate::report::thresholds::evaluate(
@@ -285,6 +285,23 @@ fn finish(program: &lang::ir::Program, profile: &LoadProfile, r: &RunResult, see
     } else {
         println!("\nseed {seed}");
     }
+    if kv {
+        let all = r.total.aggregate(|id| {
+            program
+                .stats
+                .get(id as usize)
+                .is_none_or(|s| s.kind != "group")
+        });
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={}",
+            all.count as f64 / secs,
+            all.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            all.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            all.count,
+            all.failures
+        );
+    }
     if failed {
         println!(
             "result: FAILED ({}{})",
@@ -303,5 +320,46 @@ fn finish(program: &lang::ir::Program, profile: &LoadProfile, r: &RunResult, see
     } else {
         println!("result: PASSED");
         super::EXIT_OK
+    }
+}
+
+/// SIGINT (Ctrl-C) handling: the first stops gracefully, the second at once.
+struct Interrupts {
+    #[cfg(unix)]
+    sig: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        })
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> bool {
+        self.sig.recv().await.is_some()
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> bool {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+
+    fn spawn(mut self, c: Control, quiet: bool) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.next().await {
+                if !quiet {
+                    eprintln!(
+                        "\nstopping: letting iterations finish (Ctrl-C again to stop at once)"
+                    );
+                }
+                c.stop.cancel();
+                if self.next().await {
+                    c.kill.cancel();
+                }
+            }
+        })
     }
 }

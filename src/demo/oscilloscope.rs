@@ -7,6 +7,10 @@
 //! TCP connection without a close frame on a binary message, and drops a peer that leaves a
 //! ping unanswered for a whole ping period. Per-IP admission limits are enforced before the
 //! upgrade (see `pipeline.rs`).
+//!
+//! Known difference: the real server accepts permessage-deflate; axum's WebSocket does not
+//! negotiate extensions, so a client offering it gets uncompressed frames (the handshake
+//! succeeds, frames are ~2 KB on the wire instead of compressed).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

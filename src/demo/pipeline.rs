@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -19,11 +20,14 @@ use tokio::time::Instant;
 use super::state::{ROUTES, STREAM_PATH, Shared, route_index};
 
 /// A JSON body written out verbatim, so keys keep the real server's order.
-pub(crate) fn json_text(status: StatusCode, body: String) -> Response {
+pub(crate) fn json_text(status: StatusCode, body: impl Into<Body>) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.into(),
     )
         .into_response()
 }
@@ -45,7 +49,7 @@ pub(crate) async fn method_not_allowed() -> Response {
 pub(crate) fn too_many_requests() -> Response {
     let mut response = json_text(
         StatusCode::TOO_MANY_REQUESTS,
-        r#"{"error": "Rate limit exceeded", "message": "Too many requests"}"#.to_owned(),
+        r#"{"error": "Rate limit exceeded", "message": "Too many requests"}"#,
     );
     response
         .headers_mut()

@@ -132,7 +132,9 @@ impl Session {
                 "argument after ** must be a mapping, not {}",
                 py_type(&value)
             );
-            return Some(json!({ "error": "Data processing error", "message": message }).to_string());
+            return Some(
+                json!({ "error": "Data processing error", "message": message }).to_string(),
+            );
         };
         match parse_command(&fields) {
             Ok(command) => self.apply(command),
@@ -154,12 +156,10 @@ impl Session {
             Verb::Configure => {
                 let p = g.parameters;
                 g.wave_type = c.wave_type.quirk(DEFAULT_WAVE, g.wave_type);
-                g.parameters.frequency = c
-                    .frequency
-                    .quirk(DEFAULT_PARAMETERS.frequency, p.frequency);
-                g.parameters.amplitude = c
-                    .amplitude
-                    .quirk(DEFAULT_PARAMETERS.amplitude, p.amplitude);
+                g.parameters.frequency =
+                    c.frequency.quirk(DEFAULT_PARAMETERS.frequency, p.frequency);
+                g.parameters.amplitude =
+                    c.amplitude.quirk(DEFAULT_PARAMETERS.amplitude, p.amplitude);
                 // `command.offset or generator.offset`: zero (also the default) is falsy.
                 if let Field::Set(offset) = c.offset {
                     if offset != 0.0 {
@@ -232,7 +232,9 @@ fn parse_command(fields: &Map<String, Value>) -> Result<Command, Vec<FieldError>
     let amplitude = field(fields, "amplitude", &mut errors, |at, v| {
         float_in(at, v, AMPLITUDE)
     });
-    let offset = field(fields, "offset", &mut errors, |at, v| float_in(at, v, OFFSET));
+    let offset = field(fields, "offset", &mut errors, |at, v| {
+        float_in(at, v, OFFSET)
+    });
     match verb {
         Some(verb) if errors.is_empty() => Ok(Command {
             verb,
@@ -298,8 +300,7 @@ mod tests {
     #[test]
     fn configure_with_all_fields_sets_them_without_changing_phase() {
         let mut s = Session::default();
-        let configure =
-            r#"{"command":"configure","wave_type":"noise","frequency":25,"amplitude":2,"offset":-3}"#;
+        let configure = r#"{"command":"configure","wave_type":"noise","frequency":25,"amplitude":2,"offset":-3}"#;
         assert_eq!(s.handle_text(configure), None);
         assert_eq!(s.phase(), Phase::Connected);
         assert_eq!(s.generator.wave_type, WaveType::Noise);
@@ -355,14 +356,22 @@ mod tests {
     fn stop_before_start_is_an_invalid_transition() {
         let mut s = Session::default();
         let e = error_of(s.handle_text(r#"{"command":"stop"}"#));
-        assert!(e["error"].as_str().is_some_and(|m| m.starts_with("Invalid transition from connected")));
+        assert!(
+            e["error"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Invalid transition from connected"))
+        );
     }
 
     #[test]
     fn text_that_is_not_json_gets_a_decoder_message() {
         let mut s = Session::default();
         let e = error_of(s.handle_text("hello"));
-        assert!(e["error"].as_str().is_some_and(|m| m.contains("line 1 column 1")));
+        assert!(
+            e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("line 1 column 1"))
+        );
         assert_eq!(s.phase(), Phase::Connected);
     }
 
@@ -380,7 +389,10 @@ mod tests {
         ] {
             let e = error_of(s.handle_text(bad));
             let message = e["error"].as_str().expect("error text");
-            assert!(message.contains("validation error for OscilloscopeCommand"), "{bad}: {message}");
+            assert!(
+                message.contains("validation error for OscilloscopeCommand"),
+                "{bad}: {message}"
+            );
             assert!(s.streaming(), "{bad} must not stop streaming");
         }
         assert_eq!(s.generator.parameters, DEFAULT_PARAMETERS);

@@ -1,6 +1,6 @@
 //! Race-track generation for `/api/racing/track/*`: the 32-point oval of `track/simple` and the
-//! parametrised tracks of `track/generate` (procedural, figure-8 and four fixed circuits), plus
-//! the validation of the generate request body.
+//! parametrised tracks of `track/generate` (procedural, figure-8 and four fixed circuits) from a
+//! validated `track_request::TrackParams`.
 //!
 //! Pure and deterministic: a track depends only on its parameters and the RNG it is given, so a
 //! request with a `seed` always gets the same track. Generated tracks are 11–30 KB of JSON like
@@ -11,9 +11,9 @@ use std::f64::consts::TAU;
 
 use rand::RngExt;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
-use super::validate::{FieldError, Range, float_in, int_in, one_of};
+use super::track_request::TrackParams;
+use super::validate::Range;
 
 pub(crate) const WIDTH: Range = Range {
     ge: 400.0,
@@ -73,7 +73,10 @@ pub(crate) fn simple_track(width: i64, height: i64) -> Track {
             inner: ring(rx - track_width, ry - track_width),
             outer: ring(rx, ry),
         },
-        start_position: Point { x: cx, y: h - 100.0 },
+        start_position: Point {
+            x: cx,
+            y: h - 100.0,
+        },
         track_width,
     }
 }
@@ -86,121 +89,6 @@ pub(crate) enum Layout {
     Monaco,
     Laguna,
     Suzuka,
-}
-
-const LAYOUTS: [&str; 6] = ["procedural", "figure8", "spa", "monaco", "laguna", "suzuka"];
-const DIFFICULTIES: [&str; 3] = ["easy", "medium", "hard"];
-
-/// The validated body of `POST /api/racing/track/generate`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TrackParams {
-    /// (track width, control points, radius variation) of the difficulty.
-    difficulty: (f64, usize, f64),
-    pub seed: Option<u64>,
-    width: i64,
-    height: i64,
-    layout: Layout,
-    num_points: Option<usize>,
-    variation_amount: Option<f64>,
-    hairpin_chance: Option<f64>,
-    hairpin_intensity: Option<f64>,
-    smoothing_passes: Option<usize>,
-    track_width_override: Option<f64>,
-}
-
-fn range(ge: f64, le: f64) -> Range {
-    Range { ge, le }
-}
-
-impl TrackParams {
-    /// Validates every field (unknown fields are ignored), collecting all errors.
-    pub(crate) fn from_json(body: &Map<String, Value>) -> Result<TrackParams, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let e = &mut errors;
-        let difficulty = required(body, "difficulty", "medium", e, |at, v| {
-            one_of(at, v, &DIFFICULTIES)
-        });
-        let seed = optional(body, "seed", e, |at, v| int_in(at, v, range(0.0, 999_999.0)));
-        let width = required(body, "width", DEFAULT_WIDTH, e, |at, v| int_in(at, v, WIDTH));
-        let height = required(body, "height", DEFAULT_HEIGHT, e, |at, v| int_in(at, v, HEIGHT));
-        let layout = required(body, "layout", "procedural", e, |at, v| one_of(at, v, &LAYOUTS));
-        let num_points = optional(body, "num_points", e, |at, v| int_in(at, v, range(6.0, 24.0)));
-        let variation_amount = optional(body, "variation_amount", e, |at, v| {
-            float_in(at, v, range(0.05, 0.5))
-        });
-        let hairpin_chance = optional(body, "hairpin_chance", e, |at, v| {
-            float_in(at, v, range(0.0, 0.6))
-        });
-        let hairpin_intensity = optional(body, "hairpin_intensity", e, |at, v| {
-            float_in(at, v, range(1.0, 5.0))
-        });
-        let smoothing_passes = optional(body, "smoothing_passes", e, |at, v| {
-            int_in(at, v, range(0.0, 5.0))
-        });
-        let track_width_override = optional(body, "track_width_override", e, |at, v| {
-            float_in(at, v, range(60.0, 140.0))
-        });
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(TrackParams {
-            difficulty: match difficulty {
-                "easy" => (120.0, 12, 0.15),
-                "hard" => (80.0, 20, 0.28),
-                _ => (100.0, 16, 0.22),
-            },
-            // The integers were validated to be non-negative and small: the casts are lossless.
-            seed: seed.map(i64::unsigned_abs),
-            width,
-            height,
-            layout: match layout {
-                "figure8" => Layout::Figure8,
-                "spa" => Layout::Spa,
-                "monaco" => Layout::Monaco,
-                "laguna" => Layout::Laguna,
-                "suzuka" => Layout::Suzuka,
-                _ => Layout::Procedural,
-            },
-            num_points: num_points.map(|n| n.unsigned_abs() as usize),
-            variation_amount,
-            hairpin_chance,
-            hairpin_intensity,
-            smoothing_passes: smoothing_passes.map(|n| n.unsigned_abs() as usize),
-            track_width_override,
-        })
-    }
-}
-
-type At = (&'static str, &'static str);
-
-/// A field with a default: absent takes `default`, `null` is a type error like any bad value.
-fn required<T>(
-    body: &Map<String, Value>,
-    name: &'static str,
-    default: T,
-    errors: &mut Vec<FieldError>,
-    parse: impl Fn(At, &Value) -> Result<T, FieldError>,
-) -> T {
-    match body.get(name) {
-        None => default,
-        Some(v) => parse(("body", name), v).unwrap_or_else(|e| {
-            errors.push(e);
-            default
-        }),
-    }
-}
-
-/// An optional field: absent and `null` both mean "not given".
-fn optional<T>(
-    body: &Map<String, Value>,
-    name: &'static str,
-    errors: &mut Vec<FieldError>,
-    parse: impl Fn(At, &Value) -> Result<T, FieldError>,
-) -> Option<T> {
-    match body.get(name) {
-        None | Some(Value::Null) => None,
-        Some(v) => parse(("body", name), v).map_err(|e| errors.push(e)).ok(),
-    }
 }
 
 /// Catmull-Rom point between `p1` and `p2` at `t` in `[0, 1)`.
@@ -259,18 +147,29 @@ fn boundaries(centre: &[Point], track_width: f64, middle: Point) -> Boundaries {
         let next = centre[(i + 1) % n];
         let (dx, dy) = (next.x - c.x, next.y - c.y);
         let len = dx.hypot(dy);
-        let (mut nx, mut ny) = if len > 0.0 { (-dy / len, dx / len) } else { (1.0, 0.0) };
+        let (mut nx, mut ny) = if len > 0.0 {
+            (-dy / len, dx / len)
+        } else {
+            (1.0, 0.0)
+        };
         // Point the normal away from the canvas centre, so `outer` is the outside edge.
         if nx * (c.x - middle.x) + ny * (c.y - middle.y) < 0.0 {
             (nx, ny) = (-nx, -ny);
         }
-        outer.push(Point { x: c.x + nx * half, y: c.y + ny * half });
-        inner.push(Point { x: c.x - nx * half, y: c.y - ny * half });
+        outer.push(Point {
+            x: c.x + nx * half,
+            y: c.y + ny * half,
+        });
+        inner.push(Point {
+            x: c.x - nx * half,
+            y: c.y - ny * half,
+        });
     }
     Boundaries { inner, outer }
 }
 
 /// Fixed circuits as control polygons in the unit square (x right, y down).
+#[rustfmt::skip]
 fn circuit(layout: Layout) -> &'static [(f64, f64)] {
     match layout {
         Layout::Spa => &[
@@ -299,7 +198,10 @@ const FIXED_POINTS: usize = 200;
 /// `track/generate`: the track for `params`, drawing randomness from `rng`.
 pub(crate) fn generate(params: &TrackParams, rng: &mut impl RngExt) -> Track {
     let (w, h) = (params.width as f64, params.height as f64);
-    let middle = Point { x: w / 2.0, y: h / 2.0 };
+    let middle = Point {
+        x: w / 2.0,
+        y: h / 2.0,
+    };
     let (difficulty_width, difficulty_points, difficulty_variation) = params.difficulty;
     let track_width = params.track_width_override.unwrap_or(difficulty_width);
     let centre = match params.layout {
@@ -318,7 +220,8 @@ pub(crate) fn generate(params: &TrackParams, rng: &mut impl RngExt) -> Track {
                         v *= hairpin_intensity;
                     }
                     // Stay between a third of the base radius and half the padding from the edge.
-                    let radius = |base: f64| (base * (1.0 + v)).min(base + PADDING / 2.0).max(base * 0.3);
+                    let radius =
+                        |base: f64| (base * (1.0 + v)).min(base + PADDING / 2.0).max(base * 0.3);
                     Point {
                         x: middle.x + radius(base_x) * angle.cos(),
                         y: middle.y + radius(base_y) * angle.sin(),
@@ -330,18 +233,27 @@ pub(crate) fn generate(params: &TrackParams, rng: &mut impl RngExt) -> Track {
             interpolate(&smooth(control, passes), target.div_ceil(n))
         }
         Layout::Figure8 => {
-            let (rx, ry) = (w / 2.0 - PADDING - track_width / 2.0, h / 2.0 - PADDING - track_width / 2.0);
+            let (rx, ry) = (
+                w / 2.0 - PADDING - track_width / 2.0,
+                h / 2.0 - PADDING - track_width / 2.0,
+            );
             (0..FIXED_POINTS)
                 .map(|i| {
                     let t = TAU * i as f64 / FIXED_POINTS as f64;
-                    Point { x: middle.x + rx * (2.0 * t).sin(), y: middle.y + ry * t.sin() }
+                    Point {
+                        x: middle.x + rx * (2.0 * t).sin(),
+                        y: middle.y + ry * t.sin(),
+                    }
                 })
                 .collect()
         }
         fixed => {
             let control: Vec<Point> = circuit(fixed)
                 .iter()
-                .map(|&(u, v)| Point { x: PADDING + u * (w - 2.0 * PADDING), y: PADDING + v * (h - 2.0 * PADDING) })
+                .map(|&(u, v)| Point {
+                    x: PADDING + u * (w - 2.0 * PADDING),
+                    y: PADDING + v * (h - 2.0 * PADDING),
+                })
                 .collect();
             interpolate(&control, FIXED_POINTS.div_ceil(control.len()))
         }
@@ -352,7 +264,10 @@ pub(crate) fn generate(params: &TrackParams, rng: &mut impl RngExt) -> Track {
         .filter(|p| p.y > 0.7 * h)
         .min_by(|a, b| (a.x - middle.x).abs().total_cmp(&(b.x - middle.x).abs()))
         .copied()
-        .unwrap_or(Point { x: middle.x, y: h - 150.0 });
+        .unwrap_or(Point {
+            x: middle.x,
+            y: h - 150.0,
+        });
     Track {
         width: params.width,
         height: params.height,
@@ -367,23 +282,30 @@ pub(crate) fn generate(params: &TrackParams, rng: &mut impl RngExt) -> Track {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
     fn params(body: Value) -> TrackParams {
-        let Value::Object(map) = body else { panic!("test bodies are objects") };
+        let Value::Object(map) = body else {
+            panic!("test bodies are objects")
+        };
         TrackParams::from_json(&map).expect("valid parameters")
     }
 
     fn size(track: &Track) -> usize {
-        serde_json::to_string(track).expect("tracks serialise").len()
+        serde_json::to_string(track)
+            .expect("tracks serialise")
+            .len()
     }
 
     #[test]
     fn simple_track_has_32_points_per_boundary_and_about_3_kb() {
         let t = simple_track(800, 600);
-        assert_eq!((t.boundaries.inner.len(), t.boundaries.outer.len()), (32, 32));
+        assert_eq!(
+            (t.boundaries.inner.len(), t.boundaries.outer.len()),
+            (32, 32)
+        );
         assert_eq!(t.start_position, Point { x: 400.0, y: 500.0 });
         assert_eq!(t.boundaries.outer[0], Point { x: 740.0, y: 300.0 });
         assert!((2_000..4_500).contains(&size(&t)), "{}", size(&t));
@@ -413,10 +335,17 @@ mod tests {
 
     #[test]
     fn more_points_and_smoothing_give_a_finer_centreline() {
-        let count = |body| generate(&params(body), &mut StdRng::seed_from_u64(1)).boundaries.inner.len();
+        let count = |body| {
+            generate(&params(body), &mut StdRng::seed_from_u64(1))
+                .boundaries
+                .inner
+                .len()
+        };
         assert!(count(json!({"num_points": 6})) < count(json!({"num_points": 24})));
-        assert!(count(json!({"num_points": 12, "smoothing_passes": 0}))
-            < count(json!({"num_points": 12, "smoothing_passes": 5})));
+        assert!(
+            count(json!({"num_points": 12, "smoothing_passes": 0}))
+                < count(json!({"num_points": 12, "smoothing_passes": 5}))
+        );
     }
 
     #[test]
@@ -431,40 +360,17 @@ mod tests {
 
     #[test]
     fn generated_points_stay_near_the_canvas() {
-        let p = params(json!({"width": 400, "height": 300, "hairpin_chance": 0.6, "hairpin_intensity": 5}));
+        let p = params(
+            json!({"width": 400, "height": 300, "hairpin_chance": 0.6, "hairpin_intensity": 5}),
+        );
         let t = generate(&p, &mut StdRng::seed_from_u64(5));
         let margin = 120.0;
         for q in t.boundaries.outer.iter().chain(&t.boundaries.inner) {
-            assert!((-margin..400.0 + margin).contains(&q.x) && (-margin..300.0 + margin).contains(&q.y), "{q:?}");
+            assert!(
+                (-margin..400.0 + margin).contains(&q.x)
+                    && (-margin..300.0 + margin).contains(&q.y),
+                "{q:?}"
+            );
         }
-    }
-
-    #[test]
-    fn validation_collects_every_bad_field() {
-        let Value::Object(body) = json!({
-            "difficulty": "extreme", "seed": -1, "width": 100, "height": "tall", "layout": "oval",
-            "num_points": 30, "variation_amount": 0.01, "hairpin_chance": 0.9,
-            "hairpin_intensity": 0, "smoothing_passes": 6, "track_width_override": 200,
-            "unknown": true,
-        }) else {
-            panic!("object literal")
-        };
-        let errors = TrackParams::from_json(&body).expect_err("all invalid");
-        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
-        assert_eq!(
-            fields,
-            [
-                "difficulty", "seed", "width", "height", "layout", "num_points", "variation_amount",
-                "hairpin_chance", "hairpin_intensity", "smoothing_passes", "track_width_override"
-            ]
-        );
-    }
-
-    #[test]
-    fn null_is_refused_for_defaulted_fields_but_allowed_for_optional_ones() {
-        let Value::Object(body) = json!({"width": null, "num_points": null}) else { panic!("object") };
-        let errors = TrackParams::from_json(&body).expect_err("null width");
-        assert_eq!(errors.len(), 1);
-        assert_eq!((errors[0].field, errors[0].kind), ("width", "int_type"));
     }
 }

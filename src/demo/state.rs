@@ -83,7 +83,12 @@ pub(crate) const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/delay/fast", "GET /api/delay/fast", Some(30)),
     route("GET", "/api/delay/med", "GET /api/delay/med", Some(30)),
     route("GET", "/api/delay/slow", "GET /api/delay/slow", Some(30)),
-    route("GET", "/api/delay/health", "GET /api/delay/health", Some(60)),
+    route(
+        "GET",
+        "/api/delay/health",
+        "GET /api/delay/health",
+        Some(60),
+    ),
 ];
 
 /// Index into [`ROUTES`] of a method label (`"WS"` for an upgrade) and a matched path.

@@ -19,7 +19,8 @@ pub(crate) struct FieldError {
     pub field: &'static str,
     pub msg: String,
     pub input: Value,
-    pub ctx: Option<Value>,
+    /// Boxed: keeps the error (the `Err` of every validator) small.
+    pub ctx: Option<Box<Value>>,
 }
 
 impl FieldError {
@@ -39,8 +40,8 @@ impl FieldError {
         }
     }
 
-    fn with_ctx(mut self, ctx: Value) -> Self {
-        self.ctx = Some(ctx);
+    pub(crate) fn with_ctx(mut self, ctx: Value) -> Self {
+        self.ctx = Some(Box::new(ctx));
         self
     }
 
@@ -50,9 +51,10 @@ impl FieldError {
         } else {
             json!([self.source, self.field])
         };
-        let mut entry = json!({"type": self.kind, "loc": loc, "msg": self.msg, "input": self.input});
+        let mut entry =
+            json!({"type": self.kind, "loc": loc, "msg": self.msg, "input": self.input});
         if let (Some(ctx), Value::Object(map)) = (&self.ctx, &mut entry) {
-            map.insert("ctx".to_owned(), ctx.clone());
+            map.insert("ctx".to_owned(), Value::clone(ctx));
         }
         entry
     }
@@ -124,7 +126,12 @@ fn bound_json(x: f64) -> Value {
 }
 
 impl Range {
-    fn check(self, at: (&'static str, &'static str), value: f64, input: &Value) -> Result<(), FieldError> {
+    fn check(
+        self,
+        at: (&'static str, &'static str),
+        value: f64,
+        input: &Value,
+    ) -> Result<(), FieldError> {
         if value < self.ge {
             return Err(FieldError::new(
                 "greater_than_equal",
@@ -148,7 +155,11 @@ impl Range {
 }
 
 /// An integer in `range`; `input` is the raw value as received.
-pub(crate) fn int_in(at: (&'static str, &'static str), input: &Value, range: Range) -> Result<i64, FieldError> {
+pub(crate) fn int_in(
+    at: (&'static str, &'static str),
+    input: &Value,
+    range: Range,
+) -> Result<i64, FieldError> {
     let value = match input {
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i,
@@ -178,11 +189,20 @@ pub(crate) fn int_in(at: (&'static str, &'static str), input: &Value, range: Ran
 }
 
 fn int_type(at: (&'static str, &'static str), input: &Value) -> FieldError {
-    FieldError::new("int_type", at, "Input should be a valid integer", input.clone())
+    FieldError::new(
+        "int_type",
+        at,
+        "Input should be a valid integer",
+        input.clone(),
+    )
 }
 
 /// A finite number in `range`.
-pub(crate) fn float_in(at: (&'static str, &'static str), input: &Value, range: Range) -> Result<f64, FieldError> {
+pub(crate) fn float_in(
+    at: (&'static str, &'static str),
+    input: &Value,
+    range: Range,
+) -> Result<f64, FieldError> {
     let value = match input {
         Value::Number(n) => n.as_f64().ok_or_else(|| float_type(at, input))?,
         Value::String(s) => s
@@ -205,7 +225,12 @@ pub(crate) fn float_in(at: (&'static str, &'static str), input: &Value, range: R
 }
 
 fn float_type(at: (&'static str, &'static str), input: &Value) -> FieldError {
-    FieldError::new("float_type", at, "Input should be a valid number", input.clone())
+    FieldError::new(
+        "float_type",
+        at,
+        "Input should be a valid number",
+        input.clone(),
+    )
 }
 
 /// A string matching the anchored alternation `^(a|b|c)$` of `allowed`.
@@ -285,24 +310,37 @@ mod tests {
         let range = Range { ge: 0.05, le: 0.5 };
         let e = float_in(("body", "variation_amount"), &json!(0.7), range).expect_err("too big");
         assert_eq!(e.msg, "Input should be less than or equal to 0.5");
-        assert_eq!(e.ctx, Some(json!({"le": 0.5})));
+        assert_eq!(e.ctx.as_deref(), Some(&json!({"le": 0.5})));
         assert_eq!(float_in(AT, &json!("0.25"), range), Ok(0.25));
-        assert_eq!(float_in(AT, &json!(null), range).map_err(|e| e.kind), Err("float_type"));
+        assert_eq!(
+            float_in(AT, &json!(null), range).map_err(|e| e.kind),
+            Err("float_type")
+        );
     }
 
     #[test]
     fn enumerations_report_the_pattern() {
         let at = ("body", "difficulty");
-        assert_eq!(one_of(at, &json!("hard"), &["easy", "medium", "hard"]), Ok("hard"));
+        assert_eq!(
+            one_of(at, &json!("hard"), &["easy", "medium", "hard"]),
+            Ok("hard")
+        );
         let e = one_of(at, &json!("extreme"), &["easy", "medium", "hard"]).expect_err("unknown");
         assert_eq!(e.msg, "String should match pattern '^(easy|medium|hard)$'");
-        assert_eq!(one_of(at, &json!(1), &["easy"]).map_err(|e| e.kind), Err("string_type"));
+        assert_eq!(
+            one_of(at, &json!(1), &["easy"]).map_err(|e| e.kind),
+            Err("string_type")
+        );
     }
 
     #[test]
     fn summary_matches_pydantic_layout() {
-        let e = float_in(("body", "frequency"), &json!(150), Range { ge: 0.1, le: 100.0 })
-            .expect_err("too high");
+        let e = float_in(
+            ("body", "frequency"),
+            &json!(150),
+            Range { ge: 0.1, le: 100.0 },
+        )
+        .expect_err("too high");
         assert_eq!(
             summary("OscilloscopeCommand", &[e]),
             "1 validation error for OscilloscopeCommand\nfrequency\n  Input should be less than or \

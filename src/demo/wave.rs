@@ -22,8 +22,6 @@ pub(crate) enum WaveType {
 }
 
 impl WaveType {
-    pub(crate) const NAMES: [&'static str; 3] = ["sine", "square", "noise"];
-
     pub(crate) fn from_name(name: &str) -> Option<WaveType> {
         match name {
             "sine" => Some(WaveType::Sine),
@@ -189,6 +187,10 @@ mod tests {
             v["parameters"],
             serde_json::json!({"frequency": 10.0, "amplitude": 1.0, "offset": 0.0})
         );
-        assert!((1900..2300).contains(&text.len()), "sine frame is ~2 KB: {}", text.len());
+        assert!(
+            (1900..2300).contains(&text.len()),
+            "sine frame is ~2 KB: {}",
+            text.len()
+        );
     }
 }

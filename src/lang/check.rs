@@ -25,25 +25,58 @@ pub fn check(source: &Source, doc: &Document) -> Diagnostics {
 pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
     match &v.scalar {
         Scalar::Int(i) if *i >= 0 => Ok(std::time::Duration::from_secs(*i as u64)),
-        Scalar::Float(f) if *f >= 0.0 && f.is_finite() => {
-            Ok(std::time::Duration::from_secs_f64(*f))
-        }
+        Scalar::Int(_) => Err("a duration cannot be negative".into()),
+        Scalar::Float(f) => seconds(*f),
         Scalar::Str(s) => parse_duration_str(s),
         other => Err(format!("expected a duration, found {}", other.type_name())),
     }
 }
 
+/// A number of seconds as a duration, refusing what `Duration` cannot hold (its
+/// `from_secs_f64` panics on those).
+fn seconds(secs: f64) -> Result<std::time::Duration, String> {
+    if secs < 0.0 {
+        return Err("a duration cannot be negative".into());
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{secs:e} seconds is too long for a duration"))
+}
+
+/// Parse a duration string (also the value parser of `--duration` flags). The error
+/// is a whole sentence naming the fix: a comma for a decimal point, a capitalised or
+/// unknown unit, a minus sign.
 pub fn parse_duration_str(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration".into());
+        return Err("empty duration: write e.g. `2s`".into());
     }
     if let Ok(secs) = t.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(std::time::Duration::from_secs_f64(secs));
-        }
+        return seconds(secs);
     }
-    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))
+    if t.starts_with('-') {
+        return Err(format!("`{t}` is negative: a duration cannot be"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        if t.contains(',') && humantime::parse_duration(&t.replace(',', ".")).is_ok() {
+            return format!(
+                "`{t}` is not a duration: use a dot for decimals (`{}`)",
+                t.replace(',', ".")
+            );
+        }
+        let lower = t.to_ascii_lowercase();
+        if lower != t && humantime::parse_duration(&lower).is_ok() {
+            return format!("`{t}` is not a duration: units are lowercase (`{lower}`)");
+        }
+        match e {
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("`{t}` is not a duration: unknown unit `{unit}` (use ms, s, m, h or d)")
+            }
+            humantime::DurationError::NumberOverflow => format!("`{t}` is too long"),
+            _ => format!(
+                "`{t}` is not a duration: write a number with a unit, e.g. `500ms`, `2s`, `1m30s`"
+            ),
+        }
+    })
 }
 
 struct Checker<'a> {
@@ -240,9 +273,9 @@ impl Checker<'_> {
                     self.push(
                         Code::BadDuration,
                         v.span,
-                        format!("bad duration for `{}`: {e}", field.name),
-                        "not a duration",
-                        "write a number with a unit: `250ms`, `2s`, `1m30s`, `1h`".into(),
+                        e,
+                        &format!("the `{}` of `{node}`", field.name),
+                        "write a number with a unit: `250ms`, `2s`, `1m30s`, `1h` (a bare number means seconds)".into(),
                     );
                 }
                 true

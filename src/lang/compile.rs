@@ -19,7 +19,11 @@ use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{Source, Span};
 
 /// A pause as written: constant, uniform range, pacing period.
-type PauseParts = (Option<Duration>, Option<(Duration, Duration)>, Option<Duration>);
+type PauseParts = (
+    Option<Duration>,
+    Option<(Duration, Duration)>,
+    Option<Duration>,
+);
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -378,11 +382,7 @@ impl Compiler<'_> {
         v.and_then(|v| parse_duration(v).ok())
     }
 
-    fn pause_parts(
-        &mut self,
-        n: &Node,
-        allow_pacing: bool,
-    ) -> Option<PauseParts> {
+    fn pause_parts(&mut self, n: &Node, allow_pacing: bool) -> Option<PauseParts> {
         let constant = self.duration(n.arg(0));
         let between = n.prop("between");
         let and = n.prop("and");

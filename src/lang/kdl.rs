@@ -15,6 +15,22 @@ use crate::source::{Source, Span};
 
 /// Parse a KDL plan into the AST, or every syntax error found.
 pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
+    match parse_partial(source) {
+        (Some(doc), diags) if diags.is_empty() => Ok(doc),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Parse as far as it goes: the AST (absent when the text is not KDL) and the errors
+/// found while converting it (bad map entries, integers out of range).
+pub fn parse_partial(source: &Source) -> (Option<Document>, Diagnostics) {
+    match parse_doc(source) {
+        Ok((doc, diags)) => (Some(doc), diags),
+        Err(diags) => (None, diags),
+    }
+}
+
+fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
     if let Some(at) = too_deep(source.text()) {
         let mut diags = Diagnostics::new();
         diags.push(
@@ -63,11 +79,7 @@ pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
         .iter()
         .map(|n| convert(source, n, &mut diags))
         .collect();
-    if diags.is_empty() {
-        Ok(Document { nodes })
-    } else {
-        Err(diags)
-    }
+    Ok((Document { nodes }, diags))
 }
 
 /// Deepest `{ … }` nesting accepted. The `kdl` parser recurses per level (about

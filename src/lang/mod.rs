@@ -29,14 +29,27 @@ pub fn parse(source: &Source, syntax: Syntax) -> Result<ast::Document, Diagnosti
     }
 }
 
-/// Parse, check and compile a plan source. `base` resolves feeder files.
+/// Parse as far as possible: the AST (absent when the text is not KDL/YAML at all)
+/// and the structural errors met on the way.
+pub fn parse_partial(source: &Source, syntax: Syntax) -> (Option<ast::Document>, Diagnostics) {
+    match syntax {
+        Syntax::Kdl => kdl::parse_partial(source),
+        Syntax::Yaml => yaml::parse_partial(source),
+    }
+}
+
+/// Parse, check and compile a plan source. `base` resolves feeder files. Every pass
+/// runs even when an earlier one found mistakes, so all of them are reported at once.
 pub fn compile_source(
     source: &Source,
     syntax: Syntax,
     base: &Path,
 ) -> Result<ir::Program, Diagnostics> {
-    let doc = parse(source, syntax)?;
-    let mut diags = check::check(source, &doc);
+    let (doc, mut diags) = parse_partial(source, syntax);
+    let Some(doc) = doc else {
+        return Err(diags);
+    };
+    diags.extend(check::check(source, &doc));
     match compile::compile(source, &doc, base) {
         Ok(program) if diags.is_empty() => Ok(program),
         Ok(_) => Err(diags),

@@ -60,6 +60,8 @@ pub fn is_template(s: &str) -> bool {
 pub struct Templates {
     env: Environment<'static>,
     next: u32,
+    /// Some template reads `response` (so the runtime keeps the last response).
+    pub uses_response: bool,
 }
 
 impl std::fmt::Debug for Templates {
@@ -83,7 +85,11 @@ impl Templates {
         env.add_function("now", now);
         env.add_function("counter", counter);
         env.add_function("env", env_var);
-        Self { env, next: 0 }
+        Self {
+            env,
+            next: 0,
+            uses_response: false,
+        }
     }
 
     /// Compile a string field; returns the names it uses that are not built in.
@@ -97,6 +103,7 @@ impl Templates {
         self.next += 1;
         let tmpl = self.env.get_template(&id.to_string())?;
         let mut names = tmpl.undeclared_variables(false);
+        self.uses_response |= names.contains("response");
         names.retain(|n| {
             !BUILTIN_FUNCTIONS.contains(&n.as_str())
                 && !CONTEXT_VARS.contains(&n.as_str())

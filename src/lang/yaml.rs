@@ -89,7 +89,8 @@ impl<'de> Visitor<'de> for YamlVisitor {
     }
 }
 
-fn span_of<T>(s: &Spanned<T>) -> Span {
+/// The byte span of a spanned YAML value.
+pub fn span_of<T>(s: &Spanned<T>) -> Span {
     let sp = s.referenced.span();
     match (sp.byte_offset(), sp.byte_len()) {
         (Some(o), Some(l)) => Span::new(o as usize, l as usize),
@@ -97,32 +98,110 @@ fn span_of<T>(s: &Spanned<T>) -> Span {
     }
 }
 
-/// Parse YAML text into spanned values, mapping a syntax error to a diagnostic.
+/// Where a serde-saphyr error points: its byte span, else its line and column.
+fn error_span(source: &Source, e: &serde_saphyr::Error) -> Span {
+    let Some(l) = e.location() else {
+        return Span::default();
+    };
+    let sp = l.span();
+    match (sp.byte_offset(), sp.byte_len()) {
+        (Some(o), len) => Span::new(o as usize, len.unwrap_or(0) as usize),
+        _ => Span::new(source.offset_of(l.line() as usize, l.column() as usize), 0),
+    }
+}
+
+/// The first line of a serde-saphyr message without its `error: line N column M:`
+/// prefix (the diagnostic shows the location itself).
+fn error_text(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or(&full).trim();
+    let rest = first.strip_prefix("error:").unwrap_or(first).trim_start();
+    match rest.strip_prefix("line ") {
+        Some(after) => match after.find(": ") {
+            Some(i) if after[..i].contains("column") => after[i + 2..].trim().to_string(),
+            _ => rest.to_string(),
+        },
+        None => rest.to_string(),
+    }
+}
+
+/// Parse YAML text into spanned values, mapping a syntax error to a diagnostic in
+/// plain words (a tab, a duplicate key, a bracket left open, …).
 pub fn parse_value(source: &Source, code: Code) -> Result<Spanned<Yaml>, Diagnostics> {
     serde_saphyr::from_str::<Spanned<Yaml>>(source.text()).map_err(|e| {
-        let span = e
-            .location()
-            .map(|l| {
-                let sp = l.span();
-                Span::new(
-                    sp.byte_offset().unwrap_or(0) as usize,
-                    sp.byte_len().unwrap_or(0) as usize,
-                )
-            })
-            .unwrap_or_default();
-        let message = first_line(&e.to_string());
+        let mut span = error_span(source, &e);
+        let text = error_text(&e);
+        if text.contains("tab") {
+            // The scanner reports where it was, not where the tab is: point at the tab.
+            if let Some(i) = source.text().get(span.offset..).and_then(|t| t.find('\t')) {
+                span = Span::new(span.offset + i, 1);
+            }
+        }
+        let (code, message, label, help) = explain(code, &text);
         let mut diags = Diagnostics::new();
         diags.push(
-            Diagnostic::new(code, source, span, format!("invalid YAML: {message}"))
-                .label("here")
-                .help("check indentation, colons and quoting around this point"),
+            Diagnostic::new(code, source, span, message)
+                .label(label)
+                .help(help),
         );
         diags
     })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+/// Reword the YAML parser's messages for people who do not read YAML specs.
+fn explain(code: Code, text: &str) -> (Code, String, &'static str, String) {
+    if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        let dup = if code == Code::Syntax {
+            Code::DuplicateField
+        } else {
+            code
+        };
+        return (
+            dup,
+            format!("`{key}` is given twice in the same mapping"),
+            "second occurrence",
+            "remove one of them, or merge their contents".into(),
+        );
+    }
+    let (label, help) = if text.contains("tab") {
+        (
+            "tab character",
+            "YAML indents with spaces only: replace the tab with spaces",
+        )
+    } else if text.contains("unclosed quote") || text.contains("quoted scalar") {
+        (
+            "string starts here",
+            "close the string with the same quote it opens with",
+        )
+    } else if text.contains("unclosed bracket") || text.contains("flow") {
+        (
+            "opened here",
+            "close every `{` with `}` and every `[` with `]`",
+        )
+    } else if text.contains("budget breached") {
+        return (
+            code,
+            "the document is nested too deeply".into(),
+            "too deep",
+            "a plan never needs this much nesting; look for a runaway bracket or indentation"
+                .into(),
+        );
+    } else if text.contains("did not find expected key")
+        || text.contains("mapping values are not allowed")
+        || text.contains("did not find expected")
+    {
+        (
+            "indentation does not line up",
+            "items of one list or mapping start in the same column; a value containing `: ` needs quotes",
+        )
+    } else {
+        (
+            "here",
+            "check indentation, colons and quoting around this point",
+        )
+    };
+    (code, format!("invalid YAML: {text}"), label, help.into())
 }
 
 /// Deserialize a typed value (profiles) with located errors.
@@ -131,19 +210,9 @@ pub fn from_str<T: serde::de::DeserializeOwned>(
     code: Code,
 ) -> Result<T, Diagnostics> {
     serde_saphyr::from_str::<T>(source.text()).map_err(|e| {
-        let span = e
-            .location()
-            .map(|l| {
-                let sp = l.span();
-                Span::new(
-                    sp.byte_offset().unwrap_or(0) as usize,
-                    sp.byte_len().unwrap_or(0) as usize,
-                )
-            })
-            .unwrap_or_default();
         let mut diags = Diagnostics::new();
         diags.push(
-            Diagnostic::new(code, source, span, first_line(&e.to_string()))
+            Diagnostic::new(code, source, error_span(source, &e), error_text(&e))
                 .help("see grammar/profiles.md for the profile fields"),
         );
         diags
@@ -152,7 +221,21 @@ pub fn from_str<T: serde::de::DeserializeOwned>(
 
 /// Parse a YAML plan into the AST, or every structural error found.
 pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
-    let root = parse_value(source, Code::Syntax)?;
+    match parse_partial(source) {
+        (Some(doc), diags) if diags.is_empty() => Ok(doc),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Parse a YAML plan as far as it goes: the AST (absent only when the text is not
+/// YAML at all) and the structural errors found. Pieces that could not be mapped are
+/// left out or kept as a `null` placeholder with their span, so the later passes can
+/// still report every other mistake without repeating these.
+pub fn parse_partial(source: &Source) -> (Option<Document>, Diagnostics) {
+    let root = match parse_value(source, Code::Syntax) {
+        Ok(root) => root,
+        Err(diags) => return (None, diags),
+    };
     let mut cx = Cx {
         source,
         diags: Diagnostics::new(),
@@ -169,13 +252,49 @@ pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
             "expected keys such as `plan`, `vars`, `scenarios`",
         ),
     }
-    if cx.diags.is_empty() {
-        Ok(Document {
+    (
+        Some(Document {
             nodes: doc.children,
-        })
-    } else {
-        Err(cx.diags)
+        }),
+        cx.diags,
+    )
+}
+
+/// The words of a shorthand string, split on whitespace except inside template tags,
+/// so `GET /search?q={{ term }}` is two words.
+fn words(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut inside: Option<&str> = None;
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        if let Some(close) = inside {
+            if rest.starts_with(close) {
+                inside = None;
+                i += close.len();
+                continue;
+            }
+        } else if rest.starts_with("{{") || rest.starts_with("{%") {
+            inside = Some(if rest.starts_with("{{") { "}}" } else { "%}" });
+            start.get_or_insert(i);
+            i += 2;
+            continue;
+        }
+        let c = rest.chars().next().map_or(1, char::len_utf8);
+        if inside.is_none() && rest.starts_with(char::is_whitespace) {
+            if let Some(st) = start.take() {
+                out.push(&s[st..i]);
+            }
+        } else {
+            start.get_or_insert(i);
+        }
+        i += c;
     }
+    if let Some(st) = start {
+        out.push(&s[st..]);
+    }
+    out
 }
 
 fn kind(y: &Yaml) -> &'static str {
@@ -225,6 +344,15 @@ impl Cx<'_> {
         Some(Value { scalar, span })
     }
 
+    /// A scalar, or (after reporting why) a `null` placeholder with the span, so the
+    /// schema check does not also call the field missing.
+    fn scalar_or_null(&mut self, y: &Spanned<Yaml>) -> Value {
+        self.scalar(y).unwrap_or(Value {
+            scalar: Scalar::Null,
+            span: span_of(y),
+        })
+    }
+
     /// Build node `name` (spec `spec`) from a YAML body.
     fn node(
         &mut self,
@@ -262,7 +390,7 @@ impl Cx<'_> {
                 // Shorthand: `http: GET /health`; each word keeps its own span.
                 let text = self.source.slice(span);
                 let mut cursor = 0;
-                for part in s.split_whitespace() {
+                for part in words(s) {
                     let vspan = match text.get(cursor..).and_then(|t| t.find(part)) {
                         Some(p) => {
                             let at = cursor + p;
@@ -332,20 +460,19 @@ impl Cx<'_> {
                 if node.args[i].is_some() {
                     self.dup(&key, key_span);
                 }
-                node.args[i] = self.scalar(v);
+                node.args[i] = Some(self.scalar_or_null(v));
                 continue;
             }
             if spec.props.iter().any(|p| p.name == key) {
                 if node.props.iter().any(|p| p.name == key) {
                     self.dup(&key, key_span);
                 }
-                if let Some(value) = self.scalar(v) {
-                    node.props.push(Prop {
-                        name: key,
-                        name_span: key_span,
-                        value,
-                    });
-                }
+                let value = self.scalar_or_null(v);
+                node.props.push(Prop {
+                    name: key,
+                    name_span: key_span,
+                    value,
+                });
                 continue;
             }
             let child = spec.children.iter().find(|c| NodeSpec::yaml_key(c) == key);
@@ -382,12 +509,18 @@ impl Cx<'_> {
                 Some(ChildKind::Steps(set)) => match &v.value {
                     Yaml::Seq(items) => self.steps(set, items, node),
                     Yaml::Null => {}
-                    other => self.err(
-                        Code::WrongType,
-                        span_of(v),
-                        format!("`steps` is a list, found {}", kind(other)),
-                        "write `steps:` followed by `- http: ...` items",
-                    ),
+                    other => {
+                        self.err(
+                            Code::WrongType,
+                            span_of(v),
+                            format!("`steps` is a list, found {}", kind(other)),
+                            "write `steps:` followed by `- http: ...` items, one `- ` per step",
+                        );
+                        // Read a lone step anyway, so its own mistakes are reported too.
+                        if matches!(other, Yaml::Map(_)) {
+                            self.steps(set, std::slice::from_ref(v), node);
+                        }
+                    }
                 },
                 None => {
                     let mut keys: Vec<&str> =
@@ -426,38 +559,110 @@ impl Cx<'_> {
     fn steps(&mut self, set: StepSet, items: &[Spanned<Yaml>], node: &mut Node) {
         for item in items {
             let span = span_of(item);
-            let (k, v) = match &item.value {
-                Yaml::Map(entries) if entries.len() == 1 => (&entries[0].0, &entries[0].1),
+            match &item.value {
+                Yaml::Map(entries) if !entries.is_empty() => self.step_map(entries, node),
                 Yaml::Str(s) if schema::step_spec(set, s).is_some() => {
                     // A bare step with no body, e.g. `- close`.
-                    let n = Node::new(s.clone(), span, span);
-                    node.children.push(n);
-                    continue;
+                    node.children.push(Node::new(s.clone(), span, span));
                 }
-                _ => {
+                Yaml::Str(s) => {
+                    // `- http GET /health`: the colon after the kind is missing.
+                    let first = s.split_whitespace().next().unwrap_or_default();
+                    let help = if schema::all_step_kinds().any(|k| k == first) {
+                        format!(
+                            "put a colon after the kind: `{first}: {}`",
+                            s[first.len()..].trim()
+                        )
+                    } else {
+                        format!("start each step with its kind: {}", set.kinds().join(", "))
+                    };
                     self.err(
                         Code::WrongType,
                         span,
                         "a step is a one-key mapping such as `- http: GET /health`".into(),
-                        "start each step with its kind: http, ws, sleep, group, repeat, pick, set, if",
+                        &help,
                     );
-                    continue;
                 }
-            };
-            let Some(name) = self.key(k) else { continue };
-            let key_span = span_of(k);
-            match schema::spec(&name) {
-                Some(spec) if schema::all_step_kinds().any(|s| s == name) => {
-                    // Placement is checked on the AST so both spellings agree.
-                    let n = self.node(spec, &name, key_span, v);
-                    node.children.push(n);
-                }
-                _ => {
-                    // Keep it: the schema check reports unknown steps for both spellings.
-                    let n = Node::new(name, key_span, key_span.join(span_of(v)));
-                    node.children.push(n);
-                }
+                _ => self.err(
+                    Code::WrongType,
+                    span,
+                    format!(
+                        "a step is a one-key mapping such as `- http: GET /health`, found {}",
+                        kind(&item.value)
+                    ),
+                    &format!("start each step with its kind: {}", set.kinds().join(", ")),
+                ),
             }
         }
+    }
+
+    /// One step item. More than one key is the classic indentation slip: the node's
+    /// fields written beside it (`- http: GET /` then `checks:` at the same level).
+    fn step_map(&mut self, entries: &[(Spanned<Yaml>, Spanned<Yaml>)], node: &mut Node) {
+        let is_kind = |k: &Spanned<Yaml>| matches!(&k.value, Yaml::Str(s) if schema::all_step_kinds().any(|x| x == s));
+        let main = entries.iter().position(|(k, _)| is_kind(k)).unwrap_or(0);
+        let (k, v) = &entries[main];
+        let Some(name) = self.key(k) else { return };
+        for (other, _) in entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != main)
+            .map(|(_, e)| e)
+        {
+            let Some(extra) = self.key(other) else {
+                continue;
+            };
+            let belongs = schema::spec(&name).is_some_and(|sp| {
+                sp.args.iter().chain(sp.props).any(|f| f.name == extra)
+                    || sp.children.iter().any(|c| NodeSpec::yaml_key(c) == extra)
+            });
+            let (message, help) = if belongs {
+                (
+                    format!("`{extra}` belongs inside `{name}`, not beside it"),
+                    format!(
+                        "indent `{extra}:` under `{name}:` and write `{name}` as a mapping of its fields (e.g. `method: GET`, `url: /`)"
+                    ),
+                )
+            } else {
+                (
+                    format!("a step has one kind, found `{name}` and `{extra}`"),
+                    "start a new list item with `- ` for each step".to_string(),
+                )
+            };
+            self.diags.push(
+                Diagnostic::new(Code::WrongType, self.source, span_of(other), message)
+                    .label("at the level of the step")
+                    .help(help),
+            );
+        }
+        let key_span = span_of(k);
+        match schema::spec(&name) {
+            Some(spec) if schema::all_step_kinds().any(|s| s == name) => {
+                // Placement is checked on the AST so both spellings agree.
+                let n = self.node(spec, &name, key_span, v);
+                node.children.push(n);
+            }
+            _ => {
+                // Keep it: the schema check reports unknown steps for both spellings.
+                let n = Node::new(name, key_span, key_span.join(span_of(v)));
+                node.children.push(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthand_words_keep_templates_whole() {
+        assert_eq!(words("GET /health"), vec!["GET", "/health"]);
+        assert_eq!(
+            words("  GET  /x?q={{ a + 1 }}&r={% if b %}1{% endif %} "),
+            vec!["GET", "/x?q={{ a + 1 }}&r={% if b %}1{% endif %}"]
+        );
+        assert_eq!(words("GET /a now"), vec!["GET", "/a", "now"]);
+        assert_eq!(words("é {{ x"), vec!["é", "{{ x"]);
     }
 }

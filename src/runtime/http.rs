@@ -382,7 +382,16 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         }
     };
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    // Headers are copied only when a check or capture reads them.
+    let needs_headers = step
+        .checks
+        .iter()
+        .any(|c| matches!(c, Check::Header { .. }))
+        || step
+            .captures
+            .iter()
+            .any(|c| matches!(c.from, CaptureFrom::Header(_)));
+    let headers = needs_headers.then(|| resp.headers().clone());
     let body = match resp.bytes().await {
         Ok(b) => b,
         Err(e) => {
@@ -401,7 +410,7 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         }
     };
     let elapsed = start.elapsed();
-    let subject = Subject::new(Some(status), Some(&headers), &body, elapsed);
+    let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
     let (passed, failed, check_msg) = run_checks(&step.checks, &subject);
     let capture_msg = run_captures(user, &step.captures, &subject);
     let expects_status = step.checks.iter().any(|c| matches!(c, Check::Status(_)));
@@ -440,6 +449,10 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         Flow::Ok
     };
     // Keep the last response for templates (`response.status`, `response.body`, `response.json`).
+    if !user.shared.program.templates.uses_response {
+        user.rec.record(ev);
+        return flow;
+    }
     if let Ok(text) = std::str::from_utf8(&body) {
         let mut r = std::collections::BTreeMap::new();
         r.insert("status", JValue::from(status));

@@ -204,7 +204,6 @@ impl User {
                 Some(Flow::Ok) => self.rec.count(Counter::IterationCompleted),
             }
             self.iteration += 1;
-            self.rec.flush();
             if iterations.is_some_and(|n| self.iteration >= n) {
                 break;
             }
@@ -215,6 +214,8 @@ impl User {
                 Think::Pacing(p) => Some(p.saturating_sub(started.elapsed())),
             };
             if let Some(w) = wait.filter(|w| !w.is_zero()) {
+                // An idle user must not sit on buffered events (they flush on record otherwise).
+                self.rec.flush();
                 tokio::select! {
                     _ = soft.cancelled() => break,
                     _ = tokio::time::sleep(w) => {}
