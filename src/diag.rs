@@ -239,12 +239,26 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.diag.span;
+        let span = char_span(self.diag.source.text(), self.diag.span);
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(self.diag.label.clone()),
             span,
         ))))
     }
+}
+
+/// A span clamped to the text and widened to whole characters, whatever a parser
+/// reported (the renderer slices the text with it).
+fn char_span(text: &str, span: Span) -> Span {
+    let mut start = span.offset.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = span.end().clamp(start, text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    Span::new(start, end - start)
 }
 
 /// Diagnostics collected across a pass.
@@ -324,4 +338,25 @@ pub fn did_you_mean<'a>(
         }
     }
     best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_off_character_boundaries_still_render() {
+        let source = Source::new("p.kdl", "a \"é\" b");
+        for span in [
+            Span::new(4, 1),
+            Span::new(3, 1),
+            Span::new(99, 5),
+            Span::new(4, 99),
+        ] {
+            let d = Diagnostic::new(Code::Syntax, &source, span, "m").help("h");
+            assert!(d.render_plain().contains("p.kdl:1:"), "{span:?}");
+        }
+        assert_eq!(char_span("aé", Span::new(2, 0)), Span::new(1, 2));
+        assert_eq!(char_span("aéb", Span::new(1, 1)), Span::new(1, 2));
+    }
 }

@@ -356,3 +356,40 @@ fn huge_durations_are_diagnostics_not_panics() {
     }
     assert!(loadplan::lang::check::parse_duration_str("1e300").is_err());
 }
+
+#[test]
+fn multibyte_text_next_to_mistakes_renders() {
+    // Carets computed inside values (JSON, regex, JSON path, template errors) must
+    // land on character boundaries.
+    for (name, text) in [
+        (
+            "j.kdl",
+            "scenario \"s\" {\n    http POST \"/\" { json \"{\\\"é\\\": \\\"😀\\\",}\"; }\n}\n",
+        ),
+        (
+            "j2.kdl",
+            "scenario \"s\" {\n    http POST \"/\" { json \"[\\\"é\"; }\n}\n",
+        ),
+        (
+            "r.yaml",
+            "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, checks: [{ body-regex: \"é(😀\" }] }\n",
+        ),
+        (
+            "p.yaml",
+            "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, checks: [{ json: \"$.é[\" }] }\n",
+        ),
+        (
+            "t.kdl",
+            "scenario \"s\" {\n    http GET \"/é{{ 😀 }}\"\n}\n",
+        ),
+        (
+            "u.kdl",
+            "scenario \"é\" {\n    http GET \"/?q={{ ü }}\"\n}\n",
+        ),
+    ] {
+        let syntax = Syntax::from_path(name).expect("extension");
+        let source = Source::new(name, text);
+        let err = lang::compile_source(&source, syntax, Path::new(".")).expect_err(name);
+        assert!(err.render_plain().contains(name));
+    }
+}

@@ -88,7 +88,10 @@ fn every_invalid_file_fails_and_its_diagnostics_are_pinned() {
         assert!(!diags.is_empty(), "{name}: no diagnostic");
         let shown = path.display().to_string();
         let text = diags.render_plain();
-        assert!(text.contains(&format!("{shown}:")), "{name}: no file name\n{text}");
+        assert!(
+            text.contains(&format!("{shown}:")),
+            "{name}: no file name\n{text}"
+        );
         assert!(text.contains("help:"), "{name}: no help line\n{text}");
         assert!(text.contains(" │ "), "{name}: no source line\n{text}");
         insta::assert_snapshot!(name, text);
@@ -109,8 +112,13 @@ fn every_diagnostic_code_has_an_invalid_file() {
         let stem = name.trim_start_matches("profile-");
         let named = Code::ALL.iter().find(|c| {
             let short = c.as_str().rsplit("::").next().unwrap_or_default();
-            let short = if c.as_str().starts_with("io::") { "io-read" } else { short };
-            stem.starts_with(short) && (name.starts_with("profile-") == c.as_str().starts_with("profile::"))
+            let short = if c.as_str().starts_with("io::") {
+                "io-read"
+            } else {
+                short
+            };
+            stem.starts_with(short)
+                && (name.starts_with("profile-") == c.as_str().starts_with("profile::"))
         });
         if let Some(code) = named {
             assert!(
@@ -124,7 +132,10 @@ fn every_diagnostic_code_has_an_invalid_file() {
         .filter(|c| !seen.contains(c))
         .map(|c| c.as_str())
         .collect();
-    assert!(missing.is_empty(), "codes without an invalid file: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes without an invalid file: {missing:?}"
+    );
 }
 
 fn codes(d: &Diagnostics) -> BTreeSet<&'static str> {

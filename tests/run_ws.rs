@@ -50,7 +50,11 @@ fn plan(scenario_body: &str) -> Program {
     let text = format!(
         "plan \"ws-test\" {{\n    host \"http://localhost:1\"\n}}\n\nscenario \"ws\" {{\n{scenario_body}\n}}\n"
     );
-    match compile_source(&Source::new("t.kdl", text.as_str()), Syntax::Kdl, Path::new(".")) {
+    match compile_source(
+        &Source::new("t.kdl", text.as_str()),
+        Syntax::Kdl,
+        Path::new("."),
+    ) {
         Ok(p) => p,
         Err(d) => panic!("the test plan compiles: {d:?}\n{text}"),
     }
@@ -70,7 +74,12 @@ async fn demo() -> DemoServer {
     .expect("demo target binds a free port")
 }
 
-async fn run_against(program: &Arc<Program>, host: String, users: u64, iterations: u64) -> RunResult {
+async fn run_against(
+    program: &Arc<Program>,
+    host: String,
+    users: u64,
+    iterations: u64,
+) -> RunResult {
     let cfg = RunConfig {
         host: Some(host),
         seed: 1,
@@ -78,12 +87,23 @@ async fn run_against(program: &Arc<Program>, host: String, users: u64, iteration
         ..RunConfig::default()
     };
     let profile = LoadProfile::closed(users, users as f64, None);
-    driver::run(Arc::clone(program), &profile, &cfg, Control::default(), |_| {})
-        .await
-        .expect("the run starts")
+    driver::run(
+        Arc::clone(program),
+        &profile,
+        &cfg,
+        Control::default(),
+        |_| {},
+    )
+    .await
+    .expect("the run starts")
 }
 
-async fn run(program: &Arc<Program>, server: &DemoServer, users: u64, iterations: u64) -> RunResult {
+async fn run(
+    program: &Arc<Program>,
+    server: &DemoServer,
+    users: u64,
+    iterations: u64,
+) -> RunResult {
     run_against(program, server.base_url(), users, iterations).await
 }
 
@@ -94,11 +114,7 @@ fn row(program: &Program, r: &RunResult, name: &str) -> StepStats {
         .iter()
         .position(|s| s.name == name)
         .unwrap_or_else(|| panic!("no step named {name}"));
-    r.total
-        .steps
-        .get(&(id as u32))
-        .cloned()
-        .unwrap_or_default()
+    r.total.steps.get(&(id as u32)).cloned().unwrap_or_default()
 }
 
 /// Errors of the step called `name`: (kind, message, count).
@@ -195,8 +211,11 @@ async fn error_objects_are_counted_as_unmatched() {
     assert_eq!(frame.failures, n);
     let errs = errors(&program, &r, "frame");
     assert_eq!(errs.iter().map(|e| e.2).sum::<u64>(), n);
-    assert!(errs.iter().all(|(kind, message, _)| *kind == ErrorKind::Unmatched
-        && message.starts_with("frame does not match $.samples: {\"error\"")));
+    assert!(
+        errs.iter()
+            .all(|(kind, message, _)| *kind == ErrorKind::Unmatched
+                && message.starts_with("frame does not match $.samples: {\"error\""))
+    );
     assert_eq!(server.ws_stats().errors_sent, n);
     assert_eq!(row(&program, &r, "connect").failures, 0);
 }
@@ -258,7 +277,11 @@ async fn a_refused_handshake_reports_the_http_status() {
     assert_eq!(connect.statuses.get(&403), Some(&4));
     assert_eq!(
         errors(&program, &r, "connect"),
-        vec![(ErrorKind::WsHandshake, "handshake refused: HTTP 403".to_string(), 4)]
+        vec![(
+            ErrorKind::WsHandshake,
+            "handshake refused: HTTP 403".to_string(),
+            4
+        )]
     );
     assert_eq!(row(&program, &r, "start").count, 0);
     assert_eq!(r.total.iterations.failed, 4);
@@ -332,7 +355,12 @@ async fn silence_after_stop_allows_the_frame_in_flight() {
     )));
     let r = run(&program, &server, 2, 2).await;
     let quiet = row(&program, &r, "quiet");
-    assert_eq!((quiet.count, quiet.failures), (4, 0), "{:?}", r.total.errors);
+    assert_eq!(
+        (quiet.count, quiet.failures),
+        (4, 0),
+        "{:?}",
+        r.total.errors
+    );
     assert!(quiet.latency.min() >= 200_000);
 }
 
@@ -398,7 +426,12 @@ async fn captures_from_frames_feed_later_sends() {
     let echo = row(&program, &r, "echo");
     assert_eq!((echo.count, echo.failures, echo.bytes_out), (2, 0, 8));
     assert_eq!(row(&program, &r, "frame").checks_passed, 2);
-    assert_eq!(row(&program, &r, "echo_error").failures, 0, "{:?}", r.total.errors);
+    assert_eq!(
+        row(&program, &r, "echo_error").failures,
+        0,
+        "{:?}",
+        r.total.errors
+    );
 }
 
 /// The demo half of `benches/ws_sessions.sh`: serves the demo target in this process

@@ -4,6 +4,7 @@
 //! error, 3 fatal runtime error.
 
 pub mod check;
+pub mod compare;
 pub mod demo;
 pub mod graph;
 pub mod run;
@@ -32,6 +33,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at startup: the size of `run`'s arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a plan: generate load, show progress, print a summary.
     Run(run::Args),
@@ -43,6 +46,8 @@ pub enum Command {
     Graph(graph::Args),
     /// Print the JSON Schema of YAML plans or profiles.
     Schema(schema::Args),
+    /// Compare two `run --json` results; exit 1 on a regression beyond the tolerance.
+    Compare(compare::Args),
 }
 
 /// Entry point for the binary: parse arguments, run, map to an exit code.
@@ -61,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     ExitCode::from(code)
 }
@@ -75,4 +81,21 @@ pub fn report(diags: Diagnostics) {
         eprint!("{}", d.render(color));
     }
     eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
+}
+
+/// The async runtime for load: one scheduler thread per core this process may use.
+/// On a single core (e.g. under `taskset`) the current-thread scheduler avoids the
+/// work-stealing machinery entirely.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .enable_all()
+            .build()
+    }
 }

@@ -14,6 +14,7 @@ use crate::lang;
 use crate::lang::check::parse_duration_str;
 use crate::metrics::{StepInfo, render_progress_line, render_summary};
 use crate::profile::{self, LoadProfile, Model};
+use crate::report;
 use crate::runtime::driver::{self, Control, Tick};
 use crate::runtime::{RunConfig, RunResult};
 
@@ -57,6 +58,29 @@ pub struct Args {
     /// End with one machine-readable line: `rps=… p50_ms=… p99_ms=… requests=… errors=…`.
     #[arg(long)]
     pub summary_kv: bool,
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv and
+    /// PREFIX_failures.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write the whole result as JSON (schema: grammar/result.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report: one test case per threshold and per step with checks.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9646).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "LOADPLAN_METRICS",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        value_parser = crate::metrics::prom::parse_listen
+    )]
+    pub metrics: Option<crate::metrics::prom::Listen>,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -139,10 +163,7 @@ pub fn run(args: Args) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -207,6 +228,30 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     {
         eprintln!("note: no duration, stages or --iterations: running until Ctrl-C");
     }
+    let outputs = report::sinks::Outputs {
+        csv: args.csv.clone(),
+        json: args.json.clone(),
+        junit: args.junit.clone(),
+        html: args.html.clone(),
+    };
+    let metrics = args.metrics.and_then(|l| l.0);
+    let mut sinks =
+        match report::sinks::Sinks::start(program.clone(), &profile, outputs, metrics).await {
+            Ok(s) => s,
+            Err(report::sinks::StartError::Usage(m)) => {
+                eprintln!("error: {m}");
+                return super::EXIT_USAGE;
+            }
+            Err(report::sinks::StartError::Fatal(m)) => {
+                eprintln!("error: {m}");
+                return super::EXIT_FATAL;
+            }
+        };
+    if let Some(addr) = sinks.metrics_addr() {
+        if !args.quiet {
+            eprintln!("metrics on http://{addr}/metrics");
+        }
+    }
     let tty = std::io::stderr().is_terminal();
     let bar = (!args.quiet && tty).then(|| {
         let b = ProgressBar::new_spinner();
@@ -219,7 +264,11 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     });
     let mut last_line = Instant::now();
     let quiet = args.quiet;
+    let tick_control = control.clone();
     let on_tick = |t: &Tick| {
+        if let Some(v) = sinks.tick(t, &tick_control) {
+            eprintln!("\naborting: threshold failed: {}", v.line());
+        }
         let line = render_progress_line(t.point, t.elapsed, t.planned);
         if let Some(b) = &bar {
             b.set_message(line);
@@ -237,7 +286,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         d.shutdown().await;
     }
     match result {
-        Ok(r) => finish(&program, &profile, &r, seed, args.summary_kv),
+        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks).await,
         Err(e) => {
             eprintln!("error: {e}");
             super::EXIT_FATAL
@@ -245,13 +294,15 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     }
 }
 
-fn finish(
+async fn finish(
     program: &lang::ir::Program,
     profile: &LoadProfile,
     r: &RunResult,
     seed: u64,
-    kv: bool,
+    args: &Args,
+    sinks: report::sinks::Sinks,
 ) -> u8 {
+    let kv = args.summary_kv;
     let infos = step_infos(program);
     print!("{}", render_summary(&infos, &r.total, r.elapsed));
     let verdicts = crate::report::thresholds::evaluate(
@@ -264,12 +315,7 @@ fn finish(
     if !verdicts.is_empty() {
         println!("\nThresholds");
         for v in &verdicts {
-            println!(
-                "  {} {:<40} actual {}",
-                if v.passed { "PASS" } else { "FAIL" },
-                v.rule,
-                v.shown
-            );
+            println!("  {}", v.line());
             failed |= !v.passed;
         }
     }
@@ -277,6 +323,24 @@ fn finish(
     if checks_failed > 0 {
         failed = true;
     }
+    let aborted_by = sinks.aborted_by().cloned();
+    if let Some(v) = &aborted_by {
+        failed = true;
+        println!("\nrun aborted by threshold: {}", v.line());
+    }
+    let plan_file = args.plan.display().to_string();
+    let cx = report::model::Context {
+        program,
+        profile,
+        plan_file: &plan_file,
+        seed,
+        verdicts: &verdicts,
+        aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
+    };
+    let built = sinks
+        .wants_report()
+        .then(|| report::RunReport::build(&cx, r));
+    let files = sinks.finish(built.as_ref()).await;
     if r.interrupted {
         println!(
             "\nrun interrupted after {:.1}s (seed {seed})",
@@ -302,24 +366,42 @@ fn finish(
             all.failures
         );
     }
-    if failed {
-        println!(
-            "result: FAILED ({}{})",
-            if checks_failed > 0 {
-                format!("{checks_failed} checks failed")
-            } else {
-                String::new()
-            },
-            if verdicts.iter().any(|v| !v.passed) {
-                " thresholds failed"
-            } else {
-                ""
+    let write_failed = match files {
+        Ok(written) => {
+            for p in written {
+                println!("wrote {}", p.display());
             }
-        );
+            false
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            true
+        }
+    };
+    let code = if failed {
+        let mut reasons = Vec::new();
+        if checks_failed > 0 {
+            reasons.push(format!("{checks_failed} checks failed"));
+        }
+        let failed_rules = verdicts.iter().filter(|v| !v.passed).count();
+        if failed_rules > 0 {
+            reasons.push(format!("{failed_rules} thresholds failed"));
+        }
+        if aborted_by.is_some() {
+            reasons.push("aborted by a threshold".into());
+        }
+        println!("result: FAILED ({})", reasons.join(", "));
         super::EXIT_FAILED
     } else {
         println!("result: PASSED");
         super::EXIT_OK
+    };
+    if write_failed {
+        super::EXIT_FATAL
+    } else {
+        code
     }
 }
 

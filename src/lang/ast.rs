@@ -9,6 +9,11 @@
 
 use crate::source::Span;
 
+/// The name of a placeholder node: a piece of the source the parser could not read
+/// and already reported. Later passes skip it, but it still counts as "something
+/// there" (a scenario with one unreadable step is not also "empty").
+pub const PLACEHOLDER: &str = "";
+
 /// A scalar as written.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {

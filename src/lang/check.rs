@@ -6,10 +6,10 @@
 //! Semantic checks that need the whole plan (names, templates, variables, files)
 //! happen while compiling ([`super::compile`]).
 
-use super::ast::{Document, Node, Scalar, Value};
-use super::schema::{self, ChildKind, Field, NodeSpec, Ty};
+use super::ast::{Document, Node, PLACEHOLDER, Scalar, Value};
+use super::schema::{self, ChildKind, Field, NodeSpec, StepSet, Ty};
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
-use crate::source::{Source, Span};
+use crate::source::{Source, Span, Syntax};
 
 /// Check a whole document; empty when it conforms to the schema.
 pub fn check(source: &Source, doc: &Document) -> Diagnostics {
@@ -93,6 +93,15 @@ impl Checker<'_> {
         );
     }
 
+    /// `name=value` (KDL) or `name: value` (YAML), in the plan's own spelling.
+    fn example(&self, name: &str, value: &str) -> String {
+        if Syntax::from_path(self.source.name()) == Some(Syntax::Yaml) {
+            format!("`{name}: {value}`")
+        } else {
+            format!("`{name}={value}`")
+        }
+    }
+
     fn node(&mut self, spec: &'static NodeSpec, node: &Node) {
         // Positional arguments.
         for (i, arg) in node.args.iter().enumerate() {
@@ -117,15 +126,45 @@ impl Checker<'_> {
                 }
             }
         }
+        if node.name == "http" && node.args.len() == 1 {
+            // `http "/health"`: the URL is there, the method is not.
+            if let Some(url) = node.arg(0).filter(|v| {
+                v.as_str()
+                    .is_some_and(|s| s.starts_with('/') || s.contains("://"))
+            }) {
+                let shown = url.as_str().unwrap_or_default();
+                let example = if Syntax::from_path(self.source.name()) == Some(Syntax::Yaml) {
+                    format!("`http: GET {shown}`")
+                } else {
+                    format!("`http GET \"{shown}\"`")
+                };
+                self.push(
+                    Code::MissingField,
+                    node.name_span,
+                    "`http` needs a method before the URL".into(),
+                    "missing `method`",
+                    format!("write {example} (or POST, PUT, PATCH, DELETE, HEAD, OPTIONS)"),
+                );
+                return;
+            }
+        }
+        // Fields written under another name (`capture name=…`) are reported once, as
+        // that unknown name with its help, not also as missing.
+        let aliased: Vec<&str> = node
+            .props
+            .iter()
+            .filter(|p| !spec.props.iter().any(|f| f.name == p.name))
+            .filter_map(|p| schema::alias(&node.name, &p.name).map(|(f, _)| f))
+            .collect();
         for (i, field) in spec.args.iter().enumerate() {
-            if field.required && node.arg(i).is_none() {
+            if field.required && node.arg(i).is_none() && !aliased.contains(&field.name) {
                 self.push(
                     Code::MissingField,
                     node.name_span,
                     format!("`{}` needs its `{}`", node.name, field.name),
                     &format!("missing `{}`", field.name),
                     format!(
-                        "add {} ({}): {}",
+                        "add `{}` ({}): {}",
                         field.name,
                         field.ty.describe(),
                         field.doc
@@ -152,6 +191,9 @@ impl Checker<'_> {
                 Some(field) => self.value(field, &prop.value, &node.name),
                 None => {
                     let help = did_you_mean(&prop.name, spec.props.iter().map(|f| f.name))
+                        .or_else(|| {
+                            schema::alias(&node.name, &prop.name).map(|(_, h)| h.to_string())
+                        })
                         .unwrap_or_else(|| {
                             if spec.props.is_empty() {
                                 format!("`{}` has no properties", node.name)
@@ -171,7 +213,7 @@ impl Checker<'_> {
             }
         }
         for field in spec.props.iter().filter(|f| f.required) {
-            if node.prop(field.name).is_none() {
+            if node.prop(field.name).is_none() && !aliased.contains(&field.name) {
                 self.push(
                     Code::MissingField,
                     node.name_span,
@@ -193,6 +235,9 @@ impl Checker<'_> {
     fn children(&mut self, spec: &'static NodeSpec, what: &str, children: &[Node]) {
         let steps = spec.steps();
         for (i, child) in children.iter().enumerate() {
+            if child.name == PLACEHOLDER {
+                continue;
+            }
             if let Some(c) = spec.child(&child.name) {
                 if matches!(c.kind, ChildKind::One | ChildKind::Map)
                     && children[..i].iter().any(|p| p.name == child.name)
@@ -217,20 +262,30 @@ impl Checker<'_> {
                     continue;
                 }
                 if schema::all_step_kinds().any(|k| k == child.name) {
-                    let place = if matches!(
-                        child.name.as_str(),
-                        "send" | "receive" | "expect-silence" | "close"
-                    ) {
-                        "only inside a `ws` session"
+                    let (message, help) = if set == StepSet::Main {
+                        (
+                            format!("`{}` only works inside a `ws` session", child.name),
+                            format!(
+                                "move it into a `ws \"/path\" {{ … }}` block; steps here are: {}",
+                                StepSet::Main.kinds().join(", ")
+                            ),
+                        )
                     } else {
-                        "not inside a `ws` session"
+                        (
+                            format!("`{}` cannot be used inside a `ws` session", child.name),
+                            format!(
+                                "a session's steps are: {}; put `{}` before or after the `ws` block",
+                                StepSet::Ws.kinds().join(", "),
+                                child.name
+                            ),
+                        )
                     };
                     self.push(
                         Code::MisplacedStep,
                         child.name_span,
-                        format!("`{}` cannot be used in {what}", child.name),
-                        "misplaced step",
-                        format!("`{}` is allowed {place}", child.name),
+                        message,
+                        &format!("not allowed in {what}"),
+                        help,
                     );
                     continue;
                 }
@@ -287,6 +342,11 @@ impl Checker<'_> {
                 (Ty::Int | Ty::Num, Scalar::Str(s)) if s.trim().parse::<f64>().is_ok() => {
                     format!("remove the quotes: {}", s.trim())
                 }
+                (Ty::Int, _) => format!(
+                    "write a whole number, e.g. {}",
+                    self.example(field.name, "3")
+                ),
+                (Ty::Num, _) => format!("write a number, e.g. {}", self.example(field.name, "1.5")),
                 (Ty::Str, _) => "put the value in double quotes".to_string(),
                 (Ty::Bool, _) => "write #true or #false (KDL), true or false (YAML)".to_string(),
                 _ => format!("`{}`: {}", field.name, field.doc),

@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::ast::{Document, Node, Scalar, Value};
@@ -16,7 +15,7 @@ use super::check::parse_duration;
 use super::ir::*;
 use super::template::{Templates, Tpl};
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
-use crate::source::{Source, Span};
+use crate::source::{Source, Span, Syntax};
 
 /// A pause as written: constant, uniform range, pacing period.
 type PauseParts = (
@@ -25,12 +24,19 @@ type PauseParts = (
     Option<Duration>,
 );
 
+mod feeder;
+mod http;
+mod ws;
+
+pub use feeder::load_rows;
+
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Compile a checked document. `base` is the folder feeder files are relative to.
 pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, Diagnostics> {
     let mut cx = Compiler {
         source,
+        yaml: Syntax::from_path(source.name()) == Some(Syntax::Yaml),
         base,
         diags: Diagnostics::new(),
         templates: Templates::new(),
@@ -50,6 +56,8 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
 
 struct Compiler<'a> {
     source: &'a Source,
+    /// Written in YAML (help lines show examples in the plan's own spelling).
+    yaml: bool,
     base: &'a Path,
     diags: Diagnostics,
     templates: Templates,
@@ -86,8 +94,12 @@ impl Compiler<'_> {
         let mut feeders: Vec<Feeder> = Vec::new();
 
         for n in doc.nodes.iter().filter(|n| n.name == "feeder") {
+            // A feeder whose file is missing still defines its name: templates using
+            // it are fine, the file is the one mistake.
+            if let Some(name) = n.str_arg(0) {
+                self.known.insert(name.to_string());
+            }
             if let Some(f) = self.feeder(n, &feeders) {
-                self.known.insert(f.name.clone());
                 feeders.push(f);
             }
         }
@@ -120,7 +132,7 @@ impl Compiler<'_> {
                             host = self.host(v);
                         }
                     }
-                    "headers" => http.headers = self.map(c),
+                    "headers" => http.headers = self.headers(c),
                     "timeout" => http.timeout = self.duration(c.arg(0)).unwrap_or(http.timeout),
                     "connect-timeout" => {
                         http.connect_timeout =
@@ -180,7 +192,11 @@ impl Compiler<'_> {
                 span,
                 "the plan has no scenario",
                 "no scenario in this plan",
-                "add `scenario \"name\" { http GET \"/\" }` (KDL) or a `scenarios:` list (YAML)",
+                if self.yaml {
+                    "add a `scenarios:` list, e.g. `scenarios: [{ name: browse, steps: [http: GET /] }]`"
+                } else {
+                    "add a scenario, e.g. `scenario \"browse\" { http GET \"/\" }`"
+                },
             );
         }
         Program {
@@ -197,6 +213,16 @@ impl Compiler<'_> {
 
     fn host(&mut self, v: &Value) -> Option<String> {
         let s = v.as_str()?;
+        if !s.contains("://") {
+            self.err(
+                Code::BadUrl,
+                v.span,
+                format!("host `{s}` has no scheme"),
+                "missing `http://`",
+                format!("write `http://{s}` (or `https://{s}`)"),
+            );
+            return None;
+        }
         match url::Url::parse(s) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 Some(s.trim_end_matches('/').to_string())
@@ -225,104 +251,6 @@ impl Compiler<'_> {
                 None
             }
         }
-    }
-
-    fn feeder(&mut self, n: &Node, existing: &[Feeder]) -> Option<Feeder> {
-        let name = n.str_arg(0)?.to_string();
-        let file_v = n.prop("file")?;
-        let file = file_v.as_str()?.to_string();
-        if existing.iter().any(|f| f.name == name) {
-            let span = n.arg(0).map_or(n.name_span, |v| v.span);
-            self.err(
-                Code::DuplicateName,
-                span,
-                format!("feeder `{name}` is defined twice"),
-                "second definition",
-                "feeder names must be unique",
-            );
-            return None;
-        }
-        let mode = match n.prop("mode") {
-            None => FeedMode::Sequential,
-            Some(v) => match v.as_str() {
-                Some("sequential") => FeedMode::Sequential,
-                Some("random") => FeedMode::Random,
-                Some("unique") => FeedMode::Unique,
-                Some(other) => {
-                    let help = did_you_mean(other, ["sequential", "random", "unique"])
-                        .unwrap_or_else(|| "one of: sequential, random, unique".into());
-                    self.err(
-                        Code::BadValue,
-                        v.span,
-                        format!("unknown feeder mode `{other}`"),
-                        "unknown mode",
-                        help,
-                    );
-                    FeedMode::Sequential
-                }
-                None => return None,
-            },
-        };
-        let format = match n.str_prop("format") {
-            Some(f) => f.to_string(),
-            None if file.to_ascii_lowercase().ends_with(".json") => "json".into(),
-            None => "csv".into(),
-        };
-        if format != "csv" && format != "json" {
-            if let Some(v) = n.prop("format") {
-                self.err(
-                    Code::BadValue,
-                    v.span,
-                    format!("unknown feeder format `{format}`"),
-                    "unknown format",
-                    "one of: csv, json",
-                );
-            }
-            return None;
-        }
-        let path = self.base.join(&file);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                self.err(
-                    Code::MissingFile,
-                    file_v.span,
-                    format!("cannot read feeder file `{}`: {e}", path.display()),
-                    "file not readable",
-                    "feeder paths are relative to the plan file",
-                );
-                return None;
-            }
-        };
-        let rows = match load_rows(&text, &format) {
-            Ok(rows) if !rows.is_empty() => rows,
-            Ok(_) => {
-                self.err(
-                    Code::BadFeeder,
-                    file_v.span,
-                    format!("feeder file `{file}` has no rows"),
-                    "empty",
-                    "a feeder needs at least one row",
-                );
-                return None;
-            }
-            Err(e) => {
-                self.err(
-                    Code::BadFeeder,
-                    file_v.span,
-                    format!("feeder file `{file}`: {e}"),
-                    "malformed data",
-                    "CSV needs a header row; JSON must be an array of objects",
-                );
-                return None;
-            }
-        };
-        Some(Feeder {
-            name,
-            file,
-            mode,
-            rows: Arc::new(rows),
-        })
     }
 
     fn scenario_node(&mut self, n: &Node, name: &str) -> Scenario {
@@ -364,7 +292,11 @@ impl Compiler<'_> {
                 span,
                 format!("scenario `{name}` has no steps"),
                 "nothing to do",
-                "add at least one step, e.g. `http GET \"/health\"`",
+                if self.yaml {
+                    "add at least one step under `steps:`, e.g. `- http: GET /health`"
+                } else {
+                    "add at least one step, e.g. `http GET \"/health\"`"
+                },
             );
         }
         Scenario {
@@ -494,11 +426,14 @@ impl Compiler<'_> {
         };
         match self.templates.add(&text) {
             Ok((tpl, names)) => {
-                self.check_names(names, v.span);
+                self.check_names(names, v);
                 Some(tpl)
             }
             Err(e) => {
-                self.bad_template(v.span, &e);
+                let span = e
+                    .range()
+                    .map_or(v.span, |r| self.sub_span(v, r.start, r.len()));
+                self.bad_template(span, &e);
                 None
             }
         }
@@ -512,24 +447,70 @@ impl Compiler<'_> {
             Code::BadTemplate,
             span,
             format!("template error: {detail}"),
-            "in this template",
-            "templates use minijinja syntax: `{{ name }}`, `{{ random_int(1, 10) }}`",
+            "here",
+            "templates use minijinja syntax: `{{ name }}`, `{{ random_int(1, 10) }}`, `{% if x %}…{% endif %}`",
         );
     }
 
-    fn check_names(&mut self, names: HashSet<String>, span: Span) {
+    /// The span of bytes `start .. start + len` of a string value's text, when the
+    /// text appears verbatim in the source (no escapes); else the whole value.
+    fn sub_span(&self, v: &Value, start: usize, len: usize) -> Span {
+        let (Some(text), raw) = (v.as_str(), self.source.slice(v.span)) else {
+            return v.span;
+        };
+        match raw.find(text) {
+            Some(i)
+                if !text.is_empty()
+                    && start + len <= text.len()
+                    && text.is_char_boundary(start)
+                    && text.is_char_boundary(start + len) =>
+            {
+                Span::new(v.span.offset + i + start, len)
+            }
+            _ => v.span,
+        }
+    }
+
+    /// The span of a variable name used inside a template value (first whole-word
+    /// occurrence), else the whole value.
+    fn name_span(&self, v: &Value, name: &str) -> Span {
+        let Some(text) = v.as_str() else {
+            return v.span;
+        };
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        // Only inside `{{ … }}` / `{% … %}` (an `if` condition is all expression).
+        let tags = template_tags(text);
+        text.match_indices(name)
+            .find(|(i, _)| {
+                !word(text[..*i].chars().next_back())
+                    && !word(text[i + name.len()..].chars().next())
+                    && (tags.is_empty() || tags.iter().any(|(a, b)| a <= i && i < b))
+            })
+            .map_or(v.span, |(i, _)| self.sub_span(v, i, name.len()))
+    }
+
+    fn check_names(&mut self, names: HashSet<String>, v: &Value) {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
         for name in names {
             if self.known.contains(&name) {
                 continue;
             }
+            let span = self.name_span(v, &name);
             if let Some(def) = self.later.get(&name).copied() {
                 let (line, col) = self.source.line_col(def.offset);
-                self.err(Code::CaptureBeforeDefined, span, format!("`{name}` is used before it is captured or set"), &format!("`{name}` does not exist yet here"), format!("it is bound at line {line}, column {col}, by a later step; move this use after it"));
+                self.err(
+                    Code::CaptureBeforeDefined,
+                    span,
+                    format!("`{name}` is used before it is captured or set"),
+                    &format!("`{name}` does not exist yet here"),
+                    format!("it is bound at line {line}, column {col}, by a later step; move this use after it"),
+                );
             } else {
                 let known: Vec<String> = self.known.iter().cloned().collect();
-                let help = did_you_mean(&name, known.iter().map(String::as_str)).unwrap_or_else(|| format!("define `{name}` under `vars`, capture it in an earlier step, or `set` it"));
+                let help = did_you_mean(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                    format!("define `{name}` under `vars`, capture it in an earlier step, or `set` it")
+                });
                 self.err(
                     Code::UndefinedVariable,
                     span,
@@ -539,6 +520,30 @@ impl Compiler<'_> {
                 );
             }
         }
+    }
+
+    /// A `headers` map, its names checked: a name is an HTTP token (`X-Trace`), and
+    /// `Accept: "…"` (a colon from HTTP or YAML habits) is a common slip in KDL.
+    fn headers(&mut self, n: &Node) -> Vec<(String, Tpl)> {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        for p in &n.props {
+            if p.name.is_empty() || !p.name.chars().all(token) {
+                let bare = p.name.trim_end_matches(':');
+                let help = if !bare.is_empty() && bare.chars().all(token) {
+                    format!("remove the colon: `{bare}`")
+                } else {
+                    "header names are letters, digits and `-`, e.g. `X-Request-Id`".into()
+                };
+                self.err(
+                    Code::BadValue,
+                    p.name_span,
+                    format!("`{}` is not a valid header name", p.name),
+                    "not a header name",
+                    help,
+                );
+            }
+        }
+        self.map(n)
     }
 
     fn map(&mut self, n: &Node) -> Vec<(String, Tpl)> {
@@ -659,11 +664,20 @@ impl Compiler<'_> {
                 let text = cond.as_str()?;
                 let condition = match self.templates.add_condition(text) {
                     Ok((t, names)) => {
-                        self.check_names(names, cond.span);
+                        self.check_names(names, cond);
                         t
                     }
                     Err(e) => {
-                        self.bad_template(cond.span, &e);
+                        // The condition compiles as `{% if … %}`: map the error back.
+                        let inner = Templates::condition_body(text);
+                        let at = text.find(inner).unwrap_or(0);
+                        let span = e
+                            .range()
+                            .filter(|r| r.start >= 6 && r.end - 6 <= inner.len())
+                            .map_or(cond.span, |r| {
+                                self.sub_span(cond, at + r.start - 6, r.len())
+                            });
+                        self.bad_template(span, &e);
                         return None;
                     }
                 };
@@ -679,563 +693,28 @@ impl Compiler<'_> {
             _ => None,
         }
     }
+}
 
-    fn url(&mut self, v: &Value, ws: bool) -> Option<Tpl> {
-        let s = v.as_str()?;
-        let schemes: &[&str] = if ws {
-            &["ws", "wss"]
-        } else {
-            &["http", "https"]
-        };
-        if !super::template::is_template(s) {
-            if s.contains("://") {
-                match url::Url::parse(s) {
-                    Ok(u) if schemes.contains(&u.scheme()) => {}
-                    Ok(u) => {
-                        self.err(
-                            Code::BadUrl,
-                            v.span,
-                            format!("unsupported scheme `{}`", u.scheme()),
-                            "wrong scheme",
-                            format!(
-                                "use {}:// or a path starting with `/`",
-                                schemes.join("://, ")
-                            ),
-                        );
-                        return None;
-                    }
-                    Err(e) => {
-                        self.err(
-                            Code::BadUrl,
-                            v.span,
-                            format!("bad URL: {e}"),
-                            "not a URL",
-                            "write an absolute URL or a path starting with `/`",
-                        );
-                        return None;
-                    }
-                }
-            } else if !s.starts_with('/') {
-                self.err(
-                    Code::BadUrl,
-                    v.span,
-                    format!("relative URL `{s}` must start with `/`"),
-                    "missing leading slash",
-                    format!("write `/{s}`"),
-                );
-                return None;
-            }
-        }
-        self.tpl(v)
-    }
-
-    fn http(&mut self, n: &Node) -> Option<HttpStep> {
-        let mv = n.arg(0)?;
-        let method = mv.as_str()?.to_ascii_uppercase();
-        if !METHODS.contains(&method.as_str()) {
-            let help = did_you_mean(&method, METHODS.iter().copied())
-                .unwrap_or_else(|| format!("one of: {}", METHODS.join(", ")));
-            self.err(
-                Code::BadValue,
-                mv.span,
-                format!("unknown HTTP method `{}`", mv.as_str().unwrap_or_default()),
-                "unknown method",
-                help,
-            );
-        }
-        let uv = n.arg(1)?;
-        let url = self.url(uv, false);
-        let name = match n.str_prop("name") {
-            Some(s) => s.to_string(),
-            None => {
-                let raw = uv.as_str().unwrap_or_default();
-                raw.split('?').next().unwrap_or(raw).to_string()
+/// Byte ranges of the template tags (`{{ … }}`, `{% … %}`) in a text.
+fn template_tags(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find('{').map(|i| from + i) {
+        let close = match text.get(i..i + 2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            _ => {
+                from = i + 1;
+                continue;
             }
         };
-        let stat = self.stat(&method, &name);
-        let query = n.child("query").map(|q| self.map(q)).unwrap_or_default();
-        let headers = n.child("headers").map(|h| self.map(h)).unwrap_or_default();
-        let bodies: Vec<&Node> = n
-            .children
-            .iter()
-            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text"))
-            .collect();
-        if bodies.len() > 1 {
-            self.err(
-                Code::Conflict,
-                bodies[1].name_span,
-                "a request has one body",
-                "second body",
-                "keep one of `json`, `form` or `text`",
-            );
-        }
-        let body = match bodies.first() {
-            None => Body::None,
-            Some(b) if b.name == "json" => {
-                let v = b.arg(0)?;
-                if let Some(s) = v.as_str() {
-                    if !super::template::is_template(s) {
-                        if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
-                            self.err(
-                                Code::BadJson,
-                                v.span,
-                                format!("the JSON body is not valid JSON: {e}"),
-                                "invalid JSON",
-                                "KDL raw strings help: #\"{\"a\": 1}\"#",
-                            );
-                        }
-                    }
-                }
-                Body::Json(self.tpl(v)?)
-            }
-            Some(b) if b.name == "form" => Body::Form(self.map(b)),
-            Some(b) => Body::Text {
-                body: self.tpl(b.arg(0)?)?,
-                content_type: b
-                    .str_prop("content-type")
-                    .unwrap_or("text/plain")
-                    .to_string(),
-            },
-        };
-        let timeout = self.duration(n.prop("timeout"));
-        let checks = n
-            .children_named("check")
-            .filter_map(|c| self.check(c, true))
-            .collect();
-        let captures = self.captures(n);
-        Some(HttpStep {
-            stat,
-            method,
-            url: url?,
-            query,
-            headers,
-            body,
-            timeout,
-            checks,
-            captures,
-        })
+        let end = text[i + 2..]
+            .find(close)
+            .map_or(text.len(), |j| i + 2 + j + 2);
+        out.push((i, end));
+        from = end;
     }
-
-    fn captures(&mut self, n: &Node) -> Vec<Capture> {
-        let mut out = Vec::new();
-        for c in n.children_named("capture") {
-            if let Some(cap) = self.capture(c) {
-                out.push(cap);
-            }
-        }
-        for cap in &out {
-            self.known.insert(cap.var.clone());
-        }
-        out
-    }
-
-    fn regex(&mut self, v: &Value) -> Option<Pattern> {
-        match regex::Regex::new(v.as_str()?) {
-            Ok(r) => Some(Pattern(r)),
-            Err(e) => {
-                let msg = e.to_string();
-                let last = msg.lines().last().unwrap_or("invalid regex").to_string();
-                self.err(Code::BadRegex, v.span, format!("bad regex: {last}"), "invalid regex", "regexes use Rust `regex` syntax; escape `\\` twice in KDL quoted strings or use a raw string");
-                None
-            }
-        }
-    }
-
-    fn json_path(&mut self, v: &Value) -> Option<JsonPath> {
-        let s = v.as_str()?;
-        match serde_json_path::JsonPath::parse(s) {
-            Ok(path) => Some(JsonPath {
-                source: s.to_string(),
-                path,
-            }),
-            Err(e) => {
-                self.err(
-                    Code::BadJsonPath,
-                    v.span,
-                    format!("bad JSON path: {e}"),
-                    "invalid JSON path",
-                    "JSON paths start with `$`, e.g. `$.track_width` or `$.samples[0]`",
-                );
-                None
-            }
-        }
-    }
-
-    fn check(&mut self, n: &Node, http: bool) -> Option<Check> {
-        const SUBJECTS: &[&str] = &[
-            "status",
-            "header",
-            "json",
-            "body-contains",
-            "body-regex",
-            "max-duration",
-        ];
-        const PREDICATES: &[&str] = &["equals", "contains", "regex", "length", "exists"];
-        let subjects: Vec<&str> = SUBJECTS
-            .iter()
-            .copied()
-            .filter(|s| n.prop(s).is_some())
-            .collect();
-        let preds: Vec<&str> = PREDICATES
-            .iter()
-            .copied()
-            .filter(|s| n.prop(s).is_some())
-            .collect();
-        if subjects.len() != 1 {
-            let msg = if subjects.is_empty() {
-                "a check needs a subject".to_string()
-            } else {
-                format!("a check has one subject, found {}", subjects.join(" and "))
-            };
-            self.err(if subjects.is_empty() { Code::MissingField } else { Code::Conflict }, n.name_span, msg, "check", "write e.g. `check status=200` or `check json=\"$.status\" equals=\"healthy\"`; one check per line");
-            return None;
-        }
-        if preds.len() > 1 {
-            self.err(
-                Code::Conflict,
-                n.name_span,
-                format!("a check has one predicate, found {}", preds.join(" and ")),
-                "several predicates",
-                "split it into several checks",
-            );
-            return None;
-        }
-        let subject = subjects[0];
-        let sv = n.prop(subject)?;
-        if !preds.is_empty() && !matches!(subject, "header" | "json") {
-            self.err(
-                Code::Conflict,
-                sv.span,
-                format!("`{}` takes no predicate", subject),
-                "no predicate here",
-                "predicates (`equals`, `contains`, …) go with `header` or `json`",
-            );
-            return None;
-        }
-        if !http && matches!(subject, "status" | "header") {
-            self.err(
-                Code::Conflict,
-                sv.span,
-                format!("`{subject}` cannot be checked on a WebSocket frame"),
-                "not available on frames",
-                "check frames with `json`, `body-contains` or `body-regex`",
-            );
-            return None;
-        }
-        let predicate = match preds.first().copied() {
-            None | Some("exists") => {
-                if n.prop("exists").and_then(Value::as_bool) == Some(false) {
-                    self.err(
-                        Code::BadValue,
-                        n.prop("exists").map_or(sv.span, |v| v.span),
-                        "`exists=false` is not supported",
-                        "unsupported",
-                        "check for presence only",
-                    );
-                    return None;
-                }
-                Predicate::Exists
-            }
-            Some("equals") => Predicate::Equals(n.prop("equals")?.scalar.to_json()),
-            Some("contains") => Predicate::Contains(n.str_prop("contains")?.to_string()),
-            Some("regex") => Predicate::Regex(self.regex(n.prop("regex")?)?),
-            Some("length") => {
-                let v = n.prop("length")?;
-                match v.as_int() {
-                    Some(l) if l >= 0 => Predicate::Length(l as u64),
-                    _ => {
-                        self.err(
-                            Code::BadValue,
-                            v.span,
-                            "length must be 0 or more",
-                            "negative",
-                            "use a non-negative length",
-                        );
-                        return None;
-                    }
-                }
-            }
-            Some(_) => return None,
-        };
-        Some(match subject {
-            "status" => {
-                let s = sv.as_int()?;
-                if !(100..=599).contains(&s) {
-                    self.err(
-                        Code::BadValue,
-                        sv.span,
-                        format!("{s} is not an HTTP status"),
-                        "out of range",
-                        "statuses are 100 to 599",
-                    );
-                    return None;
-                }
-                Check::Status(s as u16)
-            }
-            "max-duration" => Check::MaxDuration(self.duration(Some(sv))?),
-            "body-contains" => Check::BodyContains(sv.as_str()?.to_string()),
-            "body-regex" => Check::BodyRegex(self.regex(sv)?),
-            "header" => Check::Header {
-                name: sv.as_str()?.to_ascii_lowercase(),
-                predicate,
-            },
-            _ => Check::Json {
-                path: self.json_path(sv)?,
-                predicate,
-            },
-        })
-    }
-
-    fn capture(&mut self, n: &Node) -> Option<Capture> {
-        let var = n.str_arg(0)?.to_string();
-        let sources: Vec<&str> = ["json", "regex", "header", "body"]
-            .into_iter()
-            .filter(|s| n.prop(s).is_some())
-            .collect();
-        if sources.len() != 1 {
-            let msg = if sources.is_empty() {
-                format!("capture `{var}` needs a source")
-            } else {
-                format!(
-                    "capture `{var}` has one source, found {}",
-                    sources.join(" and ")
-                )
-            };
-            self.err(
-                if sources.is_empty() {
-                    Code::MissingField
-                } else {
-                    Code::Conflict
-                },
-                n.name_span,
-                msg,
-                "capture",
-                "use one of `json=`, `regex=`, `header=` or `body=#true`",
-            );
-            return None;
-        }
-        let from = match sources[0] {
-            "json" => CaptureFrom::Json(self.json_path(n.prop("json")?)?),
-            "regex" => CaptureFrom::Regex(self.regex(n.prop("regex")?)?),
-            "header" => CaptureFrom::Header(n.str_prop("header")?.to_ascii_lowercase()),
-            _ => CaptureFrom::Body,
-        };
-        Some(Capture {
-            var,
-            from,
-            default: n.prop("default").map(|v| v.scalar.to_json()),
-        })
-    }
-
-    fn ws(&mut self, n: &Node) -> Option<WsSession> {
-        let uv = n.arg(0)?;
-        let url = self.url(uv, true);
-        let name = n.str_prop("name").map_or_else(
-            || format!("WS {}", uv.as_str().unwrap_or_default()),
-            str::to_string,
-        );
-        let stat = self.stat("WS", &name);
-        let headers = n.child("headers").map(|h| self.map(h)).unwrap_or_default();
-        let mut steps = Vec::new();
-        for c in &n.children {
-            if let Some(s) = self.ws_step(c) {
-                steps.push(s);
-            }
-        }
-        Some(WsSession {
-            stat,
-            url: url?,
-            headers,
-            subprotocol: n.str_prop("subprotocol").map(str::to_string),
-            timeout: self.duration(n.prop("timeout")),
-            connection: n.str_prop("connection").map(str::to_string),
-            steps,
-        })
-    }
-
-    fn ws_step(&mut self, n: &Node) -> Option<WsStep> {
-        match n.name.as_str() {
-            "send" => {
-                let name = n.str_arg(0)?.to_string();
-                let kinds: Vec<&str> = ["text", "json", "binary"]
-                    .into_iter()
-                    .filter(|k| n.prop(k).is_some())
-                    .collect();
-                if kinds.len() != 1 {
-                    let msg = if kinds.is_empty() {
-                        "`send` needs a frame".to_string()
-                    } else {
-                        format!("`send` sends one frame, found {}", kinds.join(" and "))
-                    };
-                    self.err(
-                        if kinds.is_empty() {
-                            Code::MissingField
-                        } else {
-                            Code::Conflict
-                        },
-                        n.name_span,
-                        msg,
-                        "send",
-                        "use one of `text=`, `json=` or `binary=` (hex)",
-                    );
-                    return None;
-                }
-                let v = n.prop(kinds[0])?;
-                let frame = match kinds[0] {
-                    "text" => Frame::Text(self.tpl(v)?),
-                    "json" => {
-                        if let Some(s) = v.as_str() {
-                            if !super::template::is_template(s) {
-                                if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
-                                    self.err(
-                                        Code::BadJson,
-                                        v.span,
-                                        format!("the JSON frame is not valid JSON: {e}"),
-                                        "invalid JSON",
-                                        "KDL raw strings help: #\"{\"command\": \"start\"}\"#",
-                                    );
-                                }
-                            }
-                        }
-                        Frame::Json(self.tpl(v)?)
-                    }
-                    _ => match decode_hex(v.as_str()?) {
-                        Some(bytes) => Frame::Binary(bytes),
-                        None => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                "binary frames are written in hex",
-                                "not hex",
-                                "write bytes as hex digits, e.g. \"00ff10\"",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let stat = self.stat("send", &name);
-                Some(WsStep::Send { stat, frame })
-            }
-            "receive" => {
-                let name = n.str_arg(0)?.to_string();
-                let count = match n.prop("count") {
-                    None => 1,
-                    Some(v) => match v.as_int() {
-                        Some(c) if c >= 1 && c <= u32::MAX as i64 => c as u32,
-                        _ => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                "`count` must be at least 1",
-                                "not positive",
-                                "wait for at least one frame",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let timeout = self
-                    .duration(n.prop("timeout"))
-                    .unwrap_or(Duration::from_secs(5));
-                let frame_type = match n.prop("type") {
-                    None => FrameType::Any,
-                    Some(v) => match v.as_str() {
-                        Some("text") => FrameType::Text,
-                        Some("binary") => FrameType::Binary,
-                        Some("any") => FrameType::Any,
-                        Some(other) => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                format!("unknown frame type `{other}`"),
-                                "unknown type",
-                                "one of: text, binary, any",
-                            );
-                            return None;
-                        }
-                        None => return None,
-                    },
-                };
-                let json = match n.prop("match") {
-                    Some(v) => Some(self.json_path(v)?),
-                    None => None,
-                };
-                if let (Some(v), None) = (n.prop("equals"), &json) {
-                    self.err(
-                        Code::Conflict,
-                        v.span,
-                        "`equals` needs `match`",
-                        "nothing to compare",
-                        "write `match=\"$.type\" equals=\"data\"`",
-                    );
-                    return None;
-                }
-                let regex = match n.prop("regex") {
-                    Some(v) => Some(self.regex(v)?),
-                    None => None,
-                };
-                let matcher = Matcher {
-                    frame_type,
-                    json,
-                    equals: n.prop("equals").map(|v| v.scalar.to_json()),
-                    regex,
-                };
-                let checks = n
-                    .children_named("check")
-                    .filter_map(|c| self.check(c, false))
-                    .collect();
-                let captures = self.captures(n);
-                let stat = self.stat("receive", &name);
-                Some(WsStep::Receive {
-                    stat,
-                    count,
-                    timeout,
-                    matcher,
-                    checks,
-                    captures,
-                })
-            }
-            "expect-silence" => {
-                let name = n.str_arg(0)?.to_string();
-                let duration = self.duration(n.prop("for"))?;
-                let stat = self.stat("silence", &name);
-                Some(WsStep::ExpectSilence { stat, duration })
-            }
-            "sleep" => self.pause(n).map(WsStep::Sleep),
-            "set" => {
-                let var = n.str_arg(0)?.to_string();
-                let value = self.tpl(n.arg(1)?)?;
-                self.known.insert(var.clone());
-                Some(WsStep::Set { var, value })
-            }
-            "close" => {
-                let name = n.str_prop("name").unwrap_or("close").to_string();
-                let code = match n.prop("code") {
-                    None => 1000,
-                    Some(v) => match v.as_int() {
-                        Some(c) if (1000..=4999).contains(&c) => c as u16,
-                        _ => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                "close codes are 1000 to 4999",
-                                "out of range",
-                                "1000 is a normal closure",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let stat = self.stat("close", &name);
-                Some(WsStep::Close {
-                    stat,
-                    code,
-                    reason: n.str_prop("reason").unwrap_or_default().to_string(),
-                })
-            }
-            _ => None,
-        }
-    }
+    out
 }
 
 /// Every variable a scenario binds (captures, `set`), with the span of the binding.
@@ -1252,49 +731,5 @@ fn collect_bindings(n: &Node, out: &mut HashMap<String, Span>) {
             _ => {}
         }
         collect_bindings(c, out);
-    }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// Rows of a feeder file as JSON objects.
-pub fn load_rows(
-    text: &str,
-    format: &str,
-) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
-    if format == "json" {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let arr = v.as_array().ok_or("expected a JSON array of objects")?;
-        arr.iter()
-            .map(|row| {
-                row.as_object()
-                    .cloned()
-                    .ok_or_else(|| "every row must be a JSON object".to_string())
-            })
-            .collect()
-    } else {
-        let mut rdr = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let headers = rdr.headers().map_err(|e| e.to_string())?.clone();
-        let mut rows = Vec::new();
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| e.to_string())?;
-            let mut m = serde_json::Map::new();
-            for (h, v) in headers.iter().zip(rec.iter()) {
-                m.insert(h.to_string(), serde_json::Value::String(v.to_string()));
-            }
-            rows.push(m);
-        }
-        Ok(rows)
     }
 }

@@ -49,18 +49,37 @@ fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
         Ok(doc) => doc,
         Err(err) => {
             let mut diags = Diagnostics::new();
-            for d in &err.diagnostics {
-                let span = Span::from(d.span);
-                let message = d
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| String::from("invalid KDL"));
-                let mut diag = Diagnostic::new(Code::Syntax, source, span, message)
-                    .label(d.label.clone().unwrap_or_else(|| String::from("here")));
-                diag = diag.help(d.help.clone().unwrap_or_else(|| {
-                    String::from("see grammar/README.md for the KDL v2 syntax of plans")
-                }));
-                diags.push(diag);
+            let found: Vec<(Span, String, Option<String>, Option<String>)> = err
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+                    (Span::from(d.span), message, d.label.clone(), d.help.clone())
+                })
+                .collect();
+            let unclosed = found
+                .iter()
+                .any(|(_, m, _, _)| m.starts_with("No closing '}'"));
+            for (span, message, label, help) in &found {
+                // Echoes of another error: an unclosed block is also reported as a
+                // block "not closed after nodes", and everything after a runaway
+                // string as "expected end of document".
+                if (unclosed && message.starts_with("Closing '}' was not found"))
+                    || (found.len() > 1 && message == "Expected end of document")
+                {
+                    continue;
+                }
+                diags.push(syntax_error(source, *span, message, label, help));
+            }
+            // The parser's own errors are consequences of these habits, and
+            // misleading ones: report the habit alone.
+            if let Some((span, message, help)) = habit(source.text()) {
+                diags = Diagnostics::new();
+                diags.push(
+                    Diagnostic::new(Code::Syntax, source, span, message)
+                        .label("here")
+                        .help(help),
+                );
             }
             if diags.is_empty() {
                 diags.push(Diagnostic::new(
@@ -82,26 +101,67 @@ fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
     Ok((Document { nodes }, diags))
 }
 
+/// One error of the `kdl` parser, in the named file and in words for plan authors.
+fn syntax_error(
+    source: &Source,
+    span: Span,
+    message: &str,
+    label: &Option<String>,
+    help: &Option<String>,
+) -> Diagnostic {
+    let word = source.slice(span);
+    if matches!(word, "true" | "false" | "null") {
+        return Diagnostic::new(
+            Code::Syntax,
+            source,
+            span,
+            format!("`{word}` needs a `#` in KDL v2: `#{word}`"),
+        )
+        .label("KDL v1 keyword")
+        .help("KDL v2 writes #true, #false and #null; a bare word is a string");
+    }
+    let text = source.text();
+    let line_start = text
+        .get(..span.offset)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .and_then(|t| t.lines().next())
+        .unwrap_or_default();
+    let help = if line.trim_start().starts_with("json ") || line.contains(" json={") {
+        "write JSON as a raw string, which keeps its quotes: json #\"{\"a\": 1}\"#".to_string()
+    } else if message.starts_with("No closing '}'") {
+        "add the `}` that closes this block: every `{` needs one".to_string()
+    } else if message.contains("newline in single-line quoted string") {
+        "close the string with `\"` on the same line (a text over several lines is written \"\"\"…\"\"\")"
+            .to_string()
+    } else {
+        help.clone()
+            .unwrap_or_else(|| "see grammar/README.md for the KDL v2 syntax of plans".into())
+    };
+    // The parser's labels read "not <thing it expected>"; say where instead.
+    let label = match label.as_deref() {
+        Some("not closed") => "not closed",
+        _ => "here",
+    };
+    Diagnostic::new(Code::Syntax, source, span, message)
+        .label(label)
+        .help(help)
+}
+
 /// Deepest `{ … }` nesting accepted. The `kdl` parser recurses per level (about
 /// 25 KiB of stack each in a debug build), so a pathological file would overflow the
 /// stack — an abort, not an error — before the parser could report it.
 pub const MAX_DEPTH: usize = 32;
 
-/// The offset of the first `{` nested deeper than [`MAX_DEPTH`], skipping strings,
-/// raw strings and comments (a `{` inside them is text, not a child block).
-fn too_deep(text: &str) -> Option<usize> {
+/// Call `f` with the offset and byte of every byte of `text` that is KDL code, not
+/// inside a string, a raw string or a comment; stop when `f` returns `true`.
+fn scan_code(text: &str, mut f: impl FnMut(usize, u8) -> bool) {
     let b = text.as_bytes();
-    let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Some(i);
-                }
-            }
-            b'}' => depth = depth.saturating_sub(1),
             b'"' => {
                 // A quoted string (`"""` multi-line strings scan the same way).
                 i += 1;
@@ -109,21 +169,17 @@ fn too_deep(text: &str) -> Option<usize> {
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
             }
-            b'#' => {
-                // A raw string `#"…"#`, `##"…"##`, …; otherwise a keyword like `#true`.
+            b'#' if b[i..].iter().find(|&&c| c != b'#') == Some(&b'"') => {
+                // A raw string `#"…"#`, `##"…"##`, …
                 let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
-                if b.get(i + hashes) == Some(&b'"') {
-                    let close: Vec<u8> = std::iter::once(b'"')
-                        .chain(std::iter::repeat_n(b'#', hashes))
-                        .collect();
-                    let start = i + hashes + 1;
-                    i = b[start..]
-                        .windows(close.len())
-                        .position(|w| w == close.as_slice())
-                        .map_or(b.len(), |p| start + p + close.len() - 1);
-                } else {
-                    i += hashes - 1;
-                }
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
+                let start = i + hashes + 1;
+                i = b[start..]
+                    .windows(close.len())
+                    .position(|w| w == close.as_slice())
+                    .map_or(b.len(), |p| start + p + close.len() - 1);
             }
             b'/' if b.get(i + 1) == Some(&b'/') => {
                 while i < b.len() && b[i] != b'\n' {
@@ -149,11 +205,75 @@ fn too_deep(text: &str) -> Option<usize> {
                 }
                 continue;
             }
-            _ => {}
+            c => {
+                if f(i, c) {
+                    return;
+                }
+            }
         }
         i += 1;
     }
-    None
+}
+
+/// The offset of the first `{` nested deeper than [`MAX_DEPTH`].
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut found = None;
+    scan_code(text, |i, c| {
+        match c {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            found = Some(i);
+        }
+        found.is_some()
+    });
+    found
+}
+
+/// Habits from other languages that the `kdl` parser reports confusingly (a bare
+/// `/health` reads to it as an unclosed block): the first one outside strings and
+/// comments, as the span of the offending word and what to do instead. Only asked
+/// when the parser failed.
+fn habit(text: &str) -> Option<(Span, String, &'static str)> {
+    let b = text.as_bytes();
+    let word_end = |i: usize| {
+        b[i..]
+            .iter()
+            .position(|c| c.is_ascii_whitespace() || matches!(c, b';' | b'{' | b'}'))
+            .map_or(b.len(), |n| i + n)
+    };
+    let mut found = None;
+    scan_code(text, |i, c| {
+        let after = b.get(i + 1).copied();
+        found = match c {
+            b'/' if !matches!(after, Some(b'-')) => {
+                let end = word_end(i);
+                Some((
+                    Span::new(i, end - i),
+                    format!("a path must be quoted: \"{}\"", &text[i..end]),
+                    "KDL strings are written in double quotes, so URLs and paths are too",
+                ))
+            }
+            // Only where they start a word / end a value: `'` and `,` may occur
+            // inside KDL v2 bare words.
+            b'\'' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'=') => Some((
+                Span::new(i, 1),
+                "KDL strings use double quotes, not single quotes".into(),
+                "write \"text\" (or #\"text\"# to keep quotes and backslashes as they are)",
+            )),
+            b',' if i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'"') => Some((
+                Span::new(i, 1),
+                "KDL separates values with spaces, not commas".into(),
+                "remove the comma; put several nodes on one line with `;`",
+            )),
+            _ => None,
+        };
+        found.is_some()
+    });
+    found
 }
 
 fn convert(source: &Source, n: &KdlNode, diags: &mut Diagnostics) -> Node {
@@ -164,8 +284,17 @@ fn convert(source: &Source, n: &KdlNode, diags: &mut Diagnostics) -> Node {
         match entry.name() {
             Some(key) => {
                 let key_span = Span::from(key.span());
-                // The value follows `key=`: from the end of the key to the end of the entry.
-                let start = key_span.end() + 1;
+                // The value follows `key=` (KDL v2 allows spaces around `=`): from
+                // after them to the end of the entry.
+                let gap = source
+                    .text()
+                    .get(key_span.end()..entry_span.end())
+                    .map_or(1, |t| {
+                        t.len()
+                            - t.trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+                                .len()
+                    });
+                let start = key_span.end() + gap;
                 let value_span = if entry_span.end() > start {
                     Span::new(start, entry_span.end() - start)
                 } else {

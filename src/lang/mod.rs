@@ -54,7 +54,18 @@ pub fn compile_source(
         Ok(program) if diags.is_empty() => Ok(program),
         Ok(_) => Err(diags),
         Err(more) => {
-            diags.extend(more);
+            // "No scenario" is only an echo when the scenarios are there under a
+            // misspelt name that was already reported with a suggestion.
+            let misspelt = diags.iter().any(|d| {
+                d.help
+                    .as_deref()
+                    .is_some_and(|h| h.contains("`scenario`?") || h.contains("`scenarios`?"))
+            });
+            for d in more {
+                if !(misspelt && d.code == Code::NoScenarios) {
+                    diags.push(d);
+                }
+            }
             Err(diags)
         }
     }
@@ -81,22 +92,42 @@ pub fn load_plan(path: &Path) -> Result<(Source, ir::Program), Diagnostics> {
     Ok((source, program))
 }
 
-/// Read a file into a [`Source`], as a diagnostic when it cannot be read.
+/// Read a file into a [`Source`], as a diagnostic when it cannot be read. A file
+/// that is not UTF-8 (saved as Latin-1, say) is shown with the first bad byte marked.
 pub fn read_source(path: &Path) -> Result<Source, Diagnostics> {
     let name = path.display().to_string();
-    std::fs::read_to_string(path)
-        .map(|text| Source::new(name.clone(), text))
-        .map_err(|e| {
-            let mut d = Diagnostics::new();
-            d.push(
-                Diagnostic::new(
-                    Code::Io,
-                    &Source::new(name.clone(), ""),
-                    Span::new(0, 0),
-                    format!("cannot read {name}: {e}"),
-                )
-                .help("check the path"),
-            );
-            d
-        })
+    let fail = |source: &Source, span: Span, message: String, label: &str, help: &str| {
+        let mut d = Diagnostics::new();
+        d.push(
+            Diagnostic::new(Code::Io, source, span, message)
+                .label(label)
+                .help(help),
+        );
+        d
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(
+            &Source::new(name.clone(), ""),
+            Span::new(0, 0),
+            format!("cannot read {name}: {e}"),
+            "here",
+            "check the path",
+        )
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source::new(name, text)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let source = Source::new(name.clone(), text);
+            let (line, col) = source.line_col(at);
+            Err(fail(
+                &source,
+                Span::new(at, '\u{FFFD}'.len_utf8()),
+                format!("{name} is not UTF-8 text (line {line}, column {col})"),
+                "not UTF-8",
+                "save the file as UTF-8 (most editors offer it under \"Save with encoding\")",
+            ))
+        }
+    }
 }

@@ -489,7 +489,7 @@ pub const SPECS: &[NodeSpec] = &[
             opt(
                 "name",
                 Ty::Str,
-                "statistics name of the connect step (default `connect`)",
+                "statistics name of the connect step (default the URL without its query)",
             ),
             STEP_WEIGHT,
             opt(
@@ -632,6 +632,40 @@ pub const SPECS: &[NodeSpec] = &[
         "Steps of an `if` when its condition is false.",
     ),
 ];
+
+/// A field name people reach for that the language spells differently (Locust, k6
+/// or Artillery habits), when "did you mean" finds nothing close: the field meant
+/// (empty when there is no single one) and a help line.
+pub fn alias(node: &str, key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match (node, key) {
+        ("capture" | "set", "name" | "variable" | "as") => (
+            "var",
+            "the variable is `var`: KDL `capture \"track_width\" json=\"$.track_width\"`, YAML `{ var: track_width, json: ... }`",
+        ),
+        ("http" | "ws", "path" | "uri" | "endpoint") => (
+            "url",
+            "the address is `url`: KDL `http GET \"/health\"`, YAML `{ method: GET, url: /health }`",
+        ),
+        ("http", "body" | "data" | "payload") => (
+            "",
+            "a body is a child node: `json`, `form` or `text` (YAML keys `json:`, `form:`, `text:`)",
+        ),
+        ("http", "params" | "querystring") => ("", "query parameters are the `query` child"),
+        ("http" | "receive", "expect" | "assert") => (
+            "",
+            "checks are `check` children: KDL `check status=200`, YAML `checks: [{ status: 200 }]`",
+        ),
+        ("feeder", "path" | "source" | "csv") => ("file", "the data file is `file`"),
+        ("check", "code" | "status_code" | "status-code" | "statuscode") => {
+            ("status", "the status code is `status`: `check status=200`")
+        }
+        ("think" | "sleep", "min" | "max") => ("", "a random pause is `between=\"1s\" and=\"3s\"`"),
+        ("scenario", "ratio" | "percent" | "share") => {
+            ("weight", "a scenario's share of users is `weight`")
+        }
+        _ => return None,
+    })
+}
 
 /// The spec of a node by name.
 pub fn spec(name: &str) -> Option<&'static NodeSpec> {

@@ -118,13 +118,17 @@ impl Templates {
         ))
     }
 
-    /// Compile a condition expression (the argument of `if`).
-    pub fn add_condition(&mut self, expr: &str) -> Result<(Tpl, HashSet<String>), Error> {
-        let inner = expr
-            .trim()
+    /// The expression of a condition, without the `{{ }}` it may be wrapped in.
+    pub fn condition_body(expr: &str) -> &str {
+        expr.trim()
             .strip_prefix("{{")
             .and_then(|e| e.strip_suffix("}}"))
-            .unwrap_or(expr);
+            .unwrap_or(expr)
+    }
+
+    /// Compile a condition expression (the argument of `if`).
+    pub fn add_condition(&mut self, expr: &str) -> Result<(Tpl, HashSet<String>), Error> {
+        let inner = Self::condition_body(expr);
         let (mut tpl, names) = self.add(&format!("{{% if {inner} %}}1{{% endif %}}"))?;
         tpl.source = expr.to_string();
         Ok((tpl, names))

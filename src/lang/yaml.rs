@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::ast::{Document, Node, Prop, Scalar, Value};
+use super::ast::{Document, Node, PLACEHOLDER, Prop, Scalar, Value};
 use super::schema::{self, ChildKind, NodeSpec, StepSet};
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{Source, Span};
@@ -526,14 +526,29 @@ impl Cx<'_> {
                     let mut keys: Vec<&str> =
                         spec.args.iter().chain(spec.props).map(|f| f.name).collect();
                     keys.extend(spec.children.iter().map(NodeSpec::yaml_key));
+                    let alias = schema::alias(spec.name, &key);
+                    // `{ name: w, json: … }` for a capture: read it as the field meant, so
+                    // the unknown key is the one report (not also a missing `var`).
+                    if let Some(i) =
+                        alias.and_then(|(f, _)| spec.args.iter().position(|a| a.name == f))
+                    {
+                        if node.args[i].is_none() {
+                            node.args[i] = Some(self.scalar_or_null(v));
+                        }
+                    }
                     let help = did_you_mean(&key, keys.iter().copied())
+                        .or_else(|| alias.map(|(_, h)| h.to_string()))
                         .unwrap_or_else(|| format!("`{}` accepts: {}", spec.name, keys.join(", ")));
                     self.diags.push(
                         Diagnostic::new(
                             Code::UnknownField,
                             self.source,
                             key_span,
-                            format!("unknown key `{key}` in `{}`", spec.name),
+                            if spec.name == "document" {
+                                format!("unknown key `{key}` in the plan")
+                            } else {
+                                format!("unknown key `{key}` in `{}`", spec.name)
+                            },
                         )
                         .label("not a field of this node")
                         .help(help),
@@ -582,16 +597,20 @@ impl Cx<'_> {
                         "a step is a one-key mapping such as `- http: GET /health`".into(),
                         &help,
                     );
+                    node.children.push(Node::new(PLACEHOLDER, span, span));
                 }
-                _ => self.err(
-                    Code::WrongType,
-                    span,
-                    format!(
-                        "a step is a one-key mapping such as `- http: GET /health`, found {}",
-                        kind(&item.value)
-                    ),
-                    &format!("start each step with its kind: {}", set.kinds().join(", ")),
-                ),
+                _ => {
+                    self.err(
+                        Code::WrongType,
+                        span,
+                        format!(
+                            "a step is a one-key mapping such as `- http: GET /health`, found {}",
+                            kind(&item.value)
+                        ),
+                        &format!("start each step with its kind: {}", set.kinds().join(", ")),
+                    );
+                    node.children.push(Node::new(PLACEHOLDER, span, span));
+                }
             }
         }
     }

@@ -37,6 +37,7 @@
 mod event;
 mod hist;
 mod local;
+pub mod prom;
 mod snapshot;
 mod summary;
 

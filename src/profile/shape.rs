@@ -26,6 +26,20 @@ enum Kind {
 }
 
 impl Kind {
+    fn example(self) -> &'static str {
+        match self {
+            Kind::Text => "smoke",
+            Kind::Count => "10",
+            Kind::Number => "2.5",
+            Kind::Duration => "30s",
+            Kind::Flag => "true",
+            Kind::Amount => "500ms",
+            Kind::Stages => "[{ duration: 1m, target: 10 }]",
+            Kind::Weights => "{ http: 80, websocket: 20 }",
+            Kind::Thresholds => "[{ metric: p95, max: 500ms }]",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Kind::Text => "a text",
@@ -226,7 +240,7 @@ impl Shape<'_> {
                 }
                 (Yaml::Int(i), Kind::Count) if *i < 0 => "use 0 or more".into(),
                 (Yaml::Str(_), Kind::Flag) => "write true or false without quotes".into(),
-                _ => format!("`{}` takes {}", field.name, field.kind.describe()),
+                _ => format!("write e.g. `{}: {}`", field.name, field.kind.example()),
             };
             self.push(
                 Code::ProfileWrongType,

@@ -28,6 +28,8 @@ pub struct Tick<'a> {
     pub users: u64,
     pub total: &'a Snapshot,
     pub point: &'a HistoryPoint,
+    /// This tick's delta, per step (sinks that need per-step windows, e.g. the CSV history).
+    pub delta: &'a Snapshot,
 }
 
 /// Run controls shared with signals (and later the web UI and master).
@@ -45,7 +47,7 @@ struct Slot {
     handle: JoinHandle<()>,
 }
 
-type Timeline = Arc<Mutex<Vec<(f64, u64)>>>;
+pub(super) type Timeline = Arc<Mutex<Vec<(f64, u64)>>>;
 
 fn target_users(profile: &LoadProfile, users: u64, rate: f64, t: f64) -> Option<u64> {
     if profile.stages.is_empty() {
@@ -74,14 +76,6 @@ pub async fn run(
     control: Control,
     mut on_tick: impl FnMut(&Tick) + Send,
 ) -> Result<RunResult, RunError> {
-    let (users, rate) = match profile.model {
-        Model::Closed { users, spawn_rate } => (users, spawn_rate),
-        Model::Open { .. } => {
-            return Err(RunError::Unsupported(
-                "the open model (arrival_rate) is not available yet; use users/spawn_rate".into(),
-            ));
-        }
-    };
     let weights: Vec<u32> = program
         .scenarios
         .iter()
@@ -91,13 +85,15 @@ pub async fn run(
     if pattern.is_empty() {
         return Err(RunError::Unsupported("every scenario has weight 0".into()));
     }
-    let http = super::http::client(&program, cfg.insecure, false)
+    let tls = super::http::tls_config(&program).map_err(RunError::Client)?;
+    let http = super::http::client(&program, cfg.insecure, false, Some(&tls))
         .map_err(|e| RunError::Client(e.to_string()))?;
     let shared = Arc::new(Shared {
         host: cfg.host.clone().or_else(|| program.host.clone()),
         http,
         cookies: program.http.cookies,
         insecure: cfg.insecure,
+        tls,
         seed: cfg.seed,
         counter: Arc::new(AtomicU64::new(0)),
         feed_cursor: program
@@ -113,6 +109,18 @@ pub async fn run(
         (Some(d), _) => Some(d),
         (None, Some(s)) => Some(s),
         (None, None) => None,
+    };
+    let (users, rate) = match profile.model {
+        Model::Closed { users, spawn_rate } => (users, spawn_rate),
+        Model::Open { .. } => {
+            let setup = super::open::Setup {
+                shared,
+                agg,
+                pattern,
+                planned,
+            };
+            return Ok(super::open::run(program, profile, cfg, control, setup, on_tick).await);
+        }
     };
     let start = Instant::now();
     let timeline: Timeline = Arc::new(Mutex::new(vec![(0.0, 0)]));
@@ -244,7 +252,7 @@ pub async fn run(
     })
 }
 
-fn push_timeline(tl: &Timeline, start: Instant, n: u64) {
+pub(super) fn push_timeline(tl: &Timeline, start: Instant, n: u64) {
     if let Ok(mut t) = tl.lock() {
         t.push((start.elapsed().as_secs_f64(), n));
     }
@@ -259,7 +267,7 @@ fn stop_later(slot: &Slot, grace: Duration) {
     });
 }
 
-fn tick(
+pub(super) fn tick(
     agg: &Aggregator,
     total: &mut Snapshot,
     history: &mut History,
@@ -283,6 +291,7 @@ fn tick(
         users,
         total,
         point: &point,
+        delta: &delta,
     });
 }
 

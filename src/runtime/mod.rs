@@ -10,6 +10,7 @@
 pub mod driver;
 pub mod http;
 pub mod interp;
+pub mod open;
 pub mod schedule;
 pub mod user;
 pub mod ws;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use minijinja::value::Value as JValue;
 use rand::rngs::StdRng;
@@ -27,6 +27,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub cookies: bool,
     pub insecure: bool,
+    /// Built once per run and shared by every user's client.
+    pub tls: rustls::ClientConfig,
     pub seed: u64,
     pub counter: Arc<AtomicU64>,
     /// One cursor per feeder (sequential mode).
@@ -47,6 +49,12 @@ pub struct User {
     pub iteration: u64,
     pub hard: CancellationToken,
     pub conns: Connections,
+    /// Parsed absolute URLs of static HTTP steps, by step address (the program is
+    /// immutable and outlives the user, so addresses are stable keys).
+    pub urls: std::collections::HashMap<usize, reqwest::Url>,
+    /// Lateness of the current iteration's start (open model, pacing); steps record a
+    /// coordinated-omission-corrected latency when set.
+    pub lateness: Option<Duration>,
     /// Per-user unique feeder rows (mode unique), fixed at start.
     unique_rows: BTreeMap<String, JValue>,
 }
@@ -68,7 +76,7 @@ impl User {
         hard: CancellationToken,
     ) -> Self {
         let client = if shared.cookies {
-            super::http::client(&shared.program, shared.insecure, true)
+            super::http::client(&shared.program, shared.insecure, true, Some(&shared.tls))
                 .unwrap_or_else(|_| shared.http.clone())
         } else {
             shared.http.clone()
@@ -88,6 +96,8 @@ impl User {
             conns: Connections::default(),
             shared,
             unique_rows: BTreeMap::new(),
+            urls: std::collections::HashMap::new(),
+            lateness: None,
         }
     }
 
@@ -163,55 +173,101 @@ impl User {
         }
     }
 
-    /// Run until `soft` is cancelled or the iteration budget is spent. On-stop steps
-    /// run at the end unless the hard token fired.
-    pub async fn run(mut self, soft: CancellationToken, iterations: Option<u64>) {
+    /// Evaluate variables and run `on-start`. False when the user cannot run.
+    pub async fn start(&mut self) -> bool {
         if !self.init() {
             self.rec.flush();
-            return;
+            return false;
         }
         let program = self.shared.program.clone();
         let scenario = &program.scenarios[self.scenario];
         if !scenario.on_start.is_empty() {
             let hard = self.hard.clone();
             tokio::select! {
-                _ = hard.cancelled() => { self.rec.flush(); return; }
-                _ = interp::run_steps(&mut self, &scenario.on_start) => {}
+                _ = hard.cancelled() => { self.rec.flush(); return false; }
+                _ = interp::run_steps(self, &scenario.on_start) => {}
             }
         }
+        true
+    }
+
+    /// One iteration of the scenario. `lateness` is how far behind its intended start
+    /// the iteration began (open model, pacing): step latencies are then also recorded
+    /// corrected by it (coordinated omission). None when the hard stop fired.
+    pub async fn iteration(&mut self, lateness: Option<Duration>) -> Option<Flow> {
+        let program = self.shared.program.clone();
+        let scenario = &program.scenarios[self.scenario];
+        if self.iteration > 0 {
+            self.feed();
+        }
+        self.lateness = lateness;
+        self.rec.count(Counter::IterationStarted);
+        let hard = self.hard.clone();
+        let flow = tokio::select! {
+            _ = hard.cancelled() => None,
+            f = interp::run_steps(self, &scenario.steps) => Some(f),
+        };
+        match flow {
+            None => self.rec.count(Counter::IterationFailed),
+            Some(Flow::Failed) => self.rec.count(Counter::IterationFailed),
+            Some(Flow::Ok) => self.rec.count(Counter::IterationCompleted),
+        }
+        self.iteration += 1;
+        flow
+    }
+
+    /// Run `on-stop` (unless hard-stopped), close connections, flush.
+    pub async fn stop(&mut self) {
+        let program = self.shared.program.clone();
+        let scenario = &program.scenarios[self.scenario];
+        if !scenario.on_stop.is_empty() && !self.hard.is_cancelled() {
+            let hard = self.hard.clone();
+            tokio::select! {
+                _ = hard.cancelled() => {}
+                _ = interp::run_steps(self, &scenario.on_stop) => {}
+            }
+        }
+        self.conns.close_all().await;
+        self.rec.flush();
+    }
+
+    /// The closed loop: iterate until `soft` is cancelled or the iteration budget is
+    /// spent, with think time or pacing between iterations.
+    pub async fn run(mut self, soft: CancellationToken, iterations: Option<u64>) {
+        if !self.start().await {
+            return;
+        }
+        let program = self.shared.program.clone();
+        let think = program.scenarios[self.scenario].think;
+        let first = Instant::now();
         loop {
             if soft.is_cancelled() || iterations.is_some_and(|n| self.iteration >= n) {
                 break;
             }
-            let started = Instant::now();
-            if self.iteration > 0 {
-                self.feed();
-            }
-            self.rec.count(Counter::IterationStarted);
-            let hard = self.hard.clone();
-            let flow = tokio::select! {
-                _ = hard.cancelled() => None,
-                f = interp::run_steps(&mut self, &scenario.steps) => Some(f),
-            };
-            match flow {
-                None => {
-                    self.rec.count(Counter::IterationFailed);
-                    self.rec.flush();
-                    self.conns.close_all().await;
-                    return;
+            // Pacing: iteration k is due at first + k·period; starting later is lateness.
+            let lateness = match think {
+                Think::Pacing(p) => {
+                    let due = first + p.mul_f64(self.iteration as f64);
+                    Some(Instant::now().saturating_duration_since(due))
                 }
-                Some(Flow::Failed) => self.rec.count(Counter::IterationFailed),
-                Some(Flow::Ok) => self.rec.count(Counter::IterationCompleted),
+                _ => None,
+            };
+            if self.iteration(lateness).await.is_none() {
+                self.rec.flush();
+                self.conns.close_all().await;
+                return;
             }
-            self.iteration += 1;
             if iterations.is_some_and(|n| self.iteration >= n) {
                 break;
             }
-            let wait = match scenario.think {
+            let wait = match think {
                 Think::None => None,
                 Think::Constant(d) => Some(d),
                 Think::Uniform(lo, hi) => Some(interp::uniform(&mut self.rng, lo, hi)),
-                Think::Pacing(p) => Some(p.saturating_sub(started.elapsed())),
+                Think::Pacing(p) => {
+                    let due = first + p.mul_f64(self.iteration as f64);
+                    Some(due.saturating_duration_since(Instant::now()))
+                }
             };
             if let Some(w) = wait.filter(|w| !w.is_zero()) {
                 // An idle user must not sit on buffered events (they flush on record otherwise).
@@ -222,14 +278,6 @@ impl User {
                 }
             }
         }
-        if !scenario.on_stop.is_empty() && !self.hard.is_cancelled() {
-            let hard = self.hard.clone();
-            tokio::select! {
-                _ = hard.cancelled() => {}
-                _ = interp::run_steps(&mut self, &scenario.on_stop) => {}
-            }
-        }
-        self.conns.close_all().await;
-        self.rec.flush();
+        self.stop().await;
     }
 }

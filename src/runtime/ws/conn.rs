@@ -391,15 +391,6 @@ impl Connections {
         self.open.push((name.to_string(), conn));
     }
 
-    /// Open named connections.
-    pub fn len(&self) -> usize {
-        self.open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
-    }
-
     /// Closes every named connection (close 1000, brief wait for the peer); called when
     /// the user ends. Nothing is recorded.
     pub async fn close_all(&mut self) {

@@ -1,0 +1,53 @@
+//! `loadplan compare BASELINE.json CURRENT.json`: per-step deltas between two `run --json`
+//! results (request rate, error rate, p50/p95/p99) and an exit code for CI — 1 when a number
+//! regressed beyond the tolerance, 0 otherwise, 2 when an input cannot be read.
+
+use std::path::PathBuf;
+
+use crate::report::compare::{self, Options};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The reference result (`loadplan run --json FILE`).
+    pub baseline: PathBuf,
+    /// The result to judge against it.
+    pub current: PathBuf,
+    /// Allowed relative change before a number counts as a regression, e.g. 10%.
+    #[arg(long, default_value = "10%", value_parser = compare::parse_tolerance)]
+    pub tolerance: f64,
+    /// Latency rises smaller than this many milliseconds never count as regressions.
+    #[arg(long, default_value_t = 1.0)]
+    pub latency_floor_ms: f64,
+    /// Error-rate rises smaller than this many percentage points never count as regressions.
+    #[arg(long, default_value_t = 0.1)]
+    pub error_floor_pp: f64,
+}
+
+pub fn run(args: Args) -> u8 {
+    let read = |p: &PathBuf| crate::report::read_json(p);
+    let (baseline, current) = match (read(&args.baseline), read(&args.current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (b, c) => {
+            for e in [b.err(), c.err()].into_iter().flatten() {
+                eprintln!("error: {e}");
+            }
+            return super::EXIT_USAGE;
+        }
+    };
+    if !(args.latency_floor_ms >= 0.0 && args.error_floor_pp >= 0.0) {
+        eprintln!("error: floors must be 0 or more");
+        return super::EXIT_USAGE;
+    }
+    let options = Options {
+        tolerance: args.tolerance,
+        latency_floor_ms: args.latency_floor_ms,
+        error_floor: args.error_floor_pp / 100.0,
+    };
+    let result = compare::compare(&baseline, &current, &options);
+    print!("{}", compare::render(&result, &options));
+    if result.regressions().next().is_some() {
+        super::EXIT_FAILED
+    } else {
+        super::EXIT_OK
+    }
+}

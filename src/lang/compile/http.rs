@@ -1,0 +1,457 @@
+//! HTTP steps, and the checks and captures shared with WebSocket frames.
+
+use super::{Compiler, METHODS};
+use crate::diag::{Code, did_you_mean};
+use crate::lang::ast::{Node, Value};
+use crate::lang::ir::*;
+use crate::lang::template::Tpl;
+use crate::source::Source;
+
+impl Compiler<'_> {
+    pub(super) fn url(&mut self, v: &Value, ws: bool) -> Option<Tpl> {
+        let s = v.as_str()?;
+        let schemes: &[&str] = if ws {
+            &["ws", "wss"]
+        } else {
+            &["http", "https"]
+        };
+        if !crate::lang::template::is_template(s) {
+            if s.contains("://") {
+                match url::Url::parse(s) {
+                    Ok(u) if schemes.contains(&u.scheme()) => {}
+                    Ok(u) => {
+                        self.err(
+                            Code::BadUrl,
+                            v.span,
+                            format!("unsupported scheme `{}`", u.scheme()),
+                            "wrong scheme",
+                            format!(
+                                "use {}:// or a path starting with `/`",
+                                schemes.join("://, ")
+                            ),
+                        );
+                        return None;
+                    }
+                    Err(e) => {
+                        self.err(
+                            Code::BadUrl,
+                            v.span,
+                            format!("bad URL: {e}"),
+                            "not a URL",
+                            "write an absolute URL or a path starting with `/`",
+                        );
+                        return None;
+                    }
+                }
+            } else if !s.starts_with('/') {
+                self.err(
+                    Code::BadUrl,
+                    v.span,
+                    format!("relative URL `{s}` must start with `/`"),
+                    "missing leading slash",
+                    format!("write `/{s}`"),
+                );
+                return None;
+            }
+        }
+        self.tpl(v)
+    }
+
+    pub(super) fn http(&mut self, n: &Node) -> Option<HttpStep> {
+        let mv = n.arg(0)?;
+        if n.arg(1).is_none() && mv.as_str().is_some_and(looks_like_url) {
+            // `http "/health"`: the schema check reported the missing method.
+            return None;
+        }
+        let method = mv.as_str()?.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            let help = did_you_mean(&method, METHODS.iter().copied())
+                .unwrap_or_else(|| format!("one of: {}", METHODS.join(", ")));
+            self.err(
+                Code::BadValue,
+                mv.span,
+                format!("unknown HTTP method `{}`", mv.as_str().unwrap_or_default()),
+                "unknown method",
+                help,
+            );
+        }
+        let uv = n.arg(1)?;
+        let url = self.url(uv, false);
+        let name = match n.str_prop("name") {
+            Some(s) => s.to_string(),
+            None => {
+                let raw = uv.as_str().unwrap_or_default();
+                raw.split('?').next().unwrap_or(raw).to_string()
+            }
+        };
+        let stat = self.stat(&method, &name);
+        let query = n.child("query").map(|q| self.map(q)).unwrap_or_default();
+        let headers = n
+            .child("headers")
+            .map(|h| self.headers(h))
+            .unwrap_or_default();
+        let bodies: Vec<&Node> = n
+            .children
+            .iter()
+            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text"))
+            .collect();
+        if bodies.len() > 1 {
+            self.err(
+                Code::Conflict,
+                bodies[1].name_span,
+                "a request has one body",
+                "second body",
+                "keep one of `json`, `form` or `text`",
+            );
+        }
+        let body = match bodies.first() {
+            None => Body::None,
+            Some(b) if b.name == "json" => {
+                let v = b.arg(0)?;
+                self.json_text(v, "body");
+                Body::Json(self.tpl(v)?)
+            }
+            Some(b) if b.name == "form" => Body::Form(self.map(b)),
+            Some(b) => Body::Text {
+                body: self.tpl(b.arg(0)?)?,
+                content_type: b
+                    .str_prop("content-type")
+                    .unwrap_or("text/plain")
+                    .to_string(),
+            },
+        };
+        let timeout = self.duration(n.prop("timeout"));
+        let checks = n
+            .children_named("check")
+            .filter_map(|c| self.check(c, true))
+            .collect();
+        let captures = self.captures(n);
+        Some(HttpStep {
+            stat,
+            method,
+            url: url?,
+            query,
+            headers,
+            body,
+            timeout,
+            checks,
+            captures,
+        })
+    }
+
+    pub(super) fn captures(&mut self, n: &Node) -> Vec<Capture> {
+        let mut out = Vec::new();
+        for c in n.children_named("capture") {
+            if let Some(cap) = self.capture(c) {
+                out.push(cap);
+            }
+        }
+        for cap in &out {
+            self.known.insert(cap.var.clone());
+        }
+        out
+    }
+
+    pub(super) fn regex(&mut self, v: &Value) -> Option<Pattern> {
+        let text = v.as_str()?;
+        match regex::Regex::new(text) {
+            Ok(r) => Some(Pattern(r)),
+            Err(e) => {
+                let msg = e.to_string();
+                let last = msg.lines().last().unwrap_or("invalid regex");
+                let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
+                // The message draws the pattern with `^` under the culprit: use it.
+                let span =
+                    regex_caret(&msg, text).map_or(v.span, |(at, len)| self.sub_span(v, at, len));
+                let help = if self.yaml {
+                    "regexes use Rust `regex` syntax; in YAML, single quotes keep `\\` as it is: '\\d+'"
+                } else {
+                    "regexes use Rust `regex` syntax; KDL raw strings keep `\\` as it is: #\"\\d+\"#"
+                };
+                self.err(
+                    Code::BadRegex,
+                    span,
+                    format!("bad regex: {last}"),
+                    "here",
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn json_path(&mut self, v: &Value) -> Option<JsonPath> {
+        let s = v.as_str()?;
+        match serde_json_path::JsonPath::parse(s) {
+            Ok(path) => Some(JsonPath {
+                source: s.to_string(),
+                path,
+            }),
+            Err(e) => {
+                let (message, span, help) = if !s.trim_start().starts_with('$') {
+                    (
+                        format!("a JSON path starts with `$`, found `{s}`"),
+                        v.span,
+                        format!("write `$.{}`", s.trim_start_matches('.')),
+                    )
+                } else {
+                    let text = e.to_string();
+                    let at = text
+                        .strip_prefix("at position ")
+                        .and_then(|r| r.split(',').next())
+                        .and_then(|n| n.trim().parse::<usize>().ok());
+                    let detail = match text.split(", ").nth(1) {
+                        None | Some("parser error") => "it cannot be read from this point",
+                        Some(d) => d,
+                    };
+                    (
+                        format!("bad JSON path: {detail}"),
+                        at.filter(|a| *a < s.len())
+                            .map_or(v.span, |a| self.sub_span(v, a, 1)),
+                        "JSON paths look like `$.track_width`, `$.samples[0]`, `$.boundaries.inner[*].x`".to_string(),
+                    )
+                };
+                self.err(Code::BadJsonPath, span, message, "here", help);
+                None
+            }
+        }
+    }
+
+    /// Report a JSON text (a body or frame) that is not valid JSON, pointing at the
+    /// character where the parser stopped. Templates are checked when rendered.
+    pub(super) fn json_text(&mut self, v: &Value, what: &str) {
+        let Some(s) = v.as_str() else { return };
+        if crate::lang::template::is_template(s) {
+            return;
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
+            let at = Source::new("", s).offset_of(e.line(), e.column());
+            // The last character, when the parser stopped at the end of the text.
+            let mut at = if at >= s.len() {
+                s.char_indices().next_back().map_or(0, |(i, _)| i)
+            } else {
+                at
+            };
+            if e.to_string().starts_with("trailing comma") {
+                // The parser stops at the bracket; the comma before it is the mistake.
+                at = s[..at].rfind(',').unwrap_or(at);
+            }
+            let len = s[at..].chars().next().map_or(0, char::len_utf8);
+            let span = self.sub_span(v, at, len);
+            let help = if self.yaml {
+                "JSON keys and strings take double quotes; in YAML wrap the JSON in single quotes: '{\"command\": \"start\"}'"
+            } else {
+                "JSON keys and strings take double quotes; a KDL raw string keeps them as they are: #\"{\"command\": \"start\"}\"#"
+            };
+            let detail = e.to_string();
+            let detail = detail
+                .split(" at line ")
+                .next()
+                .unwrap_or(&detail)
+                .to_string();
+            self.err(
+                Code::BadJson,
+                span,
+                format!("the JSON {what} is not valid JSON: {detail}"),
+                "here",
+                help,
+            );
+        }
+    }
+
+    pub(super) fn check(&mut self, n: &Node, http: bool) -> Option<Check> {
+        const SUBJECTS: &[&str] = &[
+            "status",
+            "header",
+            "json",
+            "body-contains",
+            "body-regex",
+            "max-duration",
+        ];
+        const PREDICATES: &[&str] = &["equals", "contains", "regex", "length", "exists"];
+        let subjects: Vec<&str> = SUBJECTS
+            .iter()
+            .copied()
+            .filter(|s| n.prop(s).is_some())
+            .collect();
+        let preds: Vec<&str> = PREDICATES
+            .iter()
+            .copied()
+            .filter(|s| n.prop(s).is_some())
+            .collect();
+        if subjects.len() != 1 {
+            let msg = if subjects.is_empty() {
+                "a check needs a subject".to_string()
+            } else {
+                format!("a check has one subject, found {}", subjects.join(" and "))
+            };
+            self.err(if subjects.is_empty() { Code::MissingField } else { Code::Conflict }, n.name_span, msg, if subjects.is_empty() { "nothing to check" } else { "one subject per check" }, "write e.g. `check status=200` or `check json=\"$.status\" equals=\"healthy\"`; one check per line");
+            return None;
+        }
+        if preds.len() > 1 {
+            self.err(
+                Code::Conflict,
+                n.name_span,
+                format!("a check has one predicate, found {}", preds.join(" and ")),
+                "several predicates",
+                "split it into several checks",
+            );
+            return None;
+        }
+        let subject = subjects[0];
+        let sv = n.prop(subject)?;
+        if !preds.is_empty() && !matches!(subject, "header" | "json") {
+            self.err(
+                Code::Conflict,
+                sv.span,
+                format!("`{}` takes no predicate", subject),
+                "no predicate here",
+                "predicates (`equals`, `contains`, …) go with `header` or `json`",
+            );
+            return None;
+        }
+        if !http && matches!(subject, "status" | "header") {
+            self.err(
+                Code::Conflict,
+                sv.span,
+                format!("`{subject}` cannot be checked on a WebSocket frame"),
+                "not available on frames",
+                "check frames with `json`, `body-contains` or `body-regex`",
+            );
+            return None;
+        }
+        let predicate = match preds.first().copied() {
+            None | Some("exists") => {
+                if n.prop("exists").and_then(Value::as_bool) == Some(false) {
+                    self.err(
+                        Code::BadValue,
+                        n.prop("exists").map_or(sv.span, |v| v.span),
+                        "`exists=false` is not supported",
+                        "unsupported",
+                        "check for presence only",
+                    );
+                    return None;
+                }
+                Predicate::Exists
+            }
+            Some("equals") => Predicate::Equals(n.prop("equals")?.scalar.to_json()),
+            Some("contains") => Predicate::Contains(n.str_prop("contains")?.to_string()),
+            Some("regex") => Predicate::Regex(self.regex(n.prop("regex")?)?),
+            Some("length") => {
+                let v = n.prop("length")?;
+                match v.as_int() {
+                    Some(l) if l >= 0 => Predicate::Length(l as u64),
+                    _ => {
+                        self.err(
+                            Code::BadValue,
+                            v.span,
+                            "length must be 0 or more",
+                            "negative",
+                            "use a non-negative length",
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(_) => return None,
+        };
+        Some(match subject {
+            "status" => {
+                let s = sv.as_int()?;
+                if !(100..=599).contains(&s) {
+                    self.err(
+                        Code::BadValue,
+                        sv.span,
+                        format!("{s} is not an HTTP status"),
+                        "out of range",
+                        "statuses are 100 to 599",
+                    );
+                    return None;
+                }
+                Check::Status(s as u16)
+            }
+            "max-duration" => Check::MaxDuration(self.duration(Some(sv))?),
+            "body-contains" => Check::BodyContains(sv.as_str()?.to_string()),
+            "body-regex" => Check::BodyRegex(self.regex(sv)?),
+            "header" => Check::Header {
+                name: sv.as_str()?.to_ascii_lowercase(),
+                predicate,
+            },
+            _ => Check::Json {
+                path: self.json_path(sv)?,
+                predicate,
+            },
+        })
+    }
+
+    pub(super) fn capture(&mut self, n: &Node) -> Option<Capture> {
+        let var = n.str_arg(0)?.to_string();
+        let sources: Vec<&str> = ["json", "regex", "header", "body"]
+            .into_iter()
+            .filter(|s| n.prop(s).is_some())
+            .collect();
+        if sources.len() != 1 {
+            let msg = if sources.is_empty() {
+                format!("capture `{var}` needs a source")
+            } else {
+                format!(
+                    "capture `{var}` has one source, found {}",
+                    sources.join(" and ")
+                )
+            };
+            self.err(
+                if sources.is_empty() {
+                    Code::MissingField
+                } else {
+                    Code::Conflict
+                },
+                n.name_span,
+                msg,
+                if sources.is_empty() {
+                    "no source"
+                } else {
+                    "one source per capture"
+                },
+                "use one of `json=`, `regex=`, `header=` or `body=#true`",
+            );
+            return None;
+        }
+        let from = match sources[0] {
+            "json" => CaptureFrom::Json(self.json_path(n.prop("json")?)?),
+            "regex" => CaptureFrom::Regex(self.regex(n.prop("regex")?)?),
+            "header" => CaptureFrom::Header(n.str_prop("header")?.to_ascii_lowercase()),
+            _ => CaptureFrom::Body,
+        };
+        Some(Capture {
+            var,
+            from,
+            default: n.prop("default").map(|v| v.scalar.to_json()),
+        })
+    }
+}
+
+/// A method-less `http "/health"`: the one argument is a URL, not a method.
+pub(super) fn looks_like_url(s: &str) -> bool {
+    s.starts_with('/') || s.contains("://")
+}
+
+/// Where the `regex` crate's message puts its caret under the pattern, as a byte
+/// offset and length in the pattern (single-line patterns only).
+fn regex_caret(message: &str, pattern: &str) -> Option<(usize, usize)> {
+    if pattern.contains('\n') {
+        return None;
+    }
+    let lines: Vec<&str> = message.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.trim_end() == format!("    {pattern}").trim_end())?;
+    let carets = lines.get(i + 1)?;
+    let start = carets.find('^')?.checked_sub(4)?;
+    let len = carets.trim().chars().filter(|c| *c == '^').count().max(1);
+    let at = pattern.char_indices().nth(start).map(|(b, _)| b)?;
+    let end = pattern
+        .char_indices()
+        .nth(start + len)
+        .map_or(pattern.len(), |(b, _)| b);
+    Some((at, end - at))
+}

@@ -1,0 +1,342 @@
+//! `--html FILE`: a self-contained report of one run — summary, thresholds, charts over time
+//! (request and failure rate, users, p50/p95/p99), the per-step table and the failures — in one
+//! HTML file with inline CSS and inline SVG ([`super::svg`]). It opens offline, from an archive
+//! or a CI artifact store.
+//!
+//! Invariants: no script, no external stylesheet, font or image, and no URL anywhere: every
+//! text taken from the plan or the run goes through [`escape`], which also writes `:` as a
+//! character reference, so even a step named after an absolute URL cannot put `http://` in the
+//! file.
+
+use super::model::{Percentiles, RunReport, StepReport};
+use super::svg::{self, Series};
+
+/// HTML text/attribute escaping; `:` becomes `&#58;` (see the module docs).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            ':' => out.push_str("&#58;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1a202c;background:#f7fafc}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
+.meta{color:#4a5568;font-size:13px}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;font-size:13px;vertical-align:middle}
+.pass{background:#2f855a}.fail{background:#c53030}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
+.card{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:10px 14px;min-width:120px}
+.card b{display:block;font-size:19px}.card span{color:#4a5568;font-size:12px}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
+th,td{border:1px solid #e2e8f0;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#edf2f7}td.l,th.l{text-align:left}td.msg{white-space:normal;text-align:left}
+tr.total td{font-weight:600;background:#f7fafc}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+svg.chart{background:#fff;border:1px solid #e2e8f0;border-radius:6px;width:100%;height:auto;font-size:11px}
+svg .title{font-size:13px;font-weight:600;fill:#1a202c}svg .legend{fill:#2d3748}
+svg .grid{stroke:#edf2f7}svg .axis,svg .tick{stroke:#a0aec0}
+svg .ylabel{text-anchor:end;fill:#4a5568}svg .xlabel{text-anchor:middle;fill:#4a5568}
+footer{color:#718096;font-size:12px;margin-top:30px}
+";
+
+/// The report document.
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::with_capacity(32 * 1024);
+    let title = format!("loadplan report: {}", r.plan.name);
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str(&format!("<title>{}</title>\n", escape(&title)));
+    out.push_str(&format!(
+        "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
+    ));
+    header(&mut out, r);
+    thresholds(&mut out, r);
+    charts(&mut out, r);
+    steps(&mut out, r);
+    failures(&mut out, r);
+    out.push_str(&format!(
+        "<footer>{} · {} · seed {}</footer>\n</main>\n</body>\n</html>\n",
+        escape(&r.tool),
+        escape(&r.plan.file),
+        r.seed
+    ));
+    out
+}
+
+fn header(out: &mut String, r: &RunReport) {
+    let badge = if r.passed {
+        "<span class=\"badge pass\">PASSED</span>"
+    } else {
+        "<span class=\"badge fail\">FAILED</span>"
+    };
+    out.push_str(&format!(
+        "<h1>{} {badge}</h1>\n",
+        escape(&format!("loadplan report: {}", r.plan.name))
+    ));
+    let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(r.started_at);
+    let mut meta = format!(
+        "plan {} · profile {} ({}) · started {} · ran {} · seed {}",
+        r.plan.file,
+        r.profile.name,
+        r.profile.model,
+        humantime::format_rfc3339_seconds(started),
+        clock(r.elapsed_secs),
+        r.seed
+    );
+    if let Some(rule) = &r.aborted_by {
+        meta.push_str(&format!(" · aborted by threshold {rule}"));
+    } else if r.interrupted {
+        meta.push_str(" · interrupted");
+    }
+    out.push_str(&format!("<p class=\"meta\">{}</p>\n", escape(&meta)));
+    let a = &r.aggregated;
+    let lat = |f: fn(&Percentiles) -> f64| a.latency_ms.as_ref().map_or("-".into(), |p| ms(f(p)));
+    let mut cards = vec![
+        (a.count.to_string(), "requests".to_owned()),
+        (
+            format!("{} ({})", a.failures, pct(a.error_rate)),
+            "failures".into(),
+        ),
+        (format!("{:.1}", a.rate), "requests/s".into()),
+        (lat(|p| p.p50), "p50 ms".into()),
+        (lat(|p| p.p95), "p95 ms".into()),
+        (lat(|p| p.p99), "p99 ms".into()),
+        (r.users.peak.to_string(), "peak users".into()),
+    ];
+    if r.checks.passed + r.checks.failed > 0 {
+        cards.push((
+            format!(
+                "{} / {}",
+                r.checks.passed,
+                r.checks.passed + r.checks.failed
+            ),
+            "checks passed".into(),
+        ));
+    }
+    if r.iterations.started > 0 {
+        cards.push((r.iterations.completed.to_string(), "iterations".into()));
+    }
+    out.push_str("<div class=\"cards\">");
+    for (value, label) in cards {
+        out.push_str(&format!(
+            "<div class=\"card\"><b>{}</b><span>{}</span></div>",
+            escape(&value),
+            escape(&label)
+        ));
+    }
+    out.push_str("</div>\n");
+}
+
+fn thresholds(out: &mut String, r: &RunReport) {
+    if r.thresholds.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Thresholds</h2>\n<table><tr><th class=\"l\">Result</th><th class=\"l\">Rule</th><th>Actual</th><th>Limit</th></tr>\n");
+    for t in &r.thresholds {
+        let verdict = if t.passed {
+            "<span class=\"badge pass\">PASS</span>"
+        } else {
+            "<span class=\"badge fail\">FAIL</span>"
+        };
+        out.push_str(&format!(
+            "<tr><td class=\"l\">{verdict}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&t.rule),
+            escape(&t.shown),
+            escape(&t.limit)
+        ));
+    }
+    out.push_str("</table>\n");
+}
+
+fn charts(out: &mut String, r: &RunReport) {
+    if r.history.is_empty() {
+        return;
+    }
+    let h = &r.history;
+    let rate = svg::line_chart(
+        "Requests per second",
+        "/s",
+        &[
+            Series {
+                label: "requests/s",
+                color: "#2b6cb0",
+                points: h.iter().map(|p| (p.t_secs, Some(p.rate))).collect(),
+            },
+            Series {
+                label: "failures/s",
+                color: "#c53030",
+                points: h.iter().map(|p| (p.t_secs, Some(p.failure_rate))).collect(),
+            },
+        ],
+    );
+    let users = svg::line_chart(
+        "Users",
+        "",
+        &[Series {
+            label: "users",
+            color: "#2f855a",
+            points: users_steps(r),
+        }],
+    );
+    let latency = svg::line_chart(
+        "Response time (ms)",
+        "",
+        &[
+            Series {
+                label: "p50",
+                color: "#2b6cb0",
+                points: h.iter().map(|p| (p.t_secs, p.p50_ms)).collect(),
+            },
+            Series {
+                label: "p95",
+                color: "#dd6b20",
+                points: h.iter().map(|p| (p.t_secs, p.p95_ms)).collect(),
+            },
+            Series {
+                label: "p99",
+                color: "#c53030",
+                points: h.iter().map(|p| (p.t_secs, p.p99_ms)).collect(),
+            },
+        ],
+    );
+    out.push_str("<h2>Over time</h2>\n<div class=\"charts\">\n");
+    for chart in [rate, users, latency] {
+        out.push_str(&chart);
+        out.push('\n');
+    }
+    out.push_str("</div>\n");
+}
+
+/// The users timeline as a step line (horizontal until each change), to the end of the run.
+fn users_steps(r: &RunReport) -> Vec<(f64, Option<f64>)> {
+    let mut points = Vec::new();
+    let mut last = None;
+    for &(t, n) in &r.users.timeline {
+        if let Some(prev) = last {
+            points.push((t, Some(prev)));
+        }
+        points.push((t, Some(n as f64)));
+        last = Some(n as f64);
+    }
+    if let Some(prev) = last {
+        points.push((r.elapsed_secs, Some(prev)));
+    }
+    points
+}
+
+fn steps(out: &mut String, r: &RunReport) {
+    out.push_str("<h2>Requests</h2>\n<table><tr><th class=\"l\">Scenario</th><th class=\"l\">Type</th><th class=\"l\">Name</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg size</th><th>checks</th></tr>\n");
+    for s in &r.steps {
+        step_row(out, s, "");
+    }
+    step_row(out, &r.aggregated, " class=\"total\"");
+    out.push_str("</table>\n<p class=\"meta\">Latency in milliseconds (service time, from the actual send); sizes in bytes.</p>\n");
+}
+
+fn step_row(out: &mut String, s: &StepReport, class: &str) {
+    let lat = |f: fn(&Percentiles) -> f64| s.latency_ms.as_ref().map_or("-".into(), |p| ms(f(p)));
+    let checks = if s.checks_passed + s.checks_failed > 0 {
+        format!(
+            "{} / {}",
+            s.checks_passed,
+            s.checks_passed + s.checks_failed
+        )
+    } else {
+        "-".into()
+    };
+    let size = match s.count {
+        0 => "-".into(),
+        n => (s.bytes_in / n).to_string(),
+    };
+    let cells = [
+        s.count.to_string(),
+        format!("{} ({})", s.failures, pct(s.error_rate)),
+        format!("{:.2}", s.rate),
+        lat(|p| p.min),
+        lat(|p| p.p50),
+        lat(|p| p.p90),
+        lat(|p| p.p95),
+        lat(|p| p.p99),
+        lat(|p| p.p99_9),
+        lat(|p| p.max),
+        size,
+        checks,
+    ];
+    out.push_str(&format!(
+        "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>",
+        escape(&s.scenario),
+        escape(&s.kind),
+        escape(&s.name)
+    ));
+    for c in cells {
+        out.push_str(&format!("<td>{}</td>", escape(&c)));
+    }
+    out.push_str("</tr>\n");
+}
+
+fn failures(out: &mut String, r: &RunReport) {
+    if r.errors.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Failures</h2>\n<table><tr><th># occurrences</th><th class=\"l\">Step</th><th class=\"l\">Kind</th><th class=\"l\">Message</th></tr>\n");
+    for e in &r.errors {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"msg\">{}</td></tr>\n",
+            e.count,
+            escape(&format!("{} {}", e.kind, e.name)),
+            escape(&e.error_kind),
+            escape(&e.message)
+        ));
+    }
+    out.push_str("</table>\n");
+}
+
+/// ms with three significant digits, as the terminal summary shows them.
+fn ms(v: f64) -> String {
+    if v < 0.9995 {
+        format!("{v:.3}")
+    } else if v < 9.995 {
+        format!("{v:.2}")
+    } else if v < 99.95 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn pct(fraction: f64) -> String {
+    format!("{:.2}%", fraction * 100.0)
+}
+
+fn clock(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s < 60 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{}h {:02}m {:02}s", s / 3_600, s / 60 % 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_markup_and_urls() {
+        assert_eq!(
+            escape("<a href='x'>https://e.com & co</a>"),
+            "&lt;a href=&#39;x&#39;&gt;https&#58;//e.com &amp; co&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! [`Sinks`]: what `loadplan run` attaches to a run besides the terminal — the streamed CSV
+//! history, the Prometheus exporter, the mid-run threshold watch — and the files written at the
+//! end (`--csv`, `--json`, `--junit`, `--html`).
+//!
+//! Lifecycle: [`Sinks::start`] before the run (bad output paths are usage errors, exit 2; a
+//! metrics port that cannot be bound is fatal, exit 3 — both before any load is sent), then
+//! [`Sinks::tick`] from the driver's per-second callback, then [`Sinks::finish`] once the run
+//! has ended, normally or after Ctrl-C, so an interrupted run still writes every file.
+//!
+//! Invariants: a tick does bounded work (one CSV block, one exposition rebuild, the threshold
+//! rules) and never blocks on the network; the exporter's server runs on its own task and
+//! stops in `finish`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::csv::HistoryWriter;
+use super::model::RunReport;
+use super::thresholds::{Verdict, Watch};
+use crate::lang::ir::Program;
+use crate::metrics::StepInfo;
+use crate::metrics::prom::{Exporter, ThresholdState};
+use crate::profile::{LoadProfile, Threshold};
+use crate::runtime::driver::{Control, Tick};
+
+/// Output files asked for on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// `--csv PREFIX`.
+    pub csv: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+}
+
+/// Why the sinks could not start; maps to an exit code.
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad output path (exit 2).
+    Usage(String),
+    /// The metrics address cannot be served (exit 3).
+    Fatal(String),
+}
+
+/// The run's sinks; see the module docs.
+pub struct Sinks {
+    program: Arc<Program>,
+    steps: Vec<StepInfo>,
+    thresholds: Vec<Threshold>,
+    outputs: Outputs,
+    history: Option<HistoryWriter>,
+    history_error: Option<String>,
+    exporter: Option<Arc<Exporter>>,
+    server: Option<(JoinHandle<std::io::Result<()>>, CancellationToken)>,
+    metrics_addr: Option<SocketAddr>,
+    watch: Watch,
+}
+
+/// Statistics rows labelled for tables and metrics.
+pub fn step_infos(program: &Program) -> Vec<StepInfo> {
+    program
+        .stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepInfo {
+            id: i as u32,
+            scenario: s.scenarios.join(","),
+            kind: s.kind.clone(),
+            name: s.name.clone(),
+        })
+        .collect()
+}
+
+fn check_parent(flag: &str, path: &Path) -> Result<(), StartError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(StartError::Usage(format!(
+            "{flag} {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))),
+        _ if path.is_dir() => Err(StartError::Usage(format!(
+            "{flag} {}: is a directory",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Sinks {
+    /// Checks output paths, opens the CSV history and binds and serves the metrics address.
+    pub async fn start(
+        program: Arc<Program>,
+        profile: &LoadProfile,
+        outputs: Outputs,
+        metrics: Option<SocketAddr>,
+    ) -> Result<Sinks, StartError> {
+        for (flag, path) in [
+            ("--json", &outputs.json),
+            ("--junit", &outputs.junit),
+            ("--html", &outputs.html),
+        ] {
+            if let Some(p) = path {
+                check_parent(flag, p)?;
+            }
+        }
+        let history =
+            match &outputs.csv {
+                Some(prefix) => {
+                    check_parent("--csv", prefix)?;
+                    Some(HistoryWriter::create(prefix).map_err(|e| {
+                        StartError::Usage(format!("--csv {}: {e}", prefix.display()))
+                    })?)
+                }
+                None => None,
+            };
+        let (exporter, server, metrics_addr) = match metrics {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    StartError::Fatal(format!(
+                        "cannot serve metrics on {addr}: {e} (is another loadplan or exporter \
+                         using the port? choose another with --metrics ADDR)"
+                    ))
+                })?;
+                let bound = listener.local_addr().unwrap_or(addr);
+                let exporter = Arc::new(Exporter::new(&program.name, &profile.name));
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(exporter.clone().serve(listener, stop.clone()));
+                (Some(exporter), Some((task, stop)), Some(bound))
+            }
+            None => (None, None, None),
+        };
+        Ok(Sinks {
+            steps: step_infos(&program),
+            program,
+            thresholds: profile.thresholds.clone(),
+            outputs,
+            history,
+            history_error: None,
+            exporter,
+            server,
+            metrics_addr,
+            watch: Watch::default(),
+        })
+    }
+
+    /// The address `/metrics` is served on (with the real port when 0 was asked).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Feeds one tick to every sink. Returns the verdict that aborts the run when a rule with
+    /// `abort_on_fail` fails for the first time (the run is then stopped through `control`).
+    pub fn tick(&mut self, t: &Tick, control: &Control) -> Option<Verdict> {
+        if let Some(h) = &mut self.history {
+            if let Err(e) = h.tick(&self.program, t.elapsed, t.users, t.delta, t.total) {
+                self.history_error = Some(e.to_string());
+                self.history = None;
+            }
+        }
+        let already = self.watch.aborted.is_some();
+        let states = self.watch.tick(
+            &self.program,
+            &self.thresholds,
+            t.total,
+            t.elapsed.as_secs_f64(),
+            self.exporter.is_some(),
+        );
+        if let Some(exporter) = &self.exporter {
+            let states = self
+                .thresholds
+                .iter()
+                .zip(states)
+                .filter_map(|(rule, v)| {
+                    v.map(|v| ThresholdState {
+                        rule: rule.text.clone(),
+                        metric: rule.metric.clone(),
+                        passing: v.passed,
+                    })
+                })
+                .collect();
+            exporter.update(&self.steps, t.total, t.users, states);
+        }
+        match &self.watch.aborted {
+            Some(v) if !already => {
+                control.stop.cancel();
+                Some(v.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The rule that aborted the run, if one did.
+    pub fn aborted_by(&self) -> Option<&Verdict> {
+        self.watch.aborted.as_ref()
+    }
+
+    /// Whether any end-of-run file was asked for (the report needs building).
+    pub fn wants_report(&self) -> bool {
+        let o = &self.outputs;
+        o.csv.is_some() || o.json.is_some() || o.junit.is_some() || o.html.is_some()
+    }
+
+    /// Writes the end-of-run files (when a report is given: see [`Sinks::wants_report`]) and
+    /// stops the metrics server. Returns the paths written, or every problem met (the other
+    /// files are still written).
+    pub async fn finish(mut self, report: Option<&RunReport>) -> Result<Vec<PathBuf>, Vec<String>> {
+        let mut written = Vec::new();
+        let mut problems = Vec::new();
+        if let Some(e) = self.history_error.take() {
+            problems.push(format!("--csv history: {e}"));
+        }
+        if let Some(h) = self.history.take() {
+            if let Err(e) = h.finish() {
+                problems.push(format!("--csv history: {e}"));
+            }
+        }
+        if let Some(report) = report {
+            write_files(&self.outputs, report, &mut written, &mut problems);
+        }
+        if let Some((task, stop)) = self.server.take() {
+            stop.cancel();
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => problems.push(format!("metrics server: {e}")),
+                Err(e) => problems.push(format!("metrics server: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(written)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn write_files(
+    o: &Outputs,
+    report: &RunReport,
+    written: &mut Vec<PathBuf>,
+    problems: &mut Vec<String>,
+) {
+    if let Some(prefix) = &o.csv {
+        match super::csv::write_final(prefix, report) {
+            Ok(()) => written.extend(super::csv::paths(prefix)),
+            Err(e) => problems.push(format!("--csv {}: {e}", prefix.display())),
+        }
+    }
+    let mut write = |flag: &str, path: &Option<PathBuf>, text: &dyn Fn() -> String| {
+        if let Some(p) = path {
+            match std::fs::write(p, text()) {
+                Ok(()) => written.push(p.clone()),
+                Err(e) => problems.push(format!("{flag} {}: {e}", p.display())),
+            }
+        }
+    };
+    write("--junit", &o.junit, &|| super::junit::render(report));
+    write("--html", &o.html, &|| super::html::render(report));
+    if let Some(p) = &o.json {
+        match super::write_json(p, report) {
+            Ok(()) => written.push(p.clone()),
+            Err(e) => problems.push(format!("--json {}: {e}", p.display())),
+        }
+    }
+}

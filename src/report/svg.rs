@@ -1,0 +1,213 @@
+//! Inline SVG line charts for the HTML report, generated in Rust so the report needs no script,
+//! no CDN and no network: time on x (seconds since the start), one or more series on y.
+//!
+//! Invariants: output is deterministic text for given inputs; missing values (`None`) break a
+//! line instead of drawing it to zero; axes start at zero and end on a "nice" number (1, 2, 5 ×
+//! 10ⁿ steps); labels are escaped, and the markup carries no namespace URL (inline SVG in HTML5
+//! does not need one), so the report contains no URL at all.
+
+/// One line of a chart.
+pub struct Series<'a> {
+    pub label: &'a str,
+    /// A CSS colour, e.g. `#2b6cb0`.
+    pub color: &'a str,
+    /// `(seconds since start, value)`; `None` leaves a gap.
+    pub points: Vec<(f64, Option<f64>)>,
+}
+
+const W: f64 = 720.0;
+const H: f64 = 240.0;
+const LEFT: f64 = 60.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 30.0;
+const BOTTOM: f64 = 34.0;
+
+/// A chart titled `title`, y values in `unit` (shown on the axis labels).
+pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let ymax_data = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    let ystep = nice_step(if ymax_data > 0.0 { ymax_data } else { 1.0 } / 4.0);
+    let ymax = (ymax_data / ystep).ceil().max(1.0) * ystep;
+    let xstep = nice_step(xmax / 6.0);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let x = |t: f64| LEFT + t / xmax * plot_w;
+    let y = |v: f64| TOP + plot_h - v / ymax * plot_h;
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
+        esc(title)
+    ));
+    out.push_str(&format!(
+        "<text x=\"{LEFT}\" y=\"18\" class=\"title\">{}</text>",
+        esc(title)
+    ));
+    // Grid and y labels.
+    let mut v = 0.0;
+    while v <= ymax + ystep / 2.0 {
+        let yy = y(v);
+        out.push_str(&format!(
+            "<line x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"ylabel\">{}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            esc(&format!("{}{unit}", fmt_value(v)))
+        ));
+        v += ystep;
+    }
+    // X labels.
+    let mut t = 0.0;
+    while t <= xmax + 1e-9 {
+        let xx = x(t);
+        out.push_str(&format!(
+            "<line x1=\"{xx:.1}\" y1=\"{:.1}\" x2=\"{xx:.1}\" y2=\"{:.1}\" class=\"tick\"/>\
+             <text x=\"{xx:.1}\" y=\"{:.1}\" class=\"xlabel\">{}</text>",
+            TOP + plot_h,
+            TOP + plot_h + 4.0,
+            H - BOTTOM + 18.0,
+            fmt_clock(t, xmax)
+        ));
+        t += xstep;
+    }
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" class=\"axis\"/>",
+        TOP + plot_h,
+        W - RIGHT,
+        TOP + plot_h
+    ));
+    // Lines, broken at gaps.
+    for s in series {
+        let mut d = String::new();
+        let mut pen_down = false;
+        for &(t, v) in &s.points {
+            match v.filter(|v| v.is_finite()) {
+                Some(v) => {
+                    d.push_str(&format!(
+                        "{}{:.1},{:.1} ",
+                        if pen_down { "L" } else { "M" },
+                        x(t),
+                        y(v)
+                    ));
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
+        if !d.is_empty() {
+            out.push_str(&format!(
+                "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\"/>",
+                d.trim_end(),
+                esc(s.color)
+            ));
+        }
+    }
+    // Legend, right-aligned in the title row.
+    let mut lx = W - RIGHT;
+    for s in series.iter().rev() {
+        let width = 18.0 + 7.0 * s.label.chars().count() as f64;
+        lx -= width;
+        out.push_str(&format!(
+            "<rect x=\"{lx:.1}\" y=\"10\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{:.1}\" y=\"19\" class=\"legend\">{}</text>",
+            esc(s.color),
+            lx + 14.0,
+            esc(s.label)
+        ));
+        lx -= 8.0;
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// 1, 2 or 5 × 10ⁿ, at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let f = raw / mag;
+    let nice = if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * mag
+}
+
+fn fmt_value(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn fmt_clock(t: f64, span: f64) -> String {
+    let s = t.round() as u64;
+    if span < 120.0 {
+        format!("{s}s")
+    } else if span < 7_200.0 {
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}", s / 3_600, s / 60 % 60)
+    }
+}
+
+fn esc(s: &str) -> String {
+    super::html::escape(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_steps_are_1_2_5_times_a_power_of_ten() {
+        assert_eq!(nice_step(0.7), 1.0);
+        assert_eq!(nice_step(1.3), 2.0);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(7.0), 10.0);
+        assert_eq!(nice_step(230.0), 500.0);
+    }
+
+    #[test]
+    fn gaps_break_the_line_and_the_markup_has_no_url() {
+        let svg = line_chart(
+            "p95 <latency>",
+            " ms",
+            &[Series {
+                label: "p95",
+                color: "#c05621",
+                points: vec![
+                    (1.0, Some(2.0)),
+                    (2.0, None),
+                    (3.0, Some(4.0)),
+                    (4.0, Some(1.0)),
+                ],
+            }],
+        );
+        assert_eq!(svg.matches(" M").count() + svg.matches("\"M").count(), 2);
+        assert!(svg.contains("p95 &lt;latency&gt;"));
+        assert!(!svg.contains("://"));
+    }
+}

@@ -1,0 +1,432 @@
+//! One test per diagnostic code: a minimal source that triggers it, and the exact
+//! text its span covers (the caret must sit on the mistake, not near it).
+
+use std::path::Path;
+
+use loadplan::diag::{Code, Diagnostic};
+use loadplan::lang;
+use loadplan::profile;
+use loadplan::source::{Source, Syntax};
+
+/// Compile a plan and return the first diagnostic with `code`, with the source.
+fn find(name: &str, text: &str, base: &Path, code: Code) -> (Source, Diagnostic) {
+    let source = Source::new(name, text);
+    let syntax = Syntax::from_path(name).expect("plan extension");
+    let Err(diags) = lang::compile_source(&source, syntax, base) else {
+        panic!("{name} compiled");
+    };
+    let all: Vec<Diagnostic> = diags.into_sorted();
+    let found = all.iter().find(|d| d.code == code).cloned();
+    match found {
+        Some(d) => (source, d),
+        None => panic!(
+            "no {code} in:\n{}",
+            all.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// Assert the code occurs and its span covers exactly `covers` (the `nth` occurrence
+/// of that text in the source, counting from 0).
+fn expect(name: &str, text: &str, code: Code, covers: &str, nth: usize) {
+    expect_in(name, text, Path::new("."), code, covers, nth);
+}
+
+fn expect_in(name: &str, text: &str, base: &Path, code: Code, covers: &str, nth: usize) {
+    let (source, d) = find(name, text, base, code);
+    assert_eq!(source.slice(d.span), covers, "{code}: {d}");
+    let at = text
+        .match_indices(covers)
+        .nth(nth)
+        .map(|(i, _)| i)
+        .expect("expected text occurs");
+    assert_eq!(d.span.offset, at, "{code} at the wrong occurrence: {d}");
+    assert!(d.help.is_some(), "{code} has no help");
+}
+
+#[test]
+fn syntax_points_at_the_kdl_v1_keyword() {
+    expect(
+        "p.kdl",
+        "plan \"p\" {\n    cookies true\n}\nscenario \"s\" { http GET \"/\"; }\n",
+        Code::Syntax,
+        "true",
+        0,
+    );
+}
+
+#[test]
+fn syntax_points_at_the_yaml_tab() {
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n\tsteps: []\n",
+        Code::Syntax,
+        "\t",
+        0,
+    );
+}
+
+#[test]
+fn unknown_node_points_at_the_name() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    htp GET \"/\"\n}\n",
+        Code::UnknownNode,
+        "htp",
+        0,
+    );
+}
+
+#[test]
+fn unknown_field_points_at_the_property_name() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/\" wieght=3\n}\n",
+        Code::UnknownField,
+        "wieght",
+        0,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, wieght: 3 }\n",
+        Code::UnknownField,
+        "wieght",
+        0,
+    );
+}
+
+#[test]
+fn missing_field_points_at_the_node_lacking_it() {
+    expect(
+        "p.kdl",
+        "feeder \"users\"\nscenario \"s\" { http GET \"/\"; }\n",
+        Code::MissingField,
+        "feeder",
+        0,
+    );
+}
+
+#[test]
+fn extra_argument_points_at_the_extra_value() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/\" \"/other\"\n}\n",
+        Code::ExtraArgument,
+        "\"/other\"",
+        0,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: GET /health now\n",
+        Code::ExtraArgument,
+        "now",
+        0,
+    );
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" weight=\"80\" {\n    http GET \"/\"\n}\n",
+        Code::WrongType,
+        "\"80\"",
+        0,
+    );
+    // KDL v2 allows spaces around `=`; the caret still covers only the value.
+    expect(
+        "p.kdl",
+        "scenario \"s\" weight = \"80\" {\n    http GET \"/\"\n}\n",
+        Code::WrongType,
+        "\"80\"",
+        0,
+    );
+}
+
+#[test]
+fn duplicate_field_points_at_the_second_occurrence() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    think \"1s\"\n    think \"2s\"\n    http GET \"/\"\n}\n",
+        Code::DuplicateField,
+        "think",
+        1,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http:\n          method: GET\n          url: /a\n          url: /b\n",
+        Code::DuplicateField,
+        "url",
+        1,
+    );
+}
+
+#[test]
+fn duplicate_name_points_at_the_second_definition() {
+    expect(
+        "p.kdl",
+        "scenario \"a\" { http GET \"/\"; }\nscenario \"a\" { http GET \"/x\"; }\n",
+        Code::DuplicateName,
+        "\"a\"",
+        1,
+    );
+}
+
+#[test]
+fn bad_value_points_at_the_value() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http FETCH \"/\"\n}\n",
+        Code::BadValue,
+        "FETCH",
+        0,
+    );
+}
+
+#[test]
+fn bad_weight_points_at_the_weight() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" weight=0 {\n    http GET \"/\"\n}\n",
+        Code::BadWeight,
+        "0",
+        0,
+    );
+}
+
+#[test]
+fn bad_duration_points_at_the_duration() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    think \"1,5s\"\n    http GET \"/\"\n}\n",
+        Code::BadDuration,
+        "\"1,5s\"",
+        0,
+    );
+}
+
+#[test]
+fn bad_url_points_at_the_url() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"api/health\"\n}\n",
+        Code::BadUrl,
+        "\"api/health\"",
+        0,
+    );
+}
+
+#[test]
+fn bad_template_points_into_the_template() {
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: \"/{{ uuid() }\" }\n",
+        Code::BadTemplate,
+        "}",
+        0,
+    );
+}
+
+#[test]
+fn undefined_variable_points_at_the_name() {
+    expect(
+        "p.kdl",
+        "vars { token \"a\"; }\nscenario \"s\" {\n    http GET \"/?t={{ tokne }}\"\n}\n",
+        Code::UndefinedVariable,
+        "tokne",
+        0,
+    );
+}
+
+#[test]
+fn capture_before_defined_points_at_the_early_use() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/?w={{ w }}\"\n    http GET \"/\" { capture \"w\" json=\"$.w\"; }\n}\n",
+        Code::CaptureBeforeDefined,
+        "w",
+        1,
+    );
+}
+
+#[test]
+fn missing_file_points_at_the_path() {
+    expect(
+        "p.kdl",
+        "feeder \"u\" file=\"data/none.csv\"\nscenario \"s\" { http GET \"/\"; }\n",
+        Code::MissingFile,
+        "\"data/none.csv\"",
+        0,
+    );
+}
+
+#[test]
+fn bad_feeder_points_at_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("rows.json"), "{\"not\": \"a list\"}").expect("write");
+    expect_in(
+        "p.kdl",
+        "feeder \"u\" file=\"rows.json\"\nscenario \"s\" { http GET \"/\"; }\n",
+        dir.path(),
+        Code::BadFeeder,
+        "\"rows.json\"",
+        0,
+    );
+}
+
+#[test]
+fn conflict_points_at_the_node() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/\" {\n        check status=200 json=\"$.a\"\n    }\n}\n",
+        Code::Conflict,
+        "check",
+        0,
+    );
+}
+
+#[test]
+fn bad_regex_points_at_the_culprit() {
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, checks: [{ body-regex: \"a[b\" }] }\n",
+        Code::BadRegex,
+        "[",
+        1,
+    );
+}
+
+#[test]
+fn bad_json_path_points_at_the_path() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/\" { check json=\"status\"; }\n}\n",
+        Code::BadJsonPath,
+        "\"status\"",
+        0,
+    );
+}
+
+#[test]
+fn bad_json_points_at_the_trailing_comma() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { json #\"{\"a\": 1,}\"#; }\n}\n",
+        Code::BadJson,
+        ",",
+        0,
+    );
+}
+
+#[test]
+fn no_scenarios_points_at_the_first_node() {
+    expect(
+        "p.kdl",
+        "plan \"p\" { host \"http://localhost:8000\"; }\n",
+        Code::NoScenarios,
+        "plan",
+        0,
+    );
+}
+
+#[test]
+fn empty_steps_points_at_the_scenario_name() {
+    expect(
+        "p.kdl",
+        "scenario \"idle\" {\n    think \"1s\"\n}\n",
+        Code::EmptySteps,
+        "\"idle\"",
+        0,
+    );
+}
+
+#[test]
+fn misplaced_step_points_at_the_step() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    send \"x\" text=\"y\"\n}\n",
+        Code::MisplacedStep,
+        "send",
+        0,
+    );
+}
+
+#[test]
+fn io_read_points_at_the_first_byte_that_is_not_utf8() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("latin1.kdl");
+    std::fs::write(&path, b"scenario \"caf\xe9\" {}\n").expect("write");
+    let diags = lang::load_plan(&path).expect_err("not UTF-8");
+    let d = diags.into_sorted().remove(0);
+    assert_eq!(d.code, Code::Io);
+    assert_eq!(d.span.offset, 13);
+    assert_eq!(d.source.slice(d.span), "\u{FFFD}");
+    let missing = lang::load_plan(&dir.path().join("nope.kdl")).expect_err("missing");
+    assert_eq!(missing.iter().next().map(|d| d.code), Some(Code::Io));
+}
+
+fn profile_diag(text: &str, code: Code) -> (Source, Diagnostic) {
+    let plan = Source::new(
+        "p.kdl",
+        "scenario \"http\" { http GET \"/\"; }\nscenario \"websocket\" { http GET \"/\"; }\n",
+    );
+    let program = lang::compile_source(&plan, Syntax::Kdl, Path::new(".")).expect("plan");
+    let source = Source::new("profile.yml", text);
+    let diags = profile::parse(&source, Some(&program)).expect_err("invalid profile");
+    let d = diags
+        .into_sorted()
+        .into_iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("no {code}"));
+    (source, d)
+}
+
+#[test]
+fn profile_syntax_points_at_the_open_bracket() {
+    let (s, d) = profile_diag("name: x\nweights: { http: 1\n", Code::ProfileSyntax);
+    assert_eq!(s.line_col(d.span.offset), (2, 10));
+}
+
+#[test]
+fn profile_unknown_field_points_at_the_key() {
+    let (s, d) = profile_diag("name: x\nspawn_rat: 2\n", Code::ProfileUnknownField);
+    assert_eq!(s.slice(d.span), "spawn_rat");
+}
+
+#[test]
+fn profile_missing_field_points_at_the_mapping_lacking_it() {
+    let (s, d) = profile_diag(
+        "name: x\nstages:\n  - { duration: 1m }\n",
+        Code::ProfileMissingField,
+    );
+    assert_eq!(s.slice(d.span), "duration");
+    assert!(d.message.contains("target"));
+}
+
+#[test]
+fn profile_wrong_type_points_at_the_value() {
+    let (s, d) = profile_diag("name: x\nusers: \"ten\"\n", Code::ProfileWrongType);
+    assert_eq!(s.slice(d.span), "\"ten\"");
+}
+
+#[test]
+fn profile_unknown_scenario_points_at_the_misspelt_name() {
+    let (s, d) = profile_diag(
+        "name: x\nweights:\n  http: 8\n  websockets: 2\n",
+        Code::ProfileUnknownScenario,
+    );
+    assert_eq!(s.slice(d.span), "websockets");
+    assert_eq!(d.help.as_deref(), Some("did you mean `websocket`?"));
+}
+
+#[test]
+fn profile_bad_value_points_at_the_value() {
+    let (s, d) = profile_diag(
+        "name: x\nthresholds:\n  - { metric: p96, max: 1s }\n",
+        Code::ProfileBadValue,
+    );
+    assert_eq!(s.slice(d.span), "p96");
+}
