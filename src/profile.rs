@@ -167,7 +167,12 @@ pub fn locate(name: &str, plan_dir: Option<&Path>) -> Option<Source> {
     let mut candidates = vec![direct];
     if let Some(dir) = plan_dir {
         candidates.push(dir.join("profiles").join(format!("{name}.yml")));
-        candidates.push(dir.join("..").join("profiles").join(format!("{name}.yml")));
+        // The plan folder's parent, spelt without `..` so messages show a clean path.
+        let parent = match (dir.file_name(), dir.parent()) {
+            (Some(_), Some(p)) => p.to_path_buf(),
+            _ => dir.join(".."),
+        };
+        candidates.push(parent.join("profiles").join(format!("{name}.yml")));
     }
     candidates.push(PathBuf::from("profiles").join(format!("{name}.yml")));
     for c in candidates {

@@ -73,19 +73,20 @@ pub fn run(args: Args) -> u8 {
         .iter()
         .map(|s| format!("{} (weight {})", s.name, s.weight))
         .collect();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "ok: {} — plan `{}`: {} scenario{} [{}], {} steps, {} statistics entries{profile_line}",
+        "ok: {} — plan `{}`: {} [{}], {}, {}{profile_line}",
         args.plan.display(),
         program.name,
-        program.scenarios.len(),
-        if program.scenarios.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        plural(program.scenarios.len(), "scenario", "scenarios"),
         scen.join(", "),
-        steps,
-        program.stats.len()
+        plural(steps, "step", "steps"),
+        plural(
+            program.stats.len(),
+            "statistics entry",
+            "statistics entries"
+        ),
     );
     super::EXIT_OK
 }

@@ -29,8 +29,18 @@ pub struct Args {
     #[arg(long, env = "LOADPLAN_HOST")]
     pub host: Option<String>,
     /// Number of concurrent users (overrides the profile).
-    #[arg(long, short = 'u')]
+    #[arg(long, short = 'u', conflicts_with = "arrival_rate")]
     pub users: Option<u64>,
+    /// Open model: start this many iterations per second whatever the responses do
+    /// (latency is then also measured from the intended start).
+    #[arg(long, visible_alias = "rate")]
+    pub arrival_rate: Option<f64>,
+    /// Open model: the pool of users serving arrivals (default 1000).
+    #[arg(long)]
+    pub max_users: Option<u64>,
+    /// Open model: Poisson-spaced arrivals instead of evenly spaced ones.
+    #[arg(long)]
+    pub poisson: bool,
     /// Users started per second (overrides the profile).
     #[arg(long, short = 'r')]
     pub spawn_rate: Option<f64>,
@@ -110,6 +120,36 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
         }
         None => LoadProfile::closed(1, 1.0, None),
     };
+    if let Some(rate) = args.arrival_rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            eprintln!("error: --arrival-rate must be positive");
+            return Err(super::EXIT_USAGE);
+        }
+        let (old_max, old_poisson) = match p.model {
+            Model::Open {
+                max_users, poisson, ..
+            } => (max_users, poisson),
+            Model::Closed { .. } => (1000, false),
+        };
+        p.model = Model::Open {
+            rate,
+            max_users: args.max_users.unwrap_or(old_max),
+            poisson: args.poisson || old_poisson,
+        };
+    } else if let Model::Open {
+        max_users, poisson, ..
+    } = &mut p.model
+    {
+        if let Some(m) = args.max_users {
+            *max_users = m;
+        }
+        *poisson |= args.poisson;
+    } else if args.max_users.is_some() || args.poisson {
+        eprintln!(
+            "error: --max-users/--poisson apply to the open model (--arrival-rate or a profile with arrival_rate)"
+        );
+        return Err(super::EXIT_USAGE);
+    }
     if let Model::Closed { users, spawn_rate } = &mut p.model {
         if let Some(u) = args.users {
             *users = u;
@@ -323,6 +363,12 @@ async fn finish(
     if checks_failed > 0 {
         failed = true;
     }
+    // Without thresholds any failed request fails the run (as Locust does); with
+    // thresholds the profile states how many failures are acceptable.
+    let request_failures = r.total.failures();
+    if profile.thresholds.is_empty() && request_failures > 0 {
+        failed = true;
+    }
     let aborted_by = sinks.aborted_by().cloned();
     if let Some(v) = &aborted_by {
         failed = true;
@@ -391,6 +437,9 @@ async fn finish(
         }
         if aborted_by.is_some() {
             reasons.push("aborted by a threshold".into());
+        }
+        if profile.thresholds.is_empty() && request_failures > 0 {
+            reasons.push(format!("{request_failures} requests failed"));
         }
         println!("result: FAILED ({})", reasons.join(", "));
         super::EXIT_FAILED
