@@ -6,6 +6,7 @@
 //! built-in `demo` target. `cli` wires them to the command line.
 
 pub mod cli;
+pub mod control;
 pub mod demo;
 pub mod diag;
 pub mod lang;

@@ -324,3 +324,44 @@ async fn each_failure_kind_is_counted_and_the_run_continues() {
     assert_eq!(r.total.iterations.started, 4);
     assert_eq!(r.total.iterations.failed, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_users_mid_run_changes_the_number_of_live_users() {
+    use loadplan::control::Command;
+    let demo = DemoServer::start(([127, 0, 0, 1], 0).into(), DemoConfig::default())
+        .await
+        .expect("demo");
+    let p = program(r#"scenario "s" { think "20ms"; http GET "/health"; }"#);
+    let profile = LoadProfile::closed(2, 100.0, Some(Duration::from_millis(2500)));
+    let cfg = RunConfig {
+        host: Some(demo.base_url()),
+        seed: 1,
+        ..RunConfig::default()
+    };
+    let control = Control::default();
+    let c2 = control.clone();
+    let mut sent = false;
+    let r = driver::run(p, &profile, &cfg, control, move |t| {
+        // On the first tick (1 s), raise the users from 2 to 6.
+        if !sent {
+            sent = true;
+            assert_eq!(t.users, 2);
+            c2.send(Command::SetUsers {
+                users: 6,
+                spawn_rate: Some(1000.0),
+            });
+        }
+    })
+    .await
+    .expect("run");
+    let before: Vec<u64> = r
+        .users_timeline
+        .iter()
+        .filter(|(t, _)| *t < 0.9)
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(before.iter().max(), Some(&2));
+    assert_eq!(r.peak_users, 6);
+    assert_eq!(r.users_by_scenario.get("s"), Some(&6));
+    demo.shutdown().await;
+}

@@ -382,6 +382,7 @@ async fn finish(
         seed,
         verdicts: &verdicts,
         aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
+        passed: !failed,
     };
     let built = sinks
         .wants_report()

@@ -45,7 +45,8 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The threshold rule that stopped the run, if one did.
     pub aborted_by: Option<String>,
-    /// Thresholds held, no check failed and nothing aborted the run (exit code 0).
+    /// The run passed (exit code 0): thresholds held, no check failed, nothing aborted the run,
+    /// and, when the profile has no thresholds, no request failed.
     pub passed: bool,
     pub users: UsersInfo,
     /// One entry per statistics row that recorded anything, in the plan's order.
@@ -279,6 +280,9 @@ pub struct Context<'a> {
     pub seed: u64,
     pub verdicts: &'a [Verdict],
     pub aborted_by: Option<String>,
+    /// The run's verdict, as the exit code states it (the runner decides: thresholds, checks,
+    /// failed requests without thresholds, an abort).
+    pub passed: bool,
 }
 
 impl RunReport {
@@ -324,8 +328,6 @@ impl RunReport {
                 abort_on_fail: t.abort_on_fail,
             })
             .collect();
-        let passed =
-            failed_checks == 0 && thresholds.iter().all(|t| t.passed) && cx.aborted_by.is_none();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -342,7 +344,7 @@ impl RunReport {
             elapsed_secs: secs,
             interrupted: r.interrupted,
             aborted_by: cx.aborted_by.clone(),
-            passed,
+            passed: cx.passed,
             users: UsersInfo {
                 peak: r.peak_users,
                 by_scenario: r.users_by_scenario.clone(),

@@ -32,13 +32,25 @@ pub struct Tick<'a> {
     pub delta: &'a Snapshot,
 }
 
-/// Run controls shared with signals (and later the web UI and master).
-#[derive(Clone, Default)]
-pub struct Control {
-    /// Graceful stop: users finish their iteration (within stop_timeout).
-    pub stop: CancellationToken,
-    /// Immediate stop: in-flight iterations are abandoned.
-    pub kill: CancellationToken,
+pub use crate::control::{Command, Control};
+
+/// A manual change of the number of users (from the UI or the master).
+struct Manual {
+    from: u64,
+    to: u64,
+    rate: f64,
+    since: Instant,
+}
+
+impl Manual {
+    fn target(&self) -> u64 {
+        let moved = (self.since.elapsed().as_secs_f64() * self.rate).floor() as u64 + 1;
+        if self.to >= self.from {
+            (self.from + moved).min(self.to)
+        } else {
+            self.from.saturating_sub(moved).max(self.to)
+        }
+    }
 }
 
 struct Slot {
@@ -131,6 +143,10 @@ pub async fn run(
     let mut last_tick = start;
     let mut peak = 0u64;
     let mut interrupted = false;
+    let mut manual: Option<Manual> = None;
+    // Stopped users whose tasks may still be finishing (awaited at the end).
+    let mut retired: Vec<Slot> = Vec::new();
+
     let step = Duration::from_millis(20);
 
     loop {
@@ -143,15 +159,44 @@ pub async fn run(
         if planned.is_some_and(|p| elapsed >= p) {
             break;
         }
-        let target = match target_users(profile, users, rate, t) {
-            Some(n) => n,
-            None => break,
+        let running_now = slots.iter().filter(|s| !s.soft.is_cancelled()).count() as u64;
+        for command in control.drain() {
+            match command {
+                Command::SetUsers {
+                    users: to,
+                    spawn_rate,
+                } => {
+                    manual = Some(Manual {
+                        from: running_now,
+                        to,
+                        rate: spawn_rate.filter(|r| *r > 0.0).unwrap_or(rate),
+                        since: Instant::now(),
+                    });
+                }
+                Command::ResetStats => {
+                    agg.take_delta();
+                    total = Snapshot::default();
+                    history = History::new();
+                }
+                Command::SetRate { .. } | Command::Stop | Command::Kill => {}
+            }
+        }
+        let target = match &manual {
+            Some(m) => m.target(),
+            None => match target_users(profile, users, rate, t) {
+                Some(n) => n,
+                None => break,
+            },
         };
-        // Start users up to the target (never restart ones that finished their iterations).
-        while (slots.len() as u64) < target
-            && !(cfg.iterations.is_some() && slots.len() as u64 >= target)
-        {
-            let id = slots.len() as u64;
+        // Start users up to the target. Active users are always ids 0..n (ramping down
+        // stops the highest), so a ramp back up reuses the same ids and the scenario
+        // split stays exact. Users that finished their iterations are not restarted.
+        loop {
+            let active = slots.iter().take_while(|s| !s.soft.is_cancelled()).count();
+            if active as u64 >= target || (cfg.iterations.is_some() && active < slots.len()) {
+                break;
+            }
+            let id = active as u64;
             let soft = CancellationToken::new();
             let hard = control.kill.child_token();
             let scenario = schedule::scenario_of(&pattern, id);
@@ -165,7 +210,11 @@ pub async fn run(
                 let n = live2.fetch_sub(1, Ordering::SeqCst) - 1;
                 push_timeline(&tl, start, n);
             });
-            slots.push(Slot { soft, hard, handle });
+            let slot = Slot { soft, hard, handle };
+            match slots.get_mut(active) {
+                Some(old) => retired.push(std::mem::replace(old, slot)),
+                None => slots.push(slot),
+            }
         }
         // Stop users above the target, newest first (stages ramping down).
         let mut running = slots.iter().filter(|s| !s.soft.is_cancelled()).count() as u64;
@@ -203,6 +252,9 @@ pub async fn run(
         }
     }
 
+    // Distinct user ids (ids are reused after a ramp down).
+    let started = slots.len() as u64;
+    slots.append(&mut retired);
     // Graceful end: soft stop everyone, hard stop after stop_timeout.
     for s in &slots {
         s.soft.cancel();
@@ -220,7 +272,6 @@ pub async fn run(
             _ = control.kill.cancelled() => {}
         }
     }
-    let started = slots.len() as u64;
     for s in slots.drain(..) {
         let _ = s.handle.await;
     }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Control, Tick, Timeline, push_timeline, tick};
+use super::driver::{Command, Control, Tick, Timeline, push_timeline, tick};
 use super::schedule;
 use super::user::{Shared, User, mix_seed};
 use super::{RunConfig, RunResult};
@@ -97,7 +97,10 @@ pub async fn run(
         pattern,
         planned,
     } = setup;
-    let (base, max_users, poisson) = match profile.model {
+    // Commands may change the rate (ending the stages) and the pool size.
+    let mut own = profile.clone();
+    let profile = &mut own;
+    let (mut base, mut max_users, poisson) = match profile.model {
         Model::Open {
             rate,
             max_users,
@@ -134,6 +137,24 @@ pub async fn run(
         }
         while let Ok(id) = idle_rx.try_recv() {
             idle.push(id);
+        }
+        for command in control.drain() {
+            match command {
+                Command::SetRate { rate } if rate > 0.0 && rate.is_finite() => {
+                    base = rate;
+                    profile.stages.clear();
+                    // Re-plan the next arrival at the new rate from now.
+                    let now = start.elapsed().as_secs_f64();
+                    next_at = next_arrival(profile, base, poisson, &mut rng, now);
+                }
+                Command::SetUsers { users, .. } => max_users = users,
+                Command::ResetStats => {
+                    agg.take_delta();
+                    total = Snapshot::default();
+                    history = History::new();
+                }
+                _ => {}
+            }
         }
         // Dispatch every arrival that is due.
         while let Some(at) = next_at {
