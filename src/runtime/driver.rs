@@ -80,11 +80,81 @@ fn target_users(profile: &LoadProfile, users: u64, rate: f64, t: f64) -> Option<
     None
 }
 
+/// The share of a run's users this process runs (distributed runs): user ids
+/// `offset + k·stride`, so the union of all shares is a single process's id set and
+/// [`schedule::scenario_of`] splits it exactly as one process would. The default,
+/// `(0, 1)`, is every user. In the open model a share runs `1/stride` of the rate,
+/// of the pool and of the iterations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Share {
+    pub offset: u64,
+    pub stride: u64,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            stride: 1,
+        }
+    }
+}
+
+impl Share {
+    /// The global id of this share's `k`-th user.
+    pub fn id(&self, k: u64) -> u64 {
+        self.offset + k * self.stride.max(1)
+    }
+
+    /// How many of the global ids `0..n` belong to this share.
+    pub fn count(&self, n: u64) -> u64 {
+        n.saturating_sub(self.offset).div_ceil(self.stride.max(1))
+    }
+
+    fn is_all(&self) -> bool {
+        self.offset == 0 && self.stride <= 1
+    }
+
+    /// The open model's profile and config for this share.
+    fn scale_open(&self, profile: &LoadProfile, cfg: &RunConfig) -> (LoadProfile, RunConfig) {
+        let k = self.stride.max(1) as f64;
+        let mut p = profile.clone();
+        if let Model::Open {
+            rate, max_users, ..
+        } = &mut p.model
+        {
+            *rate /= k;
+            *max_users = max_users.div_ceil(self.stride.max(1)).max(1);
+        }
+        for s in &mut p.stages {
+            s.target /= k;
+        }
+        let mut c = cfg.clone();
+        c.iterations = cfg.iterations.map(|n| self.count(n));
+        // Distinct arrival streams per share (identical Poisson streams would not sum
+        // to a Poisson stream).
+        c.seed = super::user::mix_seed(cfg.seed, self.offset);
+        (p, c)
+    }
+}
+
 /// Run a program under a profile until it ends, is stopped, or is killed.
 pub async fn run(
     program: Arc<Program>,
     profile: &LoadProfile,
     cfg: &RunConfig,
+    control: Control,
+    on_tick: impl FnMut(&Tick) + Send,
+) -> Result<RunResult, RunError> {
+    run_share(program, profile, cfg, Share::default(), control, on_tick).await
+}
+
+/// [`run`] for one [`Share`] of the users (a distributed worker's part of the run).
+pub async fn run_share(
+    program: Arc<Program>,
+    profile: &LoadProfile,
+    cfg: &RunConfig,
+    share: Share,
     control: Control,
     mut on_tick: impl FnMut(&Tick) + Send,
 ) -> Result<RunResult, RunError> {
@@ -131,9 +201,15 @@ pub async fn run(
                 pattern,
                 planned,
             };
+            if !share.is_all() {
+                let (p, c) = share.scale_open(profile, cfg);
+                return Ok(super::open::run(program, &p, &c, control, setup, on_tick).await);
+            }
             return Ok(super::open::run(program, profile, cfg, control, setup, on_tick).await);
         }
     };
+    // Users of this process (all of them unless the run is distributed).
+    let local_users = share.count(users);
     let start = Instant::now();
     let timeline: Timeline = Arc::new(Mutex::new(vec![(0.0, 0)]));
     let live = Arc::new(AtomicU64::new(0));
@@ -168,8 +244,9 @@ pub async fn run(
                 } => {
                     manual = Some(Manual {
                         from: running_now,
-                        to,
-                        rate: spawn_rate.filter(|r| *r > 0.0).unwrap_or(rate),
+                        to: share.count(to),
+                        rate: spawn_rate.filter(|r| *r > 0.0).unwrap_or(rate)
+                            / share.stride.max(1) as f64,
                         since: Instant::now(),
                     });
                 }
@@ -184,7 +261,7 @@ pub async fn run(
         let target = match &manual {
             Some(m) => m.target(),
             None => match target_users(profile, users, rate, t) {
-                Some(n) => n,
+                Some(n) => share.count(n),
                 None => break,
             },
         };
@@ -196,7 +273,7 @@ pub async fn run(
             if active as u64 >= target || (cfg.iterations.is_some() && active < slots.len()) {
                 break;
             }
-            let id = active as u64;
+            let id = share.id(active as u64);
             let soft = CancellationToken::new();
             let hard = control.kill.child_token();
             let scenario = schedule::scenario_of(&pattern, id);
@@ -239,9 +316,9 @@ pub async fn run(
             );
         }
         if cfg.iterations.is_some()
-            && slots.len() as u64 >= users.min(target.max(1))
+            && slots.len() as u64 >= local_users.min(target.max(1))
             && slots.iter().all(|s| s.handle.is_finished())
-            && (slots.len() as u64) >= users
+            && (slots.len() as u64) >= local_users
         {
             break;
         }
@@ -287,8 +364,8 @@ pub async fn run(
     );
     let elapsed = start.elapsed();
     let mut peak_by = std::collections::BTreeMap::new();
-    for id in 0..started {
-        let sc = &program.scenarios[schedule::scenario_of(&pattern, id)].name;
+    for k in 0..started {
+        let sc = &program.scenarios[schedule::scenario_of(&pattern, share.id(k))].name;
         *peak_by.entry(sc.clone()).or_insert(0) += 1;
     }
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
@@ -356,6 +433,21 @@ mod tests {
         assert_eq!(target_users(&p, 10, 2.0, 0.0), Some(1));
         assert_eq!(target_users(&p, 10, 2.0, 1.0), Some(3));
         assert_eq!(target_users(&p, 10, 2.0, 100.0), Some(10));
+    }
+
+    #[test]
+    fn shares_partition_the_user_ids() {
+        let shares: Vec<Share> = (0..3).map(|offset| Share { offset, stride: 3 }).collect();
+        for n in 0..20u64 {
+            assert_eq!(shares.iter().map(|s| s.count(n)).sum::<u64>(), n);
+        }
+        let mut ids: Vec<u64> = shares
+            .iter()
+            .flat_map(|s| (0..s.count(10)).map(|k| s.id(k)))
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+        assert_eq!(Share::default().count(7), 7);
     }
 
     #[test]

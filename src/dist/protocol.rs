@@ -1,0 +1,267 @@
+//! The master ↔ worker protocol: JSON text frames over one WebSocket per worker.
+//!
+//! Every frame is a JSON object with a `version` field ([`VERSION`]) and a `type` field
+//! naming the [`Message`]. The version is read before anything else, so a peer speaking
+//! another version gets a clear refusal instead of a decoding error. Snapshots travel as
+//! the serde form of [`Snapshot`] (histograms as base64 HDR V2), so merging them on the
+//! master is exact.
+//!
+//! A session: worker `hello` (secret, name) → master `welcome` (index) or `refused`
+//! (reason; the worker exits 2) → master `start` (sources, seed, first assignment) →
+//! worker `started` or `compile_error` → worker `delta` per assignment and `heartbeat`
+//! every second, `done` per finished assignment → master `assign` (a lost worker's share),
+//! `control` (stop, kill) → master `bye`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Snapshot;
+use crate::profile::{LoadProfile, Model};
+use crate::runtime::driver::Share;
+
+/// The protocol version; peers with another version are refused.
+pub const VERSION: u32 = 1;
+
+/// A named source text (a plan or profile file) as the master read it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// The file name as the master knows it (for diagnostics and the plan's syntax).
+    pub name: String,
+    pub text: String,
+}
+
+/// The load model after the master applied its command-line overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum ModelSpec {
+    Closed {
+        users: u64,
+        spawn_rate: f64,
+    },
+    Open {
+        rate: f64,
+        max_users: u64,
+        poisson: bool,
+    },
+}
+
+impl From<&Model> for ModelSpec {
+    fn from(m: &Model) -> Self {
+        match *m {
+            Model::Closed { users, spawn_rate } => ModelSpec::Closed { users, spawn_rate },
+            Model::Open {
+                rate,
+                max_users,
+                poisson,
+            } => ModelSpec::Open {
+                rate,
+                max_users,
+                poisson,
+            },
+        }
+    }
+}
+
+impl From<&ModelSpec> for Model {
+    fn from(m: &ModelSpec) -> Self {
+        match *m {
+            ModelSpec::Closed { users, spawn_rate } => Model::Closed { users, spawn_rate },
+            ModelSpec::Open {
+                rate,
+                max_users,
+                poisson,
+            } => Model::Open {
+                rate,
+                max_users,
+                poisson,
+            },
+        }
+    }
+}
+
+/// Everything a worker needs to rebuild the run: sources (recompiled on the worker) and
+/// the master's resolved settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub plan: SourceFile,
+    /// `None`: the default profile (one user).
+    pub profile: Option<SourceFile>,
+    pub model: ModelSpec,
+    pub duration_secs: Option<f64>,
+    /// The master's command line replaced the profile's stages (e.g. with `-t`).
+    pub clear_stages: bool,
+    pub seed: u64,
+    pub iterations: Option<u64>,
+    pub host: Option<String>,
+    pub set: BTreeMap<String, String>,
+    pub insecure: bool,
+}
+
+impl Job {
+    /// Applies the master's resolved settings to a profile parsed from `profile`.
+    pub fn apply(&self, profile: &mut LoadProfile) {
+        profile.model = Model::from(&self.model);
+        if let Some(d) = self.duration_secs {
+            profile.duration = Some(Duration::from_secs_f64(d));
+        }
+        if self.clear_stages {
+            profile.stages.clear();
+        }
+    }
+}
+
+/// A share of the users for a worker to run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Unique within the run (the master numbers them).
+    pub id: u32,
+    pub share: Share,
+    /// Overrides the run length (a re-assigned share runs for the time left).
+    pub duration_secs: Option<f64>,
+    /// Overrides the spawn rate (a re-assigned share starts its users at once).
+    pub spawn_rate: Option<f64>,
+}
+
+/// One protocol message; see the module docs for the order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    // worker → master
+    Hello {
+        secret: String,
+        name: String,
+    },
+    Started {
+        assignment: u32,
+    },
+    CompileError {
+        message: String,
+    },
+    Delta {
+        assignment: u32,
+        snapshot: Snapshot,
+    },
+    Done {
+        assignment: u32,
+        elapsed_secs: f64,
+        interrupted: bool,
+    },
+    Failed {
+        assignment: u32,
+        message: String,
+    },
+    Heartbeat {},
+    // master → worker
+    Welcome {
+        worker: u32,
+    },
+    Refused {
+        reason: String,
+    },
+    Start {
+        job: Box<Job>,
+        assignment: Assignment,
+    },
+    Assign {
+        assignment: Assignment,
+    },
+    Control {
+        command: crate::control::Command,
+    },
+    Bye {},
+}
+
+/// Why a frame could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("protocol version mismatch: the peer speaks version {theirs}, this is version {VERSION}")]
+    Version { theirs: u32 },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message as one JSON text with the version.
+pub fn encode(message: &Message) -> String {
+    let mut value = serde_json::to_value(message).unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("version".into(), VERSION.into());
+    }
+    value.to_string()
+}
+
+/// Decodes one JSON text; the version is checked first.
+pub fn decode(text: &str) -> Result<Message, DecodeError> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let theirs = value
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| DecodeError::Malformed("no `version` field".into()))?;
+    if theirs != u64::from(VERSION) {
+        return Err(DecodeError::Version {
+            theirs: u32::try_from(theirs).unwrap_or(u32::MAX),
+        });
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.remove("version");
+    }
+    serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+pub fn secrets_match(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Event;
+
+    #[test]
+    fn messages_round_trip_with_their_version() {
+        let mut snapshot = Snapshot::default();
+        for us in [100, 2_000, 30_000] {
+            snapshot.record(Event::new(0, us).with_status(200));
+        }
+        let m = Message::Delta {
+            assignment: 3,
+            snapshot,
+        };
+        let text = encode(&m);
+        assert!(text.contains("\"version\":1"), "{text}");
+        assert!(text.contains("\"type\":\"delta\""), "{text}");
+        assert_eq!(decode(&text).expect("decodes"), m);
+        let hb = encode(&Message::Heartbeat {});
+        assert_eq!(decode(&hb).expect("decodes"), Message::Heartbeat {});
+    }
+
+    #[test]
+    fn another_version_is_reported_before_decoding() {
+        let text = r#"{"version":7,"type":"something_new"}"#;
+        match decode(text) {
+            Err(DecodeError::Version { theirs: 7 }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode(r#"{"type":"bye"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(secrets_match("s3cret", "s3cret"));
+        assert!(!secrets_match("s3cret", "s3cre"));
+        assert!(!secrets_match("s3cret", "s3cret!"));
+        assert!(!secrets_match("s3cret", "S3cret"));
+        assert!(secrets_match("", ""));
+    }
+}

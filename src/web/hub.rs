@@ -1,0 +1,453 @@
+//! The [`Hub`]: the web UI's view of a run, fed by the same per-second [`Tick`]s the terminal
+//! and the report sinks get, and read by the HTTP handlers.
+//!
+//! The driver calls [`Hub::tick`] from its tick callback; the hub keeps the run's cumulative
+//! [`Snapshot`], a copy of its history and the threshold verdicts, and broadcasts one JSON
+//! event per tick to the server-sent-event subscribers. At the end, [`Hub::finish`] stores the
+//! driver's [`RunResult`] and the final verdicts, so downloads render the exact end-of-run
+//! numbers through the report writers.
+//!
+//! Invariants: the state lock is a `std` mutex held only for in-memory work (never across an
+//! `.await`); a tick does bounded work and never blocks on a slow browser (the event channel
+//! is a bounded broadcast; lagging subscribers lose old events, not the run); control commands
+//! go through [`Control::send`], the one command type shared with signals and the master.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::control::{Command, Control};
+use crate::lang::ir::Program;
+use crate::metrics::HistoryPoint;
+use crate::profile::{LoadProfile, Model};
+use crate::report::RunReport;
+use crate::report::model::{
+    Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
+    counts_in_total, ms,
+};
+use crate::report::thresholds::{Verdict, evaluate};
+use crate::runtime::RunResult;
+use crate::runtime::driver::Tick;
+
+/// Events kept for slow subscribers before they start losing the oldest.
+const EVENT_BACKLOG: usize = 16;
+
+/// Where the run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing started yet (`loadplan ui` waiting for the browser).
+    Idle,
+    Running,
+    /// A stop was asked; users are finishing their iterations.
+    Stopping,
+    /// The run ended (normally, stopped, or failed to start: see `error`).
+    Stopped,
+}
+
+/// Why a control request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not possible in the current state (HTTP 409).
+    Conflict(String),
+    /// A bad value (HTTP 400).
+    Invalid(String),
+}
+
+/// The settings a run started with.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub profile: LoadProfile,
+    pub host: Option<String>,
+    pub seed: u64,
+}
+
+struct Live {
+    status: Status,
+    /// Counts runs started by this hub (the browser refetches when it changes).
+    run: u64,
+    start: Option<Start>,
+    control: Option<Control>,
+    result: RunResult,
+    planned: Option<Duration>,
+    users: u64,
+    /// Per statistics row: (events/s, failures/s) over the last tick.
+    current: BTreeMap<u32, (f64, f64)>,
+    verdicts: Vec<Verdict>,
+    /// Set when the run has ended: the run's verdict as `loadplan run` states it.
+    passed: Option<bool>,
+    aborted_by: Option<String>,
+    error: Option<String>,
+}
+
+/// Shared between the run (ticks) and the HTTP handlers; see the module docs.
+pub struct Hub {
+    program: Arc<Program>,
+    plan_file: String,
+    live: Mutex<Live>,
+    events: broadcast::Sender<Arc<str>>,
+}
+
+/// A statistics row with its current (last tick) rates.
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    step: StepReport,
+    current_rate: f64,
+    current_failure_rate: f64,
+}
+
+#[derive(Serialize)]
+struct Stats {
+    steps: Vec<Row>,
+    aggregated: Row,
+    errors: Vec<ErrorReport>,
+    checks: Checks,
+    iterations: Iterations,
+    thresholds: Vec<ThresholdReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<HistoryRow>>,
+}
+
+impl Hub {
+    pub fn new(program: Arc<Program>, plan_file: String) -> Arc<Hub> {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        Arc::new(Hub {
+            program,
+            plan_file,
+            live: Mutex::new(Live {
+                status: Status::Idle,
+                run: 0,
+                start: None,
+                control: None,
+                result: RunResult::default(),
+                planned: None,
+                users: 0,
+                current: BTreeMap::new(),
+                verdicts: Vec::new(),
+                passed: None,
+                aborted_by: None,
+                error: None,
+            }),
+            events,
+        })
+    }
+
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    pub fn plan_file(&self) -> &str {
+        &self.plan_file
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A subscription to the per-tick events (JSON text, as `/api/events` sends them).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.events.subscribe()
+    }
+
+    /// Marks a run as started with `control`; refused while one is running.
+    pub fn begin(&self, start: Start, control: Control) -> Result<u64, Refusal> {
+        let mut live = self.lock();
+        if matches!(live.status, Status::Running | Status::Stopping) {
+            return Err(Refusal::Conflict("a run is already in progress".into()));
+        }
+        live.run += 1;
+        live.status = Status::Running;
+        live.planned = start
+            .profile
+            .duration
+            .or_else(|| start.profile.stages_duration());
+        live.start = Some(start);
+        live.control = Some(control);
+        live.result = RunResult::default();
+        live.users = 0;
+        live.current.clear();
+        live.verdicts.clear();
+        live.passed = None;
+        live.aborted_by = None;
+        live.error = None;
+        let run = live.run;
+        self.publish(&mut live, None);
+        Ok(run)
+    }
+
+    /// One driver tick: fold it in and tell the subscribers.
+    pub fn tick(&self, t: &Tick) {
+        let mut live = self.lock();
+        let secs = t.elapsed.as_secs_f64();
+        let interval = live.result.history.last().map_or(t.elapsed, |p| {
+            t.elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
+        });
+        // The same point the driver pushes (all steps, the tick's delta).
+        let window = t.delta.aggregate(|_| true);
+        live.result
+            .history
+            .push_aggregate(secs, interval, t.users, &window);
+        live.result.total = t.total.clone();
+        live.result.elapsed = t.elapsed;
+        if live.result.users_timeline.last().map(|p| p.1) != Some(t.users) {
+            live.result.users_timeline.push((secs, t.users));
+        }
+        live.result.peak_users = live.result.peak_users.max(t.users);
+        live.users = t.users;
+        live.planned = t.planned;
+        let per_sec = |n: u64| {
+            let s = interval.as_secs_f64();
+            if s > 0.0 { n as f64 / s } else { 0.0 }
+        };
+        live.current = t
+            .delta
+            .steps
+            .iter()
+            .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
+            .collect();
+        if let Some(start) = &live.start {
+            live.verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+        }
+        self.publish(&mut live, Some(t.point));
+    }
+
+    /// The run has ended: keep its result and verdicts, tell the subscribers.
+    pub fn finish(&self, result: RunResult, aborted_by: Option<String>) {
+        let mut live = self.lock();
+        if let Some(start) = &live.start {
+            let secs = result.elapsed.as_secs_f64();
+            live.verdicts =
+                evaluate(&self.program, &start.profile.thresholds, &result.total, secs);
+            live.passed = Some(passed(&start.profile, &live.verdicts, &result, &aborted_by));
+        }
+        live.result = result;
+        live.users = 0;
+        live.current.clear();
+        live.aborted_by = aborted_by;
+        live.status = Status::Stopped;
+        live.control = None;
+        self.publish(&mut live, None);
+    }
+
+    /// The run could not start or failed.
+    pub fn fail(&self, message: String) {
+        let mut live = self.lock();
+        live.status = Status::Stopped;
+        live.error = Some(message);
+        live.control = None;
+        live.passed = Some(false);
+        self.publish(&mut live, None);
+    }
+
+    /// Sends a control command to the running run.
+    pub fn send(&self, command: Command) -> Result<(), Refusal> {
+        let mut live = self.lock();
+        let Some(control) = live.control.clone() else {
+            return Err(Refusal::Conflict("no run is in progress".into()));
+        };
+        match (&command, live.start.as_ref().map(|s| &s.profile.model)) {
+            (Command::SetRate { rate }, _) if !(*rate > 0.0 && rate.is_finite()) => {
+                return Err(Refusal::Invalid("rate must be a positive number".into()));
+            }
+            (Command::SetRate { .. }, Some(Model::Closed { .. })) => {
+                return Err(Refusal::Conflict(
+                    "this run uses the closed model (users); change the users instead".into(),
+                ));
+            }
+            (Command::SetUsers { spawn_rate, .. }, _)
+                if spawn_rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) =>
+            {
+                return Err(Refusal::Invalid("spawn_rate must be a positive number".into()));
+            }
+            _ => {}
+        }
+        if matches!(command, Command::Stop | Command::Kill) {
+            live.status = Status::Stopping;
+        }
+        if command == Command::ResetStats {
+            // The driver starts its statistics afresh on its next pass; so does the copy here.
+            live.result.history = Default::default();
+            live.result.users_timeline = vec![(live.result.elapsed.as_secs_f64(), live.users)];
+        }
+        control.send(command);
+        self.publish(&mut live, None);
+        Ok(())
+    }
+
+    /// `GET /api/state`.
+    pub fn state(&self) -> serde_json::Value {
+        self.state_of(&self.lock())
+    }
+
+    /// `GET /api/stats`: the per-step table, failures, thresholds and the whole history.
+    pub fn stats(&self) -> serde_json::Value {
+        let mut live = self.lock();
+        self.stats_of(&mut live, true)
+    }
+
+    /// The run so far (or the finished run) as the report writers take it; `None` before
+    /// any run started.
+    pub fn report(&self) -> Option<RunReport> {
+        let live = self.lock();
+        let start = live.start.as_ref()?;
+        Some(self.build_report(&live, start, &live.result))
+    }
+
+    fn build_report(&self, live: &Live, start: &Start, result: &RunResult) -> RunReport {
+        let passed = live.passed.unwrap_or_else(|| {
+            passed(&start.profile, &live.verdicts, result, &live.aborted_by)
+        });
+        let cx = Context {
+            program: &self.program,
+            profile: &start.profile,
+            plan_file: &self.plan_file,
+            seed: start.seed,
+            verdicts: &live.verdicts,
+            aborted_by: live.aborted_by.clone(),
+            passed,
+        };
+        RunReport::build(&cx, result)
+    }
+
+    fn state_of(&self, live: &Live) -> serde_json::Value {
+        let profile = live.start.as_ref().map(|s| profile_json(&s.profile));
+        serde_json::json!({
+            "status": live.status,
+            "run": live.run,
+            "plan": { "name": self.program.name, "file": self.plan_file },
+            "profile": profile,
+            "host": live.start.as_ref().and_then(|s| s.host.clone()),
+            "seed": live.start.as_ref().map(|s| s.seed),
+            "users": live.users,
+            "elapsed_secs": live.result.elapsed.as_secs_f64(),
+            "planned_secs": live.planned.map(|d| d.as_secs_f64()),
+            "passed": live.passed,
+            "aborted_by": live.aborted_by,
+            "error": live.error,
+        })
+    }
+
+    fn stats_of(&self, live: &mut Live, with_history: bool) -> serde_json::Value {
+        let Some(start) = live.start.clone() else {
+            return serde_json::json!({
+                "steps": [], "aggregated": null, "errors": [], "thresholds": [], "history": [],
+            });
+        };
+        // The report is built without the history (served from the points, below), so a
+        // tick's work does not grow with the run's length.
+        let history = std::mem::take(&mut live.result.history);
+        let report = self.build_report(live, &start, &live.result);
+        live.result.history = history;
+        let current = |ids: &mut dyn Iterator<Item = u32>| -> (f64, f64) {
+            ids.filter_map(|id| live.current.get(&id))
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        };
+        let program = &self.program;
+        let row = |step: StepReport| {
+            let mut ids = program
+                .stats
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.kind == step.kind && s.name == step.name)
+                .map(|(i, _)| i as u32);
+            let (current_rate, current_failure_rate) = current(&mut ids);
+            Row {
+                step,
+                current_rate,
+                current_failure_rate,
+            }
+        };
+        let steps = report.steps.into_iter().map(row).collect();
+        let mut all = (0..program.stats.len() as u32).filter(|&id| counts_in_total(program, id));
+        let (current_rate, current_failure_rate) = current(&mut all);
+        let stats = Stats {
+            steps,
+            aggregated: Row {
+                step: report.aggregated,
+                current_rate,
+                current_failure_rate,
+            },
+            errors: report.errors,
+            checks: report.checks,
+            iterations: report.iterations,
+            thresholds: report.thresholds,
+            history: with_history
+                .then(|| live.result.history.points().iter().map(row_of).collect()),
+        };
+        serde_json::to_value(&stats).unwrap_or_default()
+    }
+
+    /// Broadcasts the current state and statistics (and the tick's point) to the event
+    /// subscribers.
+    fn publish(&self, live: &mut Live, point: Option<&HistoryPoint>) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let event = serde_json::json!({
+            "state": self.state_of(live),
+            "stats": self.stats_of(live, false),
+            "point": point.map(row_of),
+            "history_len": live.result.history.len(),
+        });
+        // No subscriber left is not an error: the next page load subscribes again.
+        if self.events.send(Arc::from(event.to_string())).is_err() {
+            tracing::debug!("web ui: no event subscriber");
+        }
+    }
+}
+
+/// A history point as the report's JSON has it (milliseconds).
+fn row_of(p: &HistoryPoint) -> HistoryRow {
+    HistoryRow {
+        t_secs: p.t_secs,
+        users: p.users,
+        rate: p.rate,
+        failure_rate: p.failure_rate,
+        total_requests: p.total_requests,
+        total_failures: p.total_failures,
+        p50_ms: p.p50_us.map(ms),
+        p95_ms: p.p95_us.map(ms),
+        p99_ms: p.p99_us.map(ms),
+    }
+}
+
+/// The run's verdict as `loadplan run` states it: thresholds hold, no check failed, nothing
+/// aborted the run and, without thresholds, no request failed.
+pub fn passed(
+    profile: &LoadProfile,
+    verdicts: &[Verdict],
+    result: &RunResult,
+    aborted_by: &Option<String>,
+) -> bool {
+    let (_, checks_failed) = result.total.checks();
+    let rules_hold = verdicts.iter().all(|v| v.passed);
+    let failures_ok = !profile.thresholds.is_empty() || result.total.failures() == 0;
+    rules_hold && checks_failed == 0 && failures_ok && aborted_by.is_none()
+}
+
+fn profile_json(p: &LoadProfile) -> serde_json::Value {
+    let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
+        Model::Closed { users, spawn_rate } => {
+            ("closed", Some(users), Some(spawn_rate), None, None)
+        }
+        Model::Open {
+            rate, max_users, ..
+        } => ("open", None, None, Some(rate), Some(max_users)),
+    };
+    serde_json::json!({
+        "name": p.name,
+        "model": model,
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "arrival_rate": arrival_rate,
+        "max_users": max_users,
+        "duration_secs": p.duration.map(|d| d.as_secs_f64()),
+        "stages": p.stages.len(),
+        "thresholds": p.thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
+    })
+}
