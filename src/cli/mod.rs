@@ -5,10 +5,14 @@
 
 pub mod check;
 pub mod compare;
+pub mod completions;
 pub mod demo;
 pub mod graph;
+pub mod master;
 pub mod run;
 pub mod schema;
+pub mod worker;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -48,6 +52,14 @@ pub enum Command {
     Schema(schema::Args),
     /// Compare two `run --json` results; exit 1 on a regression beyond the tolerance.
     Compare(compare::Args),
+    /// Drive a distributed run: wait for workers, hand out users, merge their numbers.
+    Master(master::Args),
+    /// Join a master's distributed run and generate this worker's share of the load.
+    Worker(worker::Args),
+    /// Serve the web UI (http://127.0.0.1:8089) and start runs from the browser.
+    Ui(ui::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 /// Entry point for the binary: parse arguments, run, map to an exit code.
@@ -67,6 +79,10 @@ pub fn main() -> ExitCode {
         Command::Graph(a) => graph::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Master(a) => master::run(a),
+        Command::Worker(a) => worker::run(a),
+        Command::Ui(a) => ui::run(a),
+        Command::Completions(a) => completions::run(a),
     };
     ExitCode::from(code)
 }

@@ -91,6 +91,11 @@ pub struct Args {
         value_parser = crate::metrics::prom::parse_listen
     )]
     pub metrics: Option<crate::metrics::prom::Listen>,
+    /// Serve the web UI while the run goes (stop, users, rate, live charts, downloads).
+    #[arg(long)]
+    pub ui: bool,
+    #[command(flatten)]
+    pub ui_listen: crate::web::UiFlags,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -214,6 +219,13 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadProfile) -> u8 {
+    let ui_listen = match args.ui_listen.check(args.ui) {
+        Ok(l) => l,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return super::EXIT_USAGE;
+        }
+    };
     // Signals are registered before anything starts, so an early Ctrl-C is never lost.
     let control = Control::default();
     let signals = match Interrupts::new() {
@@ -268,6 +280,26 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     {
         eprintln!("note: no duration, stages or --iterations: running until Ctrl-C");
     }
+    let ui = match ui_listen {
+        Some(l) => {
+            let start = crate::web::Start {
+                profile: profile.clone(),
+                host: cfg.host.clone(),
+                seed,
+            };
+            let file = args.plan.display().to_string();
+            match crate::web::Attached::start(&l, program.clone(), file, start, control.clone())
+                .await
+            {
+                Ok(u) => Some(u),
+                Err(m) => {
+                    eprintln!("error: {m}");
+                    return super::EXIT_FATAL;
+                }
+            }
+        }
+        None => None,
+    };
     let outputs = report::sinks::Outputs {
         csv: args.csv.clone(),
         json: args.json.clone(),
@@ -309,6 +341,9 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         if let Some(v) = sinks.tick(t, &tick_control) {
             eprintln!("\naborting: threshold failed: {}", v.line());
         }
+        if let Some(u) = &ui {
+            u.hub.tick(t);
+        }
         let line = render_progress_line(t.point, t.elapsed, t.planned);
         if let Some(b) = &bar {
             b.set_message(line);
@@ -322,6 +357,10 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         b.finish_and_clear();
     }
     signals.abort();
+    if let Some(u) = ui {
+        let aborted = sinks.aborted_by().map(|v| v.rule.clone());
+        u.finish(result.as_ref().ok(), aborted).await;
+    }
     if let Some(d) = demo {
         d.shutdown().await;
     }
@@ -404,7 +443,7 @@ async fn finish(
                 .is_none_or(|s| s.kind != "group")
         });
         let secs = r.elapsed.as_secs_f64().max(1e-9);
-        println!(
+        let mut line = format!(
             "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={}",
             all.count as f64 / secs,
             all.latency.value_at_quantile(0.5) as f64 / 1000.0,
@@ -412,6 +451,15 @@ async fn finish(
             all.count,
             all.failures
         );
+        if !all.corrected.is_empty() {
+            // Open model: the latency from the intended start, and what was asked for.
+            line.push_str(&format!(
+                " p99_corrected_ms={:.3} dropped={}",
+                all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
+                r.total.iterations.dropped
+            ));
+        }
+        println!("{line}");
     }
     let write_failed = match files {
         Ok(written) => {

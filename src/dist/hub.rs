@@ -16,7 +16,7 @@ use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{self, DecodeError, Message, VERSION};
@@ -32,9 +32,18 @@ pub(super) enum Event {
         reply: oneshot::Sender<Result<u32, String>>,
     },
     /// A peer was refused during the handshake.
-    Refused { peer: SocketAddr, reason: String },
-    Message { worker: u32, message: Message },
-    Closed { worker: u32, reason: String },
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
+    Message {
+        worker: u32,
+        message: Message,
+    },
+    Closed {
+        worker: u32,
+        reason: String,
+    },
 }
 
 pub(super) struct Hub {
@@ -59,12 +68,22 @@ async fn upgrade(
 }
 
 async fn send(socket: &mut WebSocket, m: &Message) -> bool {
-    socket.send(Frame::Text(protocol::encode(m).into())).await.is_ok()
+    socket
+        .send(Frame::Text(protocol::encode(m).into()))
+        .await
+        .is_ok()
 }
 
 async fn refuse(mut socket: WebSocket, hub: &Hub, peer: SocketAddr, reason: String) {
     // Best effort: the peer may already be gone; the coordinator still hears of it.
-    if send(&mut socket, &Message::Refused { reason: reason.clone() }).await {
+    if send(
+        &mut socket,
+        &Message::Refused {
+            reason: reason.clone(),
+        },
+    )
+    .await
+    {
         socket.send(Frame::Close(None)).await.ok();
     }
     hub.events.send(Event::Refused { peer, reason }).await.ok();

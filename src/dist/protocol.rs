@@ -124,9 +124,10 @@ pub struct Assignment {
     pub spawn_rate: Option<f64>,
 }
 
-/// One protocol message; see the module docs for the order.
+/// One protocol message; see the module docs for the order. On the wire the variant
+/// name is the frame's `type` and its fields sit beside it ([`encode`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Message {
     // worker → master
     Hello {
@@ -176,19 +177,32 @@ pub enum Message {
 /// Why a frame could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("protocol version mismatch: the peer speaks version {theirs}, this is version {VERSION}")]
+    #[error(
+        "protocol version mismatch: the peer speaks version {theirs}, this is version {VERSION}"
+    )]
     Version { theirs: u32 },
     #[error("malformed message: {0}")]
     Malformed(String),
 }
 
-/// Encodes a message as one JSON text with the version.
+/// Encodes a message as one JSON object: `version`, `type` and the variant's fields.
+///
+/// Why not serde's internally tagged enums: they buffer the fields, and buffered maps
+/// lose the integer keys of [`Snapshot::steps`]. Serde's default (external) tagging is
+/// rearranged here into the flat form instead.
 pub fn encode(message: &Message) -> String {
-    let mut value = serde_json::to_value(message).unwrap_or(serde_json::Value::Null);
-    if let Some(object) = value.as_object_mut() {
-        object.insert("version".into(), VERSION.into());
+    use serde_json::{Map, Value};
+    let mut frame = Map::new();
+    frame.insert("version".into(), VERSION.into());
+    if let Ok(Value::Object(tagged)) = serde_json::to_value(message) {
+        for (kind, fields) in tagged {
+            frame.insert("type".into(), Value::String(kind));
+            if let Value::Object(fields) = fields {
+                frame.extend(fields);
+            }
+        }
     }
-    value.to_string()
+    Value::Object(frame).to_string()
 }
 
 /// Decodes one JSON text; the version is checked first.
@@ -204,10 +218,18 @@ pub fn decode(text: &str) -> Result<Message, DecodeError> {
             theirs: u32::try_from(theirs).unwrap_or(u32::MAX),
         });
     }
-    if let Some(object) = value.as_object_mut() {
-        object.remove("version");
-    }
-    serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))
+    let Some(object) = value.as_object_mut() else {
+        return Err(DecodeError::Malformed("not a JSON object".into()));
+    };
+    object.remove("version");
+    let kind = match object.remove("type") {
+        Some(serde_json::Value::String(kind)) => kind,
+        _ => return Err(DecodeError::Malformed("no `type` field".into())),
+    };
+    let mut tagged = serde_json::Map::new();
+    tagged.insert(kind, value);
+    serde_json::from_value(serde_json::Value::Object(tagged))
+        .map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
 /// Compares secrets without an early exit on the first differing byte.

@@ -74,9 +74,8 @@ pub struct Summary {
     pub failures: u64,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The master's URL for `HOST:PORT` (or the URL as given).
 pub fn master_url(master: &str) -> String {
@@ -250,7 +249,6 @@ pub async fn run(cfg: &WorkerConfig) -> Result<Summary, WorkerError> {
         iterations: job.iterations,
         insecure: job.insecure,
         set: job.set.clone(),
-        ..RunConfig::default()
     };
     let (done_tx, mut done_rx) = mpsc::channel::<Finished>(64);
     let mut running: BTreeMap<u32, Running> = BTreeMap::new();
@@ -258,8 +256,11 @@ pub async fn run(cfg: &WorkerConfig) -> Result<Summary, WorkerError> {
         index,
         ..Summary::default()
     };
-    let mut launch = |a: Assignment, running: &mut BTreeMap<u32, Running>| {
-        running.insert(a.id, start(&program, &profile, &run_cfg, a, done_tx.clone()));
+    let launch = |a: Assignment, running: &mut BTreeMap<u32, Running>| {
+        running.insert(
+            a.id,
+            start(&program, &profile, &run_cfg, a, done_tx.clone()),
+        );
     };
     launch(first, &mut running);
     summary.assignments += 1;
@@ -331,4 +332,60 @@ pub async fn run(cfg: &WorkerConfig) -> Result<Summary, WorkerError> {
     }
     ws.close(None).await.ok();
     outcome.map(|()| summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::protocol::{ModelSpec, SourceFile};
+
+    fn job(plan: &str) -> Job {
+        Job {
+            plan: SourceFile {
+                name: "plans/p.kdl".into(),
+                text: plan.into(),
+            },
+            profile: None,
+            model: ModelSpec::Closed {
+                users: 4,
+                spawn_rate: 2.0,
+            },
+            duration_secs: Some(3.0),
+            clear_stages: true,
+            seed: 1,
+            iterations: None,
+            host: None,
+            set: BTreeMap::new(),
+            insecure: false,
+        }
+    }
+
+    #[test]
+    fn received_sources_are_recompiled_with_the_masters_settings() {
+        let (program, profile) =
+            prepare(&job(r#"scenario "s" { http GET "/health"; }"#)).expect("compiles");
+        assert_eq!(program.scenarios.len(), 1);
+        assert_eq!(
+            profile.model,
+            Model::Closed {
+                users: 4,
+                spawn_rate: 2.0
+            }
+        );
+        assert_eq!(profile.duration, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_plan_that_does_not_compile_is_reported_with_its_file_name() {
+        let message =
+            prepare(&job(r#"scenario "s" { htp GET "/health"; }"#)).expect_err("does not compile");
+        assert!(message.contains("plans/p.kdl"), "{message}");
+        assert!(message.contains("htp"), "{message}");
+    }
+
+    #[test]
+    fn master_addresses_become_websocket_urls() {
+        assert_eq!(master_url("10.0.0.1:5557"), "ws://10.0.0.1:5557/dist");
+        assert_eq!(master_url("wss://m.example/dist"), "wss://m.example/dist");
+    }
 }

@@ -44,6 +44,7 @@ type Shared = Arc<App>;
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/state", get(state))
         .route("/api/stats", get(stats))
         .route("/api/events", get(events))
@@ -74,13 +75,20 @@ fn refused(r: Refusal) -> Response {
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such page or API call (see /api/state)")
+    error(
+        StatusCode::NOT_FOUND,
+        "no such page or API call (see /api/state)",
+    )
 }
 
 /// Compares without stopping at the first difference (the time taken does not tell how
 /// much of a guess was right).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn query_token(req: &Request) -> Option<String> {
@@ -117,7 +125,11 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
                 .map(str::to_owned);
             // A query token is accepted where a browser cannot set a header: the page, the
             // event stream and downloads (all GET).
-            let given = bearer.or_else(|| (req.method() == Method::GET).then(|| query_token(&req)).flatten());
+            let given = bearer.or_else(|| {
+                (req.method() == Method::GET)
+                    .then(|| query_token(&req))
+                    .flatten()
+            });
             if !given.is_some_and(|g| same(&g, token)) {
                 let mut r = error(
                     StatusCode::UNAUTHORIZED,
@@ -181,10 +193,14 @@ async fn state(State(app): State<Shared>) -> Response {
     if let Some(obj) = value.as_object_mut() {
         obj.insert("can_start".into(), app.launcher.is_some().into());
         let profiles = app.launcher.as_ref().map(Launcher::profiles);
-        obj.insert("profiles".into(), serde_json::json!(profiles.unwrap_or_default()));
-        let defaults = app.launcher.as_ref().map(|l| {
-            serde_json::json!({ "profile": l.profile, "host": l.host })
-        });
+        obj.insert(
+            "profiles".into(),
+            serde_json::json!(profiles.unwrap_or_default()),
+        );
+        let defaults = app
+            .launcher
+            .as_ref()
+            .map(|l| serde_json::json!({ "profile": l.profile, "host": l.host }));
         obj.insert("defaults".into(), defaults.unwrap_or_default());
     }
     Json(value).into_response()
@@ -208,8 +224,9 @@ async fn events(State(app): State<Shared>) -> impl IntoResponse {
                 return Some((Ok::<_, Infallible>(ev), (None, rx, stop)));
             }
             loop {
+                // Pending events first: the final one still reaches the page at shutdown.
                 tokio::select! {
-                    _ = stop.cancelled() => return None,
+                    biased;
                     msg = rx.recv() => match msg {
                         Ok(text) => {
                             let ev = Event::default().event("tick").data(text.as_ref());
@@ -218,6 +235,7 @@ async fn events(State(app): State<Shared>) -> impl IntoResponse {
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     },
+                    _ = stop.cancelled() => return None,
                 }
             }
         },
@@ -258,18 +276,17 @@ struct StopBody {
 }
 
 /// An optional JSON body (`{}` or nothing at all).
-fn optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
+fn optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))
 }
 
 async fn stop(State(app): State<Shared>, body: Bytes) -> Response {
     match optional::<StopBody>(&body) {
         Ok(b) => control(&app, if b.kill { Command::Kill } else { Command::Stop }),
-        Err(r) => r,
+        Err(m) => error(StatusCode::BAD_REQUEST, m),
     }
 }
 
@@ -303,7 +320,7 @@ async fn rate(State(app): State<Shared>, Json(b): Json<RateBody>) -> Response {
 async fn reset(State(app): State<Shared>, body: Bytes) -> Response {
     match optional::<serde_json::Map<String, serde_json::Value>>(&body) {
         Ok(_) => control(&app, Command::ResetStats),
-        Err(r) => r,
+        Err(m) => error(StatusCode::BAD_REQUEST, m),
     }
 }
 
@@ -358,8 +375,14 @@ async fn csv_download(app: &App, which: usize, name: &str) -> Response {
     };
     match tokio::task::spawn_blocking(move || csv_text(&report, which)).await {
         Ok(Ok(text)) => download("text/csv; charset=utf-8", name, text),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render CSV: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render CSV: {e}")),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render CSV: {e}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render CSV: {e}"),
+        ),
     }
 }
 
@@ -372,7 +395,10 @@ async fn result_json(State(app): State<Shared>) -> Response {
             text.push('\n');
             download("application/json", "result.json", text)
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render JSON: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render JSON: {e}"),
+        ),
     }
 }
 

@@ -211,7 +211,8 @@ impl Hub {
             .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
             .collect();
         if let Some(start) = &live.start {
-            live.verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+            live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(t.point));
     }
@@ -219,11 +220,16 @@ impl Hub {
     /// The run has ended: keep its result and verdicts, tell the subscribers.
     pub fn finish(&self, result: RunResult, aborted_by: Option<String>) {
         let mut live = self.lock();
-        if let Some(start) = &live.start {
+        if let Some(start) = live.start.clone() {
             let secs = result.elapsed.as_secs_f64();
-            live.verdicts =
-                evaluate(&self.program, &start.profile.thresholds, &result.total, secs);
-            live.passed = Some(passed(&start.profile, &live.verdicts, &result, &aborted_by));
+            let verdicts = evaluate(
+                &self.program,
+                &start.profile.thresholds,
+                &result.total,
+                secs,
+            );
+            live.passed = Some(passed(&start.profile, &verdicts, &result, &aborted_by));
+            live.verdicts = verdicts;
         }
         live.result = result;
         live.users = 0;
@@ -262,7 +268,9 @@ impl Hub {
             (Command::SetUsers { spawn_rate, .. }, _)
                 if spawn_rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) =>
             {
-                return Err(Refusal::Invalid("spawn_rate must be a positive number".into()));
+                return Err(Refusal::Invalid(
+                    "spawn_rate must be a positive number".into(),
+                ));
             }
             _ => {}
         }
@@ -299,9 +307,9 @@ impl Hub {
     }
 
     fn build_report(&self, live: &Live, start: &Start, result: &RunResult) -> RunReport {
-        let passed = live.passed.unwrap_or_else(|| {
-            passed(&start.profile, &live.verdicts, result, &live.aborted_by)
-        });
+        let passed = live
+            .passed
+            .unwrap_or_else(|| passed(&start.profile, &live.verdicts, result, &live.aborted_by));
         let cx = Context {
             program: &self.program,
             profile: &start.profile,

@@ -14,9 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::hub::{Hub, Refusal, Start};
-use crate::control::Control;
+use crate::control::{Command, Control};
 use crate::lang::check::parse_duration_str;
 use crate::profile::{self, LoadProfile, Model};
+use crate::report::thresholds::Watch;
+use crate::runtime::driver::Tick;
 use crate::runtime::{RunConfig, driver};
 
 /// The body of `POST /api/start`; every field is optional (the defaults are the command
@@ -69,7 +71,12 @@ impl Launcher {
 
     /// Resolves the request into a profile (see the module docs).
     pub fn resolve(&self, hub: &Hub, req: &StartRequest) -> Result<LoadProfile, Refusal> {
-        let mut p = match req.profile.as_deref().filter(|s| !s.is_empty()).or(self.profile.as_deref()) {
+        let mut p = match req
+            .profile
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(self.profile.as_deref())
+        {
             Some(name) => {
                 let src = profile::locate(name, self.plan_path.parent()).ok_or_else(|| {
                     Refusal::Invalid(format!(
@@ -85,7 +92,9 @@ impl Launcher {
             if v > 0.0 && v.is_finite() {
                 Ok(v)
             } else {
-                Err(Refusal::Invalid(format!("{what} must be a positive number")))
+                Err(Refusal::Invalid(format!(
+                    "{what} must be a positive number"
+                )))
             }
         };
         if let Some(rate) = req.arrival_rate {
@@ -124,8 +133,10 @@ impl Launcher {
                 return Err(Refusal::Invalid("duration must be positive".into()));
             }
             Some(DurationField::Text(t)) if !t.trim().is_empty() => {
-                p.duration =
-                    Some(parse_duration_str(t).map_err(|e| Refusal::Invalid(format!("duration: {e}")))?);
+                p.duration = Some(
+                    parse_duration_str(t)
+                        .map_err(|e| Refusal::Invalid(format!("duration: {e}")))?,
+                );
                 p.stages.clear();
             }
             _ => {}
@@ -173,10 +184,22 @@ impl Launcher {
         let hub = Arc::clone(hub);
         tokio::spawn(async move {
             let program = Arc::clone(hub.program());
-            let ticks = Arc::clone(&hub);
-            let result = driver::run(program, &profile, &cfg, control, move |t| ticks.tick(t)).await;
+            // Rules with `abort_on_fail` stop the run as in `loadplan run` (its sinks do it
+            // there); the stop goes through the same control.
+            let mut watch = Watch::default();
+            let stop = control.clone();
+            let on_tick = |t: &Tick| {
+                hub.tick(t);
+                let secs = t.elapsed.as_secs_f64();
+                let before = watch.aborted.is_some();
+                watch.tick(&program, &profile.thresholds, t.total, secs, false);
+                if !before && watch.aborted.is_some() {
+                    stop.send(Command::Stop);
+                }
+            };
+            let result = driver::run(program.clone(), &profile, &cfg, control, on_tick).await;
             match result {
-                Ok(r) => hub.finish(r, None),
+                Ok(r) => hub.finish(r, watch.aborted.map(|v| v.rule)),
                 Err(e) => hub.fail(e.to_string()),
             }
         });

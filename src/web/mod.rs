@@ -36,8 +36,23 @@ pub struct UiFlags {
     #[arg(long, value_name = "ADDR")]
     pub ui_bind: Option<String>,
     /// Require `Authorization: Bearer TOKEN` (or `?token=TOKEN` in the page URL) on every call.
-    #[arg(long, value_name = "TOKEN", env = "LOADPLAN_UI_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LOADPLAN_UI_TOKEN",
+        hide_env_values = true
+    )]
     pub ui_token: Option<String>,
+}
+
+impl UiFlags {
+    /// The checked configuration when the UI is wanted (`--ui`, or an explicit `--ui-bind`).
+    pub fn check(&self, wanted: bool) -> Result<Option<Listen>, String> {
+        if !wanted && self.ui_bind.is_none() {
+            return Ok(None);
+        }
+        check_bind(self.ui_bind.as_deref(), self.ui_token.as_deref()).map(Some)
+    }
 }
 
 /// A checked listening configuration.
@@ -55,11 +70,16 @@ pub fn check_bind(bind: Option<&str>, token: Option<&str>) -> Result<Listen, Str
         Ok(a) => a,
         Err(_) => text
             .to_socket_addrs()
-            .map_err(|e| format!("--ui-bind `{text}` is not an address (e.g. 127.0.0.1:8089): {e}"))?
+            .map_err(|e| {
+                format!("--ui-bind `{text}` is not an address (e.g. 127.0.0.1:8089): {e}")
+            })?
             .next()
             .ok_or_else(|| format!("--ui-bind `{text}` resolves to no address"))?,
     };
-    let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let token = token
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
     if !is_loopback(addr.ip()) && token.is_none() {
         return Err(format!(
             "--ui-bind {addr} is reachable beyond this machine: anyone who can reach it could \
@@ -152,9 +172,16 @@ impl Attached {
         Ok(Attached { hub, server })
     }
 
-    /// The run ended: show its result, then stop serving.
-    pub async fn finish(self, result: &crate::runtime::RunResult, aborted_by: Option<String>) {
-        self.hub.finish(result.clone(), aborted_by);
+    /// The run ended (`None`: it failed to run): show its result, then stop serving.
+    pub async fn finish(
+        self,
+        result: Option<&crate::runtime::RunResult>,
+        aborted_by: Option<String>,
+    ) {
+        match result {
+            Some(r) => self.hub.finish(r.clone(), aborted_by),
+            None => self.hub.fail("the run failed (see the terminal)".into()),
+        }
         self.server.shutdown().await;
     }
 }

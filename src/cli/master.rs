@@ -1,0 +1,432 @@
+//! `loadplan master PLAN --expect-workers N`: drive a run across workers.
+//!
+//! Everything `run` accepts about the plan, the profile and the outputs applies (the
+//! arguments are `run`'s); the master compiles the plan and resolves the profile so
+//! mistakes are reported before any worker is involved, then sends the sources to the
+//! workers ([`crate::dist`]). The summary, thresholds and report files show the merged
+//! numbers; a per-worker line and every lost worker's gap follow. `--snapshot-out`
+//! writes the merged snapshot, the per-worker numbers and the gaps as JSON.
+//!
+//! Exit codes as `run`'s; 2 also when a worker cannot compile the plan, 3 when the run
+//! was aborted (a lost worker under `--on-worker-loss abort`, none left).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::control::Control;
+use crate::demo::{DemoConfig, DemoServer};
+use crate::dist::master::{Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport};
+use crate::dist::protocol::{Job, ModelSpec, SourceFile};
+use crate::lang::{self, check::parse_duration_str, ir::Program};
+use crate::metrics::{Snapshot, render_progress_line, render_summary};
+use crate::profile::{self, LoadProfile, Model};
+use crate::report;
+use crate::runtime::driver::Tick;
+use crate::runtime::schedule;
+
+#[derive(clap::Args, Debug, Clone)]
+#[group(id = "master_args")]
+pub struct Args {
+    #[command(flatten)]
+    pub run: super::run::Args,
+    /// Start when this many workers are connected.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub expect_workers: u32,
+    /// Where workers connect (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:5557")]
+    pub bind: SocketAddr,
+    /// The secret workers must present.
+    #[arg(long, env = "LOADPLAN_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// What to do when a worker is lost mid-run.
+    #[arg(long, value_enum, default_value = "rebalance")]
+    pub on_worker_loss: LossPolicy,
+    /// A worker silent this long is lost.
+    #[arg(long, value_parser = parse_duration_str, default_value = "5s")]
+    pub heartbeat_timeout: Duration,
+    /// Write the merged snapshot, per-worker numbers and lost-worker gaps as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot_out: Option<PathBuf>,
+}
+
+/// The `--snapshot-out` file.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    elapsed_secs: f64,
+    interrupted: bool,
+    aborted: Option<&'a str>,
+    /// `(seconds, users)` once a second: the merged users gauge.
+    users_timeline: &'a [(f64, u64)],
+    total: &'a Snapshot,
+    workers: &'a [WorkerReport],
+    gaps: &'a [Gap],
+}
+
+pub fn run(args: Args) -> u8 {
+    let (source, program) = match lang::load_plan(&args.run.plan) {
+        Ok(p) => p,
+        Err(d) => {
+            super::report(d);
+            return super::EXIT_USAGE;
+        }
+    };
+    let profile = match super::run::resolve_profile(&args.run, &program) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let profile_source = args
+        .run
+        .profile
+        .as_deref()
+        .and_then(|name| profile::locate(name, args.run.plan.parent()))
+        .map(|s| SourceFile {
+            name: s.name().to_string(),
+            text: s.text().to_string(),
+        });
+    let plan = SourceFile {
+        name: source.name().to_string(),
+        text: source.text().to_string(),
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return super::EXIT_FATAL;
+        }
+    };
+    rt.block_on(run_async(
+        args,
+        Arc::new(program),
+        profile,
+        plan,
+        profile_source,
+    ))
+}
+
+async fn run_async(
+    args: Args,
+    program: Arc<Program>,
+    profile: LoadProfile,
+    plan: SourceFile,
+    profile_source: Option<SourceFile>,
+) -> u8 {
+    let quiet = args.run.quiet;
+    let mut host = args.run.host.clone();
+    let demo = if args.run.demo {
+        let cfg = DemoConfig {
+            seed: args.run.seed,
+            ..DemoConfig::default()
+        };
+        match DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+            Ok(d) => {
+                host = Some(d.base_url());
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the demo target: {e}");
+                return super::EXIT_FATAL;
+            }
+        }
+    } else {
+        None
+    };
+    if host.is_none() && program.host.is_none() {
+        eprintln!("error: the plan has no host; pass --host URL or --demo");
+        return super::EXIT_USAGE;
+    }
+    let seed = args.run.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let planned = profile.duration.or_else(|| profile.stages_duration());
+    let job = Job {
+        plan,
+        profile: profile_source,
+        model: ModelSpec::from(&profile.model),
+        duration_secs: profile.duration.map(|d| d.as_secs_f64()),
+        clear_stages: profile.stages.is_empty(),
+        seed,
+        iterations: args.run.iterations,
+        host,
+        set: args.run.set.iter().cloned().collect(),
+        insecure: args.run.insecure,
+    };
+    let cfg = MasterConfig {
+        expect_workers: args.expect_workers,
+        secret: args.secret.clone().unwrap_or_default(),
+        on_loss: args.on_worker_loss,
+        heartbeat_timeout: args.heartbeat_timeout,
+        job,
+        planned,
+        stop_timeout: profile.stop_timeout,
+    };
+    if let Some(p) = &args.snapshot_out {
+        if p.parent()
+            .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            eprintln!("error: --snapshot-out {}: no such directory", p.display());
+            return super::EXIT_USAGE;
+        }
+    }
+    let outputs = report::sinks::Outputs {
+        csv: args.run.csv.clone(),
+        json: args.run.json.clone(),
+        junit: args.run.junit.clone(),
+        html: args.run.html.clone(),
+    };
+    let metrics = args.run.metrics.and_then(|l| l.0);
+    let mut sinks =
+        match report::sinks::Sinks::start(program.clone(), &profile, outputs, metrics).await {
+            Ok(s) => s,
+            Err(report::sinks::StartError::Usage(m)) => {
+                eprintln!("error: {m}");
+                return super::EXIT_USAGE;
+            }
+            Err(report::sinks::StartError::Fatal(m)) => {
+                eprintln!("error: {m}");
+                return super::EXIT_FATAL;
+            }
+        };
+    let master = match Master::bind(args.bind, cfg).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.bind);
+            return super::EXIT_FATAL;
+        }
+    };
+    match master.local_addr() {
+        Ok(addr) => eprintln!("master listening on {addr}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_FATAL;
+        }
+    }
+    if args.secret.as_deref().unwrap_or_default().is_empty() && !args.bind.ip().is_loopback() {
+        eprintln!("warning: no --secret: any worker that can reach this address may join");
+    }
+    if !quiet {
+        eprintln!("waiting for {} workers", args.expect_workers);
+    }
+    let control = Control::default();
+    let signals = {
+        let c = control.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping: letting iterations finish (Ctrl-C again to stop at once)");
+                c.stop.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    c.kill.cancel();
+                }
+            }
+        })
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = Instant::now();
+    let tick_control = control.clone();
+    let on_tick = |t: &Tick| {
+        if let Some(v) = sinks.tick(t, &tick_control) {
+            eprintln!("aborting: threshold failed: {}", v.line());
+        }
+        if !quiet && (tty || last_line.elapsed() >= Duration::from_secs(5)) {
+            last_line = Instant::now();
+            eprintln!("{}", render_progress_line(t.point, t.elapsed, t.planned));
+        }
+    };
+    let note = |line: &str| {
+        if !quiet || line.contains("lost") || line.contains("refused") {
+            eprintln!("{line}");
+        }
+    };
+    let mut outcome = master.run(control, note, on_tick).await;
+    signals.abort();
+    if let Some(d) = demo {
+        d.shutdown().await;
+    }
+    outcome.result.users_by_scenario = users_by_scenario(&program, &profile);
+    finish(&args, &program, &profile, seed, &outcome, sinks).await
+}
+
+/// Users per scenario over the global id space (the split a single process makes).
+fn users_by_scenario(program: &Program, profile: &LoadProfile) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Model::Closed { users, .. } = profile.model else {
+        return out;
+    };
+    let weights: Vec<u32> = program
+        .scenarios
+        .iter()
+        .map(|s| profile.weights.get(&s.name).copied().unwrap_or(s.weight))
+        .collect();
+    let pattern = schedule::pattern(&weights);
+    for id in 0..users {
+        if let Some(s) = program.scenarios.get(schedule::scenario_of(&pattern, id)) {
+            *out.entry(s.name.clone()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+async fn finish(
+    args: &Args,
+    program: &Program,
+    profile: &LoadProfile,
+    seed: u64,
+    outcome: &Outcome,
+    sinks: report::sinks::Sinks,
+) -> u8 {
+    if let Some(e) = &outcome.compile_error {
+        eprintln!("error: the plan does not compile on {e}");
+        return super::EXIT_USAGE;
+    }
+    let r = &outcome.result;
+    let infos = super::run::step_infos(program);
+    print!("{}", render_summary(&infos, &r.total, r.elapsed));
+    println!("\nWorkers");
+    for w in &outcome.workers {
+        let lost = w
+            .lost_at_secs
+            .map(|t| format!(", lost at {t:.1}s"))
+            .unwrap_or_default();
+        println!(
+            "  worker {} ({}): requests {}, failures {}{lost}",
+            w.index, w.name, w.requests, w.failures
+        );
+    }
+    if !outcome.gaps.is_empty() {
+        println!("\nLost workers");
+        for g in &outcome.gaps {
+            println!("  {}", g.line());
+        }
+    }
+    let verdicts = report::thresholds::evaluate(
+        program,
+        &profile.thresholds,
+        &r.total,
+        r.elapsed.as_secs_f64(),
+    );
+    let mut reasons = Vec::new();
+    if !verdicts.is_empty() {
+        println!("\nThresholds");
+        for v in &verdicts {
+            println!("  {}", v.line());
+        }
+    }
+    let failed_rules = verdicts.iter().filter(|v| !v.passed).count();
+    if failed_rules > 0 {
+        reasons.push(format!("{failed_rules} thresholds failed"));
+    }
+    let (_, checks_failed) = r.total.checks();
+    if checks_failed > 0 {
+        reasons.push(format!("{checks_failed} checks failed"));
+    }
+    let request_failures = r.total.failures();
+    if profile.thresholds.is_empty() && request_failures > 0 {
+        reasons.push(format!("{request_failures} requests failed"));
+    }
+    let aborted_by = sinks.aborted_by().cloned();
+    if let Some(v) = &aborted_by {
+        println!("\nrun aborted by threshold: {}", v.line());
+        reasons.push("aborted by a threshold".into());
+    }
+    if let Some(a) = &outcome.aborted {
+        reasons.push(format!("aborted: {a}"));
+    }
+    let plan_file = args.run.plan.display().to_string();
+    let cx = report::model::Context {
+        program,
+        profile,
+        plan_file: &plan_file,
+        seed,
+        verdicts: &verdicts,
+        aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
+        passed: reasons.is_empty(),
+    };
+    let built = sinks
+        .wants_report()
+        .then(|| report::RunReport::build(&cx, r));
+    let mut write_failed = false;
+    match sinks.finish(built.as_ref()).await {
+        Ok(written) => {
+            for p in written {
+                println!("wrote {}", p.display());
+            }
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            write_failed = true;
+        }
+    }
+    if let Some(path) = &args.snapshot_out {
+        let out = SnapshotOut {
+            elapsed_secs: r.elapsed.as_secs_f64(),
+            interrupted: r.interrupted,
+            aborted: outcome.aborted.as_deref(),
+            users_timeline: &r.users_timeline,
+            total: &r.total,
+            workers: &outcome.workers,
+            gaps: &outcome.gaps,
+        };
+        let written = serde_json::to_vec_pretty(&out)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => println!("wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("error: --snapshot-out {}: {e}", path.display());
+                write_failed = true;
+            }
+        }
+    }
+    if r.interrupted {
+        println!(
+            "\nrun interrupted after {:.1}s (seed {seed})",
+            r.elapsed.as_secs_f64()
+        );
+    } else {
+        println!("\nseed {seed}");
+    }
+    if args.run.summary_kv {
+        let all = r.total.aggregate(|id| {
+            program
+                .stats
+                .get(id as usize)
+                .is_none_or(|s| s.kind != "group")
+        });
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={} workers={} lost={}",
+            all.count as f64 / secs,
+            all.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            all.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            all.count,
+            all.failures,
+            outcome.workers.len(),
+            outcome.gaps.len()
+        );
+    }
+    let code = if reasons.is_empty() {
+        println!("result: PASSED");
+        super::EXIT_OK
+    } else {
+        println!("result: FAILED ({})", reasons.join(", "));
+        if outcome.aborted.is_some() {
+            super::EXIT_FATAL
+        } else {
+            super::EXIT_FAILED
+        }
+    };
+    if write_failed {
+        super::EXIT_FATAL
+    } else {
+        code
+    }
+}

@@ -1,0 +1,371 @@
+// loadplan web UI: one page, no dependencies. State comes from /api/state and the
+// server-sent events of /api/events (one per tick); charts are drawn on canvas here.
+'use strict';
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const token = new URLSearchParams(location.search).get('token');
+  const WS_KINDS = new Set(['WS', 'send', 'receive', 'close']);
+  let state = null;
+  let history = [];
+  let run = -1;
+  let formFilled = false;
+
+  function withToken(url) {
+    return token ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : url;
+  }
+
+  async function api(path, body) {
+    const opts = { headers: {} };
+    if (token) opts.headers.Authorization = 'Bearer ' + token;
+    if (body !== undefined) {
+      opts.method = 'POST';
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = null; }
+    if (!r.ok) throw new Error((data && data.error) || ('HTTP ' + r.status));
+    return data;
+  }
+
+  function say(text, info) {
+    const m = $('message');
+    m.textContent = text || '';
+    m.hidden = !text;
+    m.classList.toggle('info', !!info);
+  }
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  const fmt = (v, d) => (v === null || v === undefined || Number.isNaN(v)) ? '-' : Number(v).toFixed(d === undefined ? 1 : d);
+  const ms = (v) => (v === null || v === undefined) ? '-' : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+  function clock(secs) {
+    const s = Math.floor(secs || 0);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = (h ? String(m).padStart(2, '0') : String(m)) + ':' + String(r).padStart(2, '0');
+    return h ? h + ':' + mm : mm;
+  }
+
+  // ---- state -------------------------------------------------------------------------
+
+  function renderState(s) {
+    state = s;
+    $('plan-name').textContent = s.plan ? s.plan.name : '';
+    const st = $('status');
+    st.textContent = s.status;
+    st.className = 'badge ' + s.status;
+    $('users-live').textContent = s.users;
+    let el2 = clock(s.elapsed_secs);
+    if (s.planned_secs) el2 += ' / ' + clock(s.planned_secs);
+    $('elapsed').textContent = el2;
+    const live = s.status === 'running' || s.status === 'stopping';
+    const canStart = s.can_start !== false && (s.status === 'idle' || s.status === 'stopped');
+    $('start-panel').hidden = !canStart;
+    $('control-panel').hidden = !live;
+    const cu = $('c-users');
+    if (live && cu.value === '' && document.activeElement !== cu) cu.value = s.users;
+    const open = s.profile && s.profile.model === 'open';
+    $('users-form').hidden = !!open;
+    $('rate-form').hidden = !open;
+    for (const b of ['btn-stop', 'btn-users', 'btn-rate', 'btn-reset']) $(b).disabled = s.status !== 'running';
+    if (s.error) say(s.error);
+    if (s.profiles && !formFilled) fillForm(s);
+    renderVerdict(s, null);
+  }
+
+  function fillForm(s) {
+    formFilled = true;
+    const sel = $('f-profile');
+    sel.textContent = '';
+    sel.appendChild(el('option', '(none: 1 user)', null)).value = '';
+    for (const p of s.profiles) sel.appendChild(el('option', p)).value = p;
+    if (s.defaults && s.defaults.profile) sel.value = s.defaults.profile;
+    else if (s.profiles.length) sel.value = s.profiles[0];
+    if (s.defaults && s.defaults.host) $('f-host').placeholder = s.defaults.host;
+  }
+
+  function renderVerdict(s, stats) {
+    const v = $('verdict');
+    if (s.status !== 'stopped' || s.passed === null || s.passed === undefined) { v.hidden = true; return; }
+    v.hidden = false;
+    const b = $('verdict-badge');
+    b.textContent = s.passed ? 'passed' : 'failed';
+    b.className = 'badge ' + (s.passed ? 'pass' : 'fail');
+    $('verdict-text').textContent = s.aborted_by ? 'aborted by threshold ' + s.aborted_by : 'run ended';
+    if (stats) fillThresholds(stats.thresholds || []);
+  }
+
+  function fillThresholds(list) {
+    const body = $('verdict-table').tBodies[0];
+    body.textContent = '';
+    $('verdict-table').hidden = list.length === 0;
+    for (const t of list) {
+      const tr = el('tr');
+      const td = el('td', null, 'l');
+      td.appendChild(el('span', t.passed ? 'pass' : 'fail', 'badge ' + (t.passed ? 'pass' : 'fail')));
+      tr.appendChild(td);
+      tr.appendChild(el('td', t.rule, 'l'));
+      tr.appendChild(el('td', t.shown));
+      tr.appendChild(el('td', t.limit));
+      body.appendChild(tr);
+    }
+  }
+
+  // ---- statistics ------------------------------------------------------------------
+
+  const COLUMNS = [
+    ['Type', 'l', (r) => r.kind], ['Name', 'l', (r) => r.name],
+    ['# reqs', '', (r) => r.count], ['# fails', '', (r) => r.failures],
+    ['Median', '', (r) => ms(r.latency_ms && r.latency_ms.p50)],
+    ['95%', '', (r) => ms(r.latency_ms && r.latency_ms.p95)],
+    ['99%', '', (r) => ms(r.latency_ms && r.latency_ms.p99)],
+    ['Average', '', (r) => ms(r.latency_ms && r.latency_ms.mean)],
+    ['Min', '', (r) => ms(r.latency_ms && r.latency_ms.min)],
+    ['Max', '', (r) => ms(r.latency_ms && r.latency_ms.max)],
+    ['Avg size', '', (r) => r.count ? Math.round(r.bytes_in / r.count) : '-'],
+    ['Current RPS', '', (r) => fmt(r.current_rate)],
+    ['Current fails/s', '', (r) => fmt(r.current_failure_rate)],
+  ];
+
+  function fillTable(table, rows, total) {
+    if (!table.tHead.rows.length) {
+      const tr = el('tr');
+      for (const [name, cls] of COLUMNS) tr.appendChild(el('th', name, cls || null));
+      table.tHead.appendChild(tr);
+    }
+    const body = table.tBodies[0];
+    body.textContent = '';
+    const add = (r, cls) => {
+      const tr = el('tr', null, cls);
+      tr.dataset.name = r.kind + ' ' + r.name;
+      for (const [, c, f] of COLUMNS) {
+        const td = el('td', f(r), c || null);
+        if (f === COLUMNS[3][2] && r.failures > 0) td.classList.add('bad');
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    };
+    for (const r of rows) add(r);
+    if (total) add(total, 'total');
+  }
+
+  function renderStats(stats) {
+    if (!stats || !stats.aggregated) return;
+    const rows = stats.steps || [];
+    const http = rows.filter((r) => !WS_KINDS.has(r.kind));
+    const ws = rows.filter((r) => WS_KINDS.has(r.kind));
+    fillTable($('stats-table'), http, stats.aggregated);
+    fillTable($('ws-table'), ws, null);
+    $('no-ws').hidden = ws.length > 0;
+    $('ws-table').hidden = ws.length === 0;
+    const a = stats.aggregated;
+    $('requests-total').textContent = a.count;
+    $('rps-live').textContent = fmt(a.current_rate);
+    $('failures-live').textContent = (100 * (a.error_rate || 0)).toFixed(1) + '%';
+    $('p95-live').textContent = ms(a.latency_ms && a.latency_ms.p95);
+    const errs = stats.errors || [];
+    const body = $('failures-table').tBodies[0];
+    body.textContent = '';
+    let n = 0;
+    for (const e of errs) {
+      n += e.count;
+      const tr = el('tr');
+      tr.appendChild(el('td', e.count));
+      tr.appendChild(el('td', e.kind + ' ' + e.name, 'l'));
+      tr.appendChild(el('td', e.error_kind, 'l'));
+      tr.appendChild(el('td', e.message, 'msg'));
+      body.appendChild(tr);
+    }
+    $('failures-table').hidden = errs.length === 0;
+    $('no-failures').hidden = errs.length > 0;
+    $('failures-count').textContent = n ? String(n) : '';
+    if (state) renderVerdict(state, stats);
+  }
+
+  // ---- charts --------------------------------------------------------------------------
+
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  function chart(canvas, series) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    if (!w || !h) return;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+    const g = canvas.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const L = 46, R = 10, T = 22, B = 22;
+    const pw = w - L - R, ph = h - T - B;
+    let tmax = 1, ymax = 0;
+    for (const s of series) for (const [t, y] of s.points) {
+      if (t > tmax) tmax = t;
+      if (y !== null && y > ymax) ymax = y;
+    }
+    ymax = niceMax(ymax);
+    const x = (t) => L + (t / tmax) * pw;
+    const y = (v) => T + ph - (v / ymax) * ph;
+    g.font = '11px system-ui, sans-serif';
+    g.strokeStyle = '#edf2f7';
+    g.fillStyle = '#4a5568';
+    g.lineWidth = 1;
+    g.textAlign = 'right';
+    g.textBaseline = 'middle';
+    for (let i = 0; i <= 4; i++) {
+      const v = (ymax * i) / 4;
+      g.beginPath(); g.moveTo(L, y(v)); g.lineTo(L + pw, y(v)); g.stroke();
+      g.fillText(v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2), L - 4, y(v));
+    }
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    for (let i = 0; i <= 4; i++) {
+      const t = (tmax * i) / 4;
+      g.textAlign = i === 0 ? 'left' : i === 4 ? 'right' : 'center';
+      g.fillText(clock(t), x(t), T + ph + 5);
+    }
+    g.strokeStyle = '#a0aec0';
+    g.beginPath(); g.moveTo(L, T); g.lineTo(L, T + ph); g.lineTo(L + pw, T + ph); g.stroke();
+    let lx = L;
+    g.textAlign = 'left';
+    g.textBaseline = 'middle';
+    for (const s of series) {
+      g.strokeStyle = s.color;
+      g.lineWidth = 2;
+      g.beginPath();
+      let pen = false;
+      for (const [t, v] of s.points) {
+        if (v === null || v === undefined) { pen = false; continue; }
+        if (pen) g.lineTo(x(t), y(v)); else g.moveTo(x(t), y(v));
+        pen = true;
+      }
+      g.stroke();
+      g.fillStyle = s.color;
+      g.fillRect(lx, 6, 10, 10);
+      g.fillStyle = '#2d3748';
+      g.fillText(s.label, lx + 14, 11);
+      lx += 24 + g.measureText(s.label).width;
+    }
+  }
+
+  function drawCharts() {
+    if ($('pane-charts').hidden) return;
+    const pts = (f) => history.map((p) => [p.t_secs, f(p)]);
+    chart($('chart-rps'), [{ label: 'requests/s', color: '#2b6cb0', points: pts((p) => p.rate) }]);
+    chart($('chart-fails'), [{ label: 'failures/s', color: '#c53030', points: pts((p) => p.failure_rate) }]);
+    chart($('chart-latency'), [
+      { label: 'p50', color: '#2b6cb0', points: pts((p) => p.p50_ms) },
+      { label: 'p95', color: '#dd6b20', points: pts((p) => p.p95_ms) },
+    ]);
+    chart($('chart-users'), [{ label: 'users', color: '#2f855a', points: pts((p) => p.users) }]);
+  }
+
+  // ---- data flow -----------------------------------------------------------------------
+
+  async function refresh() {
+    try {
+      const [s, stats] = await Promise.all([api('/api/state'), api('/api/stats')]);
+      run = s.run;
+      history = stats.history || [];
+      renderState(s);
+      renderStats(stats);
+      drawCharts();
+    } catch (e) {
+      say('Cannot reach loadplan: ' + e.message);
+    }
+  }
+
+  function onTick(ev) {
+    const data = JSON.parse(ev.data);
+    const s = data.state;
+    if (state) s.can_start = state.can_start, s.profiles = state.profiles, s.defaults = state.defaults;
+    if (s.run !== run) { refresh(); return; }
+    renderState(s);
+    if (data.stats) renderStats(data.stats);
+    if (data.point) {
+      if (data.history_len === history.length + 1) history.push(data.point);
+      else { refresh(); return; }
+    } else if (typeof data.history_len === 'number' && data.history_len < history.length) {
+      history = [];
+      refresh();
+      return;
+    }
+    drawCharts();
+  }
+
+  function connect() {
+    const es = new EventSource(withToken('/api/events'));
+    es.addEventListener('tick', onTick);
+    es.onopen = () => { if (state && !state.error) say(''); };
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) {
+        say('Disconnected from loadplan (the run may have ended); reload to reconnect.', true);
+      }
+    };
+  }
+
+  // ---- actions --------------------------------------------------------------------------
+
+  const num = (id) => { const v = $(id).value.trim(); return v === '' ? undefined : Number(v); };
+
+  async function act(promise, done) {
+    say('');
+    try { const r = await promise; if (done) done(r); } catch (e) { say(e.message); }
+  }
+
+  $('start-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const open = $('f-open').checked;
+    const body = { profile: $('f-profile').value || null };
+    const host = $('f-host').value.trim();
+    const dur = $('f-duration').value.trim();
+    if (host) body.host = host;
+    if (dur) body.duration = dur;
+    if (open) body.arrival_rate = num('f-rate');
+    else { body.users = num('f-users'); body.spawn_rate = num('f-spawn'); }
+    history = [];
+    act(api('/api/start', body), () => refresh());
+  });
+  for (const r of ['f-closed', 'f-open']) $(r).addEventListener('change', () => {
+    const open = $('f-open').checked;
+    document.querySelectorAll('.closed-only').forEach((n) => { n.hidden = open; });
+    document.querySelectorAll('.open-only').forEach((n) => { n.hidden = !open; });
+  });
+  $('users-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const users = num('c-users');
+    if (users === undefined) { say('Give the number of users.'); return; }
+    act(api('/api/users', { users, spawn_rate: num('c-spawn') ?? null }));
+  });
+  $('rate-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const rate = num('c-rate');
+    if (rate === undefined) { say('Give the arrival rate.'); return; }
+    act(api('/api/rate', { rate }));
+  });
+  $('btn-stop').addEventListener('click', () => act(api('/api/stop', {})));
+  $('btn-reset').addEventListener('click', () => act(api('/api/reset', {}), () => { history = []; refresh(); }));
+
+  for (const b of document.querySelectorAll('.tabs button')) {
+    b.addEventListener('click', () => {
+      for (const o of document.querySelectorAll('.tabs button')) o.classList.toggle('active', o === b);
+      for (const p of document.querySelectorAll('.tab')) p.hidden = p.id !== 'pane-' + b.dataset.tab;
+      drawCharts();
+    });
+  }
+  for (const a of document.querySelectorAll('.downloads a')) a.href = withToken(a.getAttribute('href'));
+  window.addEventListener('resize', drawCharts);
+
+  refresh().then(connect);
+})();
