@@ -11,8 +11,8 @@ pub mod graph;
 pub mod master;
 pub mod run;
 pub mod schema;
-pub mod worker;
 pub mod ui;
+pub mod worker;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,276 @@
+//! Packaging files checked without external tools: the Dockerfile's structure, the
+//! Kubernetes manifests (parsed, and their plan and profile checked by `loadplan check`),
+//! the GitHub Actions gate (its command runs for real against the demo target), and
+//! `--help`: every subcommand and flag has a one-line description.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    read(rel)
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .collect()
+}
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_with_ports_and_entrypoint() {
+    let text = read("Dockerfile");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(
+        froms[0].starts_with("FROM rust:") && froms[0].ends_with(" AS builder"),
+        "{froms:?}"
+    );
+    assert!(
+        froms[1].starts_with("FROM debian:") && froms[1].contains("-slim"),
+        "{froms:?}"
+    );
+    assert!(text.contains("ARG DEBIAN_RELEASE=bookworm"));
+    let runtime = &lines[lines
+        .iter()
+        .position(|l| *l == froms[1])
+        .expect("the runtime stage")..];
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("the runtime stage sets USER");
+    let who = user["USER ".len()..].split(':').next().unwrap_or_default();
+    assert!(who != "root" && who != "0", "{user}");
+    for want in [
+        "COPY --from=builder /usr/local/bin/loadplan /usr/local/bin/loadplan",
+        "WORKDIR /app",
+        "COPY plans ./plans",
+        "COPY profiles ./profiles",
+        "EXPOSE 8089 9646 5557",
+        "ENTRYPOINT [\"loadplan\"]",
+    ] {
+        assert!(runtime.contains(&want), "runtime stage lacks `{want}`");
+    }
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
+    for needed in ["src", "profiles", "plans", "Cargo.toml", "Cargo.lock"] {
+        assert!(
+            !ignore.lines().any(|l| l.trim_end_matches('/') == needed),
+            "{needed}"
+        );
+    }
+}
+
+#[test]
+fn kubernetes_manifests_parse_and_their_plan_checks() {
+    let mut kinds = Vec::new();
+    for file in ["configmap.yml", "secret.yml", "master.yml", "worker.yml"] {
+        for doc in yaml_docs(&format!("examples/kubernetes/{file}")) {
+            kinds.push(format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap_or("?"),
+                doc["metadata"]["name"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap/loadplan-plan",
+            "Deployment/loadplan-master",
+            "Deployment/loadplan-worker",
+            "Secret/loadplan",
+            "Service/loadplan-master",
+        ]
+    );
+    let kustomize = &yaml_docs("examples/kubernetes/kustomization.yml")[0];
+    assert_eq!(kustomize["resources"].as_array().map(Vec::len), Some(4));
+
+    let master = &yaml_docs("examples/kubernetes/master.yml")[0];
+    let args: Vec<&str> = master["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("master args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let worker = &yaml_docs("examples/kubernetes/worker.yml")[0];
+    let replicas = worker["spec"]["replicas"].as_u64().expect("replicas");
+    let expect = args
+        .iter()
+        .position(|a| *a == "--expect-workers")
+        .map(|i| args[i + 1]);
+    assert_eq!(expect, Some(replicas.to_string().as_str()), "{args:?}");
+    let wargs = worker["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(wargs.contains("loadplan-master:5557"), "{wargs}");
+
+    // The master's command line parses, and its plan and profile check.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cm = &yaml_docs("examples/kubernetes/configmap.yml")[0];
+    for (k, v) in cm["data"].as_object().expect("data") {
+        std::fs::write(dir.path().join(k), v.as_str().expect("text")).expect("write");
+    }
+    let local: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("/plan/", &format!("{}/", dir.path().display())))
+        .collect();
+    loadplan::cli::Cli::try_parse_from(std::iter::once("loadplan".to_owned()).chain(local))
+        .expect("the master's args parse");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
+        .arg("check")
+        .arg(dir.path().join("plan.kdl"))
+        .arg("--profile")
+        .arg(dir.path().join("cluster.yml"))
+        .output()
+        .expect("run loadplan");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn github_actions_gate_runs_the_smoke_profile_and_uploads_reports() {
+    let wf = &yaml_docs("examples/ci/github-actions.yml")[0];
+    let steps = wf["jobs"]["smoke"]["steps"].as_array().expect("steps");
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    assert!(
+        uses.iter()
+            .any(|u| u.starts_with("actions/upload-artifact@")),
+        "{uses:?}"
+    );
+    let upload = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.contains("upload-artifact"))
+        })
+        .expect("upload step");
+    assert_eq!(upload["if"], "always()");
+    let gate = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("loadplan run"))
+        .expect("a `loadplan run` step");
+    assert!(gate.starts_with("mkdir -p reports\n"), "{gate}");
+    let gate = &gate[gate.find("loadplan run").expect("loadplan run")..];
+    for want in ["--profile smoke", "--junit ", "--html ", "--json "] {
+        assert!(gate.contains(want), "{gate}");
+    }
+
+    // The same command, shortened, against the built-in demo target.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("reports")).expect("mkdir");
+    let mut args: Vec<String> = gate
+        .split_whitespace()
+        .filter(|a| *a != "\\")
+        .skip(1)
+        .map(|a| {
+            a.replace("plans/", &format!("{}/plans/", root().display()))
+                .replace("reports/", &format!("{}/reports/", dir.path().display()))
+        })
+        .collect();
+    args.extend(["--demo", "-t", "2s", "-u", "2", "--seed", "1"].map(String::from));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("LOADPLAN_HOST")
+        .output()
+        .expect("run loadplan");
+    assert!(
+        out.status.success(),
+        "{args:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["junit.xml", "report.html", "result.json"] {
+        assert!(dir.path().join("reports").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn every_subcommand_and_flag_has_a_description() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(name.clone());
+            }
+            walk(sub, &name, missing);
+        }
+    }
+    let mut cmd = loadplan::cli::Cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "loadplan", &mut missing);
+    // Known gaps in files this test's owner does not edit (src/cli/graph.rs, schema.rs):
+    // listed so that any new gap fails; a fixed one must be taken off the list.
+    let known = [
+        "loadplan graph plan",
+        "loadplan graph format",
+        "loadplan schema which",
+    ];
+    for k in known {
+        assert!(
+            missing.iter().any(|m| m == k),
+            "`{k}` has a description now: take it off the known list"
+        );
+    }
+    missing.retain(|m| !known.contains(&m.as_str()));
+    assert!(missing.is_empty(), "without a description: {missing:#?}");
+}
+
+#[test]
+fn readme_packaging_commands_parse() {
+    // The `loadplan …` lines of README's "Docker / just" and "Distributed" sections
+    // (the `just …` lines are run by tests/packaging_tools.rs).
+    let readme = read("README.md");
+    let start = readme.find("## Docker / just").expect("the section");
+    let end = readme[start..]
+        .find("## Profiles")
+        .map_or(readme.len(), |i| start + i);
+    let mut seen = 0;
+    for line in readme[start..end].lines() {
+        let Some(cmd) = line.strip_prefix("loadplan ") else {
+            continue;
+        };
+        let cmd = cmd.split(" #").next().unwrap_or_default();
+        let args = std::iter::once("loadplan")
+            .chain(cmd.split_whitespace())
+            .map(|a| a.replace("HOST:", "127.0.0.1:"));
+        if let Err(e) = loadplan::cli::Cli::try_parse_from(args) {
+            panic!("README: `{line}` does not parse:\n{e}");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "the master and worker lines");
+}
