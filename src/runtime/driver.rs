@@ -53,10 +53,50 @@ impl Manual {
     }
 }
 
-struct Slot {
-    soft: CancellationToken,
-    hard: CancellationToken,
-    handle: JoinHandle<()>,
+/// A running user task and its two stop tokens.
+pub(super) struct Slot {
+    pub(super) soft: CancellationToken,
+    pub(super) hard: CancellationToken,
+    pub(super) handle: JoinHandle<()>,
+}
+
+/// End of a run: soft-stop every user (finish the iteration), hard-stop them after
+/// `grace` or at once on kill, then wait for every task.
+pub(super) async fn wind_down(slots: &mut Vec<Slot>, grace: Duration, kill: &CancellationToken) {
+    for s in slots.iter() {
+        s.soft.cancel();
+    }
+    let deadline = Instant::now() + grace;
+    while slots.iter().any(|s| !s.handle.is_finished()) {
+        if Instant::now() >= deadline || kill.is_cancelled() {
+            for s in slots.iter() {
+                s.hard.cancel();
+            }
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = kill.cancelled() => {}
+        }
+    }
+    for s in slots.drain(..) {
+        // A user task that panicked has already recorded what it could.
+        let _ = s.handle.await;
+    }
+}
+
+/// How many of the given user ids run each scenario.
+pub(super) fn users_by_scenario(
+    program: &Program,
+    pattern: &[usize],
+    ids: impl IntoIterator<Item = u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut by = std::collections::BTreeMap::new();
+    for id in ids {
+        let sc = &program.scenarios[schedule::scenario_of(pattern, id)].name;
+        *by.entry(sc.clone()).or_insert(0) += 1;
+    }
+    by
 }
 
 pub(super) type Timeline = Arc<Mutex<Vec<(f64, u64)>>>;
@@ -332,26 +372,7 @@ pub async fn run_share(
     // Distinct user ids (ids are reused after a ramp down).
     let started = slots.len() as u64;
     slots.append(&mut retired);
-    // Graceful end: soft stop everyone, hard stop after stop_timeout.
-    for s in &slots {
-        s.soft.cancel();
-    }
-    let deadline = Instant::now() + profile.stop_timeout;
-    while slots.iter().any(|s| !s.handle.is_finished()) {
-        if Instant::now() >= deadline || control.kill.is_cancelled() {
-            for s in &slots {
-                s.hard.cancel();
-            }
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(step) => {}
-            _ = control.kill.cancelled() => {}
-        }
-    }
-    for s in slots.drain(..) {
-        let _ = s.handle.await;
-    }
+    wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     agg.set_users(0);
     tick(
         &agg,
@@ -363,11 +384,7 @@ pub async fn run_share(
         0,
     );
     let elapsed = start.elapsed();
-    let mut peak_by = std::collections::BTreeMap::new();
-    for k in 0..started {
-        let sc = &program.scenarios[schedule::scenario_of(&pattern, share.id(k))].name;
-        *peak_by.entry(sc.clone()).or_insert(0) += 1;
-    }
+    let peak_by = users_by_scenario(&program, &pattern, (0..started).map(|k| share.id(k)));
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     Ok(RunResult {
         total,

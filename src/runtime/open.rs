@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Command, Control, Tick, Timeline, push_timeline, tick};
+use super::driver::{
+    Command, Control, Slot, Tick, Timeline, push_timeline, tick, users_by_scenario, wind_down,
+};
 use super::schedule;
 use super::user::{Shared, User, mix_seed};
 use super::{RunConfig, RunResult};
@@ -36,9 +37,7 @@ pub struct Setup {
 
 struct Worker {
     tx: mpsc::Sender<Instant>,
-    soft: CancellationToken,
-    hard: CancellationToken,
-    handle: JoinHandle<()>,
+    slot: Slot,
 }
 
 /// Arrival rate (per second) at `t` seconds: the base rate, ramped by stages.
@@ -231,27 +230,11 @@ pub async fn run(
         }
     }
 
-    for w in &workers {
-        w.soft.cancel();
-    }
-    let deadline = Instant::now() + profile.stop_timeout;
-    while workers.iter().any(|w| !w.handle.is_finished()) {
-        if Instant::now() >= deadline || control.kill.is_cancelled() {
-            for w in &workers {
-                w.hard.cancel();
-            }
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            _ = control.kill.cancelled() => {}
-            _ = idle_rx.recv() => {}
-        }
-    }
     let started = workers.len() as u64;
-    for w in workers.drain(..) {
-        let _ = w.handle.await;
-    }
+    // Closing the idle queue makes any user still reporting back stop at once.
+    drop(idle_rx);
+    let mut slots: Vec<Slot> = workers.drain(..).map(|w| w.slot).collect();
+    wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     gen_rec.flush();
     agg.set_users(0);
     tick(
@@ -263,11 +246,7 @@ pub async fn run(
         planned,
         0,
     );
-    let mut by = std::collections::BTreeMap::new();
-    for id in 0..started {
-        let sc = &program.scenarios[schedule::scenario_of(&pattern, id)].name;
-        *by.entry(sc.clone()).or_insert(0) += 1;
-    }
+    let by = users_by_scenario(&program, &pattern, 0..started);
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let peak = users_timeline.iter().map(|(_, n)| *n).max().unwrap_or(0);
     RunResult {
@@ -325,9 +304,7 @@ fn spawn_worker(
     });
     Worker {
         tx,
-        soft,
-        hard,
-        handle,
+        slot: Slot { soft, hard, handle },
     }
 }
 
