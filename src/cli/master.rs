@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::control::Control;
-use crate::demo::{DemoConfig, DemoServer};
 use crate::dist::master::{Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport};
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
@@ -119,19 +118,12 @@ async fn run_async(
     let quiet = args.run.quiet;
     let mut host = args.run.host.clone();
     let demo = if args.run.demo {
-        let cfg = DemoConfig {
-            seed: args.run.seed,
-            ..DemoConfig::default()
-        };
-        match DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+        match super::start_demo(args.run.seed, false).await {
             Ok(d) => {
                 host = Some(d.base_url());
                 Some(d)
             }
-            Err(e) => {
-                eprintln!("error: cannot start the demo target: {e}");
-                return super::EXIT_FATAL;
-            }
+            Err(code) => return code,
         }
     } else {
         None
@@ -140,11 +132,7 @@ async fn run_async(
         eprintln!("error: the plan has no host; pass --host URL or --demo");
         return super::EXIT_USAGE;
     }
-    let seed = args.run.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed = super::seed_or_clock(args.run.seed);
     let planned = profile.duration.or_else(|| profile.stages_duration());
     let job = Job {
         plan,

@@ -115,3 +115,33 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
             .build()
     }
 }
+
+/// Start the built-in demo target on a free loopback port (for `--demo`).
+pub async fn start_demo(seed: Option<u64>, announce: bool) -> Result<crate::demo::DemoServer, u8> {
+    let cfg = crate::demo::DemoConfig {
+        seed,
+        ..crate::demo::DemoConfig::default()
+    };
+    match crate::demo::DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+        Ok(d) => {
+            if announce {
+                eprintln!("demo target listening on {}", d.base_url());
+            }
+            Ok(d)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the demo target: {e}");
+            Err(EXIT_FATAL)
+        }
+    }
+}
+
+/// The run's seed: the one given, or one from the clock (printed with the summary so
+/// the run can be repeated).
+pub fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::demo::{DemoConfig, DemoServer};
 use crate::lang;
 use crate::lang::check::parse_duration_str;
 use crate::metrics::{StepInfo, render_progress_line, render_summary};
@@ -237,22 +236,12 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     };
     let mut host = args.host.clone();
     let demo = if args.demo {
-        let cfg = DemoConfig {
-            seed: args.seed,
-            ..DemoConfig::default()
-        };
-        match DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+        match super::start_demo(args.seed, !args.quiet).await {
             Ok(d) => {
                 host = Some(d.base_url());
-                if !args.quiet {
-                    eprintln!("demo target listening on {}", d.base_url());
-                }
                 Some(d)
             }
-            Err(e) => {
-                eprintln!("error: cannot start the demo target: {e}");
-                return super::EXIT_FATAL;
-            }
+            Err(code) => return code,
         }
     } else {
         None
@@ -261,11 +250,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         eprintln!("error: the plan has no host; pass --host URL or --demo");
         return super::EXIT_USAGE;
     }
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed = super::seed_or_clock(args.seed);
     let cfg = RunConfig {
         host,
         seed,

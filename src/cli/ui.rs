@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::demo::{DemoConfig, DemoServer};
 use crate::lang;
 use crate::web::{self, Hub, Launcher, Server, UiFlags};
 
@@ -72,20 +71,12 @@ pub fn run(args: Args) -> u8 {
 async fn serve(args: Args, listen: web::Listen, program: Arc<lang::ir::Program>) -> u8 {
     let mut host = args.host.clone();
     let demo = if args.demo {
-        let cfg = DemoConfig {
-            seed: args.seed,
-            ..DemoConfig::default()
-        };
-        match DemoServer::start(([127, 0, 0, 1], 0).into(), cfg).await {
+        match super::start_demo(args.seed, true).await {
             Ok(d) => {
                 host = Some(d.base_url());
-                eprintln!("demo target listening on {}", d.base_url());
                 Some(d)
             }
-            Err(e) => {
-                eprintln!("error: cannot start the demo target: {e}");
-                return super::EXIT_FATAL;
-            }
+            Err(code) => return code,
         }
     } else {
         None
