@@ -193,12 +193,14 @@ async fn open_model_achieves_1000_iterations_per_second_for_10s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
-    // Closed model with pacing (one iteration every 20 ms) against a 10 ms target that
-    // stalls for 1 s at t = 0.5 s: the iterations due during the stall start late, so
-    // their latency from the intended start is up to 1 s while their service time is
-    // the normal 10 ms.
+    // Closed model with pacing: one iteration every 20 ms against an 18 ms target (a
+    // user paced close to its capacity, as tuned tests are), which stalls for 1 s at
+    // t = 0.5 s. After the stall the user catches up only 2 ms per iteration, so the
+    // iterations due during the stall start ~1 s late: their latency from the intended
+    // start is ≥ 1 s for about ten iterations while their service time is the normal
+    // 18 ms. Only the one request caught in the stall has a long service time.
     let _serial = SERIAL.lock().await;
-    let mut sc = script(10);
+    let mut sc = script(18);
     sc.stall_from = Duration::from_millis(500);
     sc.stall_for = Duration::from_secs(1);
     let host = target(sc).await;
@@ -212,21 +214,21 @@ async fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
     .await;
     let s = &r.total.steps[&0];
     let corrected_p99 = s.corrected.value_at_quantile(0.99);
-    let service_p90 = s.latency.value_at_quantile(0.90);
-    assert!(
-        s.corrected.max() >= 1_000_000,
-        "corrected max {}",
-        s.corrected.max()
-    );
-    // The ~100 catch-up iterations spread their lateness over (0, 1 s], so the top 1 %
-    // of ~250 samples sits just under the stall: p99 ≥ 0.95 s, max ≥ 1 s.
-    assert!(corrected_p99 >= 950_000, "corrected p99 {corrected_p99} µs");
+    let service_p50 = s.latency.value_at_quantile(0.50);
     let service_p99 = s.latency.value_at_quantile(0.99);
+    assert!(s.count > 80, "requests {}", s.count);
     assert!(
-        service_p99 < 100_000,
-        "service p99 {service_p99} µs: uncorrected hides the stall"
+        corrected_p99 >= 1_000_000,
+        "corrected p99 {corrected_p99} µs"
     );
-    assert!(service_p90 < 20_000, "service p90 {service_p90} µs");
+    assert!(
+        (17_000..25_000).contains(&service_p50),
+        "service p50 {service_p50} µs"
+    );
+    assert!(
+        service_p99 < 40_000,
+        "service p99 {service_p99} µs: uncorrected numbers hide the stall"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
