@@ -6,14 +6,19 @@ use crate::lang::{self, dump};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Format {
+    /// An indented tree of scenarios and steps.
     Text,
+    /// Graphviz dot (`loadplan graph plan.kdl --format dot | dot -Tsvg`).
     Dot,
+    /// The whole compiled program as JSON (what twin plans compare equal on).
     Json,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The plan file (.kdl, .yaml or .yml).
     pub plan: PathBuf,
+    /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
