@@ -365,3 +365,55 @@ async fn set_users_mid_run_changes_the_number_of_live_users() {
     assert_eq!(r.users_by_scenario.get("s"), Some(&6));
     demo.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_and_post_becomes_get_after_303() {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route(
+            "/old",
+            get(|| async { (StatusCode::FOUND, [("location", "/new")], "moved") }),
+        )
+        .route(
+            "/submit",
+            axum::routing::post(|| async { (StatusCode::SEE_OTHER, [("location", "/new")], "") }),
+        )
+        .route(
+            "/new",
+            get(|State(s): State<Seen>| async move {
+                if let Ok(mut v) = s.0.lock() {
+                    v.push(("new".into(), String::new()));
+                }
+                "here"
+            }),
+        )
+        .route(
+            "/close",
+            get(|| async { ([("connection", "close")], "bye") }),
+        )
+        .with_state(seen.clone());
+    let host = serve(app).await;
+    let p = program(
+        r#"
+        scenario "s" {
+            http GET "/old" { check body-contains="here"; }
+            http POST "/submit" { json "{}"; check status=200; }
+            http GET "/close" { check status=200; }
+            http GET "/close" name="again" { check status=200; }
+        }
+        "#,
+    );
+    let r = run(p, LoadProfile::closed(2, 100.0, None), host.clone(), 3).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", r.total.errors);
+    assert_eq!(seen.0.lock().expect("lock").len(), 12);
+    // With redirects off the 302 itself is the answer (and a failure without a check).
+    let p = program(
+        r#"
+        plan "p" { redirects 0; }
+        scenario "s" { http GET "/old" { check status=302; } }
+        "#,
+    );
+    let r = run(p, LoadProfile::closed(1, 100.0, None), host, 2).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", r.total.errors);
+    assert_eq!(r.total.steps[&0].statuses.get(&302), Some(&2));
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use minijinja::value::Value as JValue;
 use reqwest::header::HeaderMap;
 
+use super::fast::{self, Answer, Failure, Prepared};
 use super::interp::Flow;
 use super::user::User;
 use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
@@ -355,112 +356,159 @@ fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
 }
 
 /// Execute one HTTP step and record its event.
-pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
+/// Build the request from the step's compiled templates.
+fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
     let mut ctx = None;
-    let mut built = || -> Result<reqwest::RequestBuilder, String> {
-        let method =
-            reqwest::Method::from_bytes(step.method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut rb = if step.url.is_static() {
-            // Static URLs are parsed once per user and step, not per request.
-            let key = std::ptr::from_ref(step) as usize;
-            let url = match user.urls.get(&key) {
-                Some(u) => u.clone(),
-                None => {
-                    let abs = absolute(
-                        user.shared.host.as_deref(),
-                        &step.url.source,
-                        ("http", "https"),
-                    )?;
-                    let u =
-                        reqwest::Url::parse(&abs).map_err(|e| format!("bad URL {abs:?}: {e}"))?;
-                    user.urls.insert(key, u.clone());
-                    u
-                }
-            };
-            user.client.request(method, url)
-        } else {
-            let url = render(user, &step.url, &mut ctx)?;
-            let url = absolute(user.shared.host.as_deref(), &url, ("http", "https"))?;
-            user.client.request(method, &url)
-        };
-        if !step.query.is_empty() {
-            let mut q = Vec::with_capacity(step.query.len());
-            for (k, v) in &step.query {
-                q.push((k.as_str(), render(user, v, &mut ctx)?));
+    let method = http::Method::from_bytes(step.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut url = if step.url.is_static() {
+        // Static URLs are parsed once per user and step, not per request.
+        let key = std::ptr::from_ref(step) as usize;
+        match user.urls.get(&key) {
+            Some(u) => u.clone(),
+            None => {
+                let abs = absolute(
+                    user.shared.host.as_deref(),
+                    &step.url.source,
+                    ("http", "https"),
+                )?;
+                let u = reqwest::Url::parse(&abs).map_err(|e| format!("bad URL {abs:?}: {e}"))?;
+                user.urls.insert(key, u.clone());
+                u
             }
-            rb = rb.query(&q);
         }
-        for (k, v) in user.shared.program.http.headers.iter().chain(&step.headers) {
-            rb = rb.header(k.as_str(), render(user, v, &mut ctx)?);
-        }
-        rb = match &step.body {
-            Body::None => rb,
-            Body::Json(t) => rb
-                .header("content-type", "application/json")
-                .body(render(user, t, &mut ctx)?),
-            Body::Form(fields) => {
-                let mut f = Vec::with_capacity(fields.len());
-                for (k, v) in fields {
-                    f.push((k.as_str(), render(user, v, &mut ctx)?));
-                }
-                rb.form(&f)
-            }
-            Body::Text { body, content_type } => rb
-                .header("content-type", content_type.as_str())
-                .body(render(user, body, &mut ctx)?),
-        };
-        if let Some(t) = step.timeout {
-            rb = rb.timeout(t);
-        }
-        Ok(rb)
+    } else {
+        let url = render(user, &step.url, &mut ctx)?;
+        let url = absolute(user.shared.host.as_deref(), &url, ("http", "https"))?;
+        reqwest::Url::parse(&url).map_err(|e| format!("bad URL {url:?}: {e}"))?
     };
-    let rb = match built() {
-        Ok(rb) => rb,
+    if !step.query.is_empty() {
+        let mut pairs = Vec::with_capacity(step.query.len());
+        for (k, v) in &step.query {
+            pairs.push((k.as_str(), render(user, v, &mut ctx)?));
+        }
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    let mut headers = HeaderMap::new();
+    for (k, v) in user.shared.program.http.headers.iter().chain(&step.headers) {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("bad header name {k:?}"))?;
+        let value = render(user, v, &mut ctx)?;
+        let value = http::HeaderValue::from_str(&value)
+            .map_err(|_| format!("bad value for header {k}: {value:?}"))?;
+        headers.insert(name, value);
+    }
+    let mut content_type = |ct: &'static str| {
+        headers
+            .entry(http::header::CONTENT_TYPE)
+            .or_insert(http::HeaderValue::from_static(ct));
+    };
+    let body = match &step.body {
+        Body::None => bytes::Bytes::new(),
+        Body::Json(t) => {
+            content_type("application/json");
+            bytes::Bytes::from(render(user, t, &mut ctx)?)
+        }
+        Body::Form(fields) => {
+            content_type("application/x-www-form-urlencoded");
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                f.append_pair(k, &render(user, v, &mut ctx)?);
+            }
+            bytes::Bytes::from(f.finish())
+        }
+        Body::Text {
+            body,
+            content_type: ct,
+        } => {
+            if let Ok(v) = http::HeaderValue::from_str(ct) {
+                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
+            }
+            bytes::Bytes::from(render(user, body, &mut ctx)?)
+        }
+    };
+    Ok(Prepared {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
+/// Send through reqwest (TLS, HTTP/2, …) and read the whole body.
+async fn send_reqwest(user: &User, p: Prepared, timeout: Duration) -> Result<Answer, Failure> {
+    let mut rb = user
+        .client
+        .request(p.method, p.url)
+        .headers(p.headers)
+        .timeout(timeout);
+    if !p.body.is_empty() {
+        rb = rb.body(p.body);
+    }
+    let resp = rb.send().await.map_err(|e| {
+        let (kind, msg) = classify(&e);
+        (kind, msg, None)
+    })?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| {
+        let (kind, msg) = classify(&e);
+        let kind = if kind == ErrorKind::Other {
+            ErrorKind::Body
+        } else {
+            kind
+        };
+        (kind, msg, Some(status))
+    })?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Execute one HTTP step and record its event.
+pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
+    let prepared = match prepare(user, step) {
+        Ok(p) => p,
         Err(m) => {
             user.rec
                 .record(Event::new(step.stat, 0).with_error(ErrorKind::Template, m));
             return Flow::Failed;
         }
     };
-    let bytes_out = 0u64;
+    let bytes_out = prepared.body.len() as u64;
+    let program = user.shared.program.clone();
+    let timeout = step.timeout.unwrap_or(program.http.timeout);
     let start = Instant::now();
-    let resp = match rb.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let (kind, msg) = classify(&e);
-            user.rec
-                .record(timed(user, step.stat, start.elapsed()).with_error(kind, msg));
+    let result = if fast::eligible(&prepared.url, program.http.http2) {
+        let exchange = fast::send(
+            &mut user.fast,
+            prepared,
+            program.http.connect_timeout,
+            program.http.redirects,
+        );
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+        }
+    } else {
+        send_reqwest(user, prepared, timeout).await
+    };
+    let Answer {
+        status,
+        headers,
+        body,
+    } = match result {
+        Ok(a) => a,
+        Err((kind, msg, status)) => {
+            let mut ev = timed(user, step.stat, start.elapsed()).with_error(kind, msg);
+            ev.status = status;
+            ev.bytes_out = bytes_out;
+            user.rec.record(ev);
             return Flow::Failed;
         }
     };
-    let status = resp.status().as_u16();
-    // Headers are copied only when a check or capture reads them.
-    let needs_headers = step
-        .checks
-        .iter()
-        .any(|c| matches!(c, Check::Header { .. }))
-        || step
-            .captures
-            .iter()
-            .any(|c| matches!(c.from, CaptureFrom::Header(_)));
-    let headers = needs_headers.then(|| resp.headers().clone());
-    let body = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            let (kind, msg) = classify(&e);
-            let kind = if kind == ErrorKind::Other {
-                ErrorKind::Body
-            } else {
-                kind
-            };
-            user.rec.record(
-                timed(user, step.stat, start.elapsed())
-                    .with_status(status)
-                    .with_error(kind, msg),
-            );
-            return Flow::Failed;
-        }
-    };
+    let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
     let (passed, failed, check_msg) = run_checks(&step.checks, &subject);

@@ -8,6 +8,7 @@
 //! abandons it.
 
 pub mod driver;
+pub mod fast;
 pub mod http;
 pub mod interp;
 pub mod open;

@@ -49,6 +49,8 @@ pub struct User {
     pub iteration: u64,
     pub hard: CancellationToken,
     pub conns: Connections,
+    /// This user's direct plain-HTTP connections and cookie jar (see `fast`).
+    pub fast: super::fast::FastClient,
     /// Parsed absolute URLs of static HTTP steps, by step address (the program is
     /// immutable and outlives the user, so addresses are stable keys).
     pub urls: std::collections::HashMap<usize, reqwest::Url>,
@@ -82,6 +84,7 @@ impl User {
             shared.http.clone()
         };
         let seed = mix_seed(shared.seed, id);
+        let shared_cookies = shared.cookies;
         let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
         Self {
             id,
@@ -98,6 +101,7 @@ impl User {
             unique_rows: BTreeMap::new(),
             urls: std::collections::HashMap::new(),
             lateness: None,
+            fast: super::fast::FastClient::new(shared_cookies),
         }
     }
 
