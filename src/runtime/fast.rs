@@ -11,7 +11,6 @@
 //! fails because a reused idle connection was closed by the server is retried once on
 //! a fresh connection, as pooled clients do.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,19 +41,52 @@ pub struct Answer {
 /// A failed exchange: kind, message, and the status if one arrived.
 pub type Failure = (ErrorKind, String, Option<u16>);
 
-/// One user's connections (one per host:port) and cookie jar.
+/// A kept-alive connection to one host:port, with its ready-made `Host` header.
+struct Conn {
+    host: String,
+    port: u16,
+    host_header: HeaderValue,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+/// One user's connections (one per host:port) and cookie jar. Users talk to one or a
+/// few hosts, so a short list searched without allocating beats a map keyed by string.
 #[derive(Default)]
 pub struct FastClient {
-    conns: HashMap<String, SendRequest<Full<Bytes>>>,
+    conns: Vec<Conn>,
     jar: Option<reqwest::cookie::Jar>,
 }
 
 impl FastClient {
     pub fn new(cookies: bool) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: Vec::new(),
             jar: cookies.then(reqwest::cookie::Jar::default),
         }
+    }
+
+    fn slot(&mut self, url: &reqwest::Url) -> usize {
+        let host = url.host_str().unwrap_or("localhost");
+        let port = url.port_or_known_default().unwrap_or(80);
+        if let Some(i) = self
+            .conns
+            .iter()
+            .position(|c| c.port == port && c.host == host)
+        {
+            return i;
+        }
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        self.conns.push(Conn {
+            host: host.to_string(),
+            port,
+            host_header: HeaderValue::from_str(&authority)
+                .unwrap_or(HeaderValue::from_static("localhost")),
+            sender: None,
+        });
+        self.conns.len() - 1
     }
 }
 
@@ -135,20 +167,15 @@ async fn exchange(
     body: &Bytes,
     connect_timeout: Duration,
 ) -> Result<http::Response<hyper::body::Incoming>, Failure> {
-    let host = url.host_str().unwrap_or("localhost");
-    let port = url.port_or_known_default().unwrap_or(80);
-    let key = format!("{host}:{port}");
-    let authority = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    };
+    let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
     for attempt in 0..2 {
-        let reused = fc.conns.contains_key(&key);
-        let mut sender = match fc.conns.remove(&key) {
+        let conn = &mut fc.conns[i];
+        let reused = conn.sender.is_some();
+        let mut sender = match conn.sender.take() {
             Some(s) if !s.is_closed() => s,
-            _ => connect(host, port, connect_timeout).await?,
+            _ => connect(&conn.host, conn.port, connect_timeout).await?,
         };
         if sender.ready().await.is_err() {
             if attempt == 0 {
@@ -162,16 +189,15 @@ async fn exchange(
             .body(Full::new(body.clone()))
             .map_err(|e| (ErrorKind::Template, format!("bad request: {e}"), None))?;
         *req.headers_mut() = headers.clone();
-        if let Ok(h) = HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(HOST, h);
-        }
+        req.headers_mut()
+            .insert(HOST, fc.conns[i].host_header.clone());
         if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
             req.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         match sender.send_request(req).await {
             Ok(resp) => {
-                fc.conns.insert(key, sender);
+                fc.conns[i].sender = Some(sender);
                 return Ok(resp);
             }
             // A kept-alive connection the server closed meanwhile: retry once, fresh.
