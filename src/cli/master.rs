@@ -116,22 +116,10 @@ async fn run_async(
     profile_source: Option<SourceFile>,
 ) -> u8 {
     let quiet = args.run.quiet;
-    let mut host = args.run.host.clone();
-    let demo = if args.run.demo {
-        match super::start_demo(args.run.seed, false).await {
-            Ok(d) => {
-                host = Some(d.base_url());
-                Some(d)
-            }
-            Err(code) => return code,
-        }
-    } else {
-        None
+    let (demo, host) = match super::run::target(&args.run, &program, false).await {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    if host.is_none() && program.host.is_none() {
-        eprintln!("error: the plan has no host; pass --host URL or --demo");
-        return super::EXIT_USAGE;
-    }
     let seed = super::seed_or_clock(args.run.seed);
     let planned = profile.duration.or_else(|| profile.stages_duration());
     let job = Job {

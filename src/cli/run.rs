@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::lang;
 use crate::lang::check::parse_duration_str;
-use crate::metrics::{StepInfo, render_progress_line, render_summary};
+use crate::metrics::{render_progress_line, render_summary};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::{self, Control, Tick};
@@ -181,18 +181,25 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
     Ok(p)
 }
 
-pub fn step_infos(program: &lang::ir::Program) -> Vec<StepInfo> {
-    program
-        .stats
-        .iter()
-        .enumerate()
-        .map(|(i, s)| StepInfo {
-            id: i as u32,
-            scenario: s.scenarios.join(","),
-            kind: s.kind.clone(),
-            name: s.name.clone(),
-        })
-        .collect()
+pub use crate::report::sinks::step_infos;
+
+/// Where the load goes: the demo target when `--demo` (started here), else `--host`
+/// or the plan's host. Exit code 2 when there is none.
+pub async fn target(
+    args: &Args,
+    program: &lang::ir::Program,
+    announce: bool,
+) -> Result<(Option<crate::demo::DemoServer>, Option<String>), u8> {
+    if args.demo {
+        let d = super::start_demo(args.seed, announce).await?;
+        let url = d.base_url();
+        return Ok((Some(d), Some(url)));
+    }
+    if args.host.is_none() && program.host.is_none() {
+        eprintln!("error: the plan has no host; pass --host URL or --demo");
+        return Err(super::EXIT_USAGE);
+    }
+    Ok((None, args.host.clone()))
 }
 
 pub fn run(args: Args) -> u8 {
@@ -234,22 +241,10 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
             return super::EXIT_FATAL;
         }
     };
-    let mut host = args.host.clone();
-    let demo = if args.demo {
-        match super::start_demo(args.seed, !args.quiet).await {
-            Ok(d) => {
-                host = Some(d.base_url());
-                Some(d)
-            }
-            Err(code) => return code,
-        }
-    } else {
-        None
+    let (demo, host) = match target(&args, &program, !args.quiet).await {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    if host.is_none() && program.host.is_none() {
-        eprintln!("error: the plan has no host; pass --host URL or --demo");
-        return super::EXIT_USAGE;
-    }
     let seed = super::seed_or_clock(args.seed);
     let cfg = RunConfig {
         host,
