@@ -151,25 +151,10 @@ async fn run_async(
             return super::EXIT_USAGE;
         }
     }
-    let outputs = report::sinks::Outputs {
-        csv: args.run.csv.clone(),
-        json: args.run.json.clone(),
-        junit: args.run.junit.clone(),
-        html: args.run.html.clone(),
+    let mut sinks = match super::run::start_sinks(&args.run, &program, &profile).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let metrics = args.run.metrics.and_then(|l| l.0);
-    let mut sinks =
-        match report::sinks::Sinks::start(program.clone(), &profile, outputs, metrics).await {
-            Ok(s) => s,
-            Err(report::sinks::StartError::Usage(m)) => {
-                eprintln!("error: {m}");
-                return super::EXIT_USAGE;
-            }
-            Err(report::sinks::StartError::Fatal(m)) => {
-                eprintln!("error: {m}");
-                return super::EXIT_FATAL;
-            }
-        };
     let master = match Master::bind(args.bind, cfg).await {
         Ok(m) => m,
         Err(e) => {

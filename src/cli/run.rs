@@ -183,6 +183,34 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
 
 pub use crate::report::sinks::step_infos;
 
+/// Start the report sinks the flags ask for (files, metrics); an exit code when they
+/// cannot start (bad path: 2, port taken: 3).
+pub async fn start_sinks(
+    args: &Args,
+    program: &Arc<lang::ir::Program>,
+    profile: &LoadProfile,
+) -> Result<report::sinks::Sinks, u8> {
+    let outputs = report::sinks::Outputs {
+        csv: args.csv.clone(),
+        json: args.json.clone(),
+        junit: args.junit.clone(),
+        html: args.html.clone(),
+    };
+    let metrics = args.metrics.and_then(|l| l.0);
+    report::sinks::Sinks::start(program.clone(), profile, outputs, metrics)
+        .await
+        .map_err(|e| match e {
+            report::sinks::StartError::Usage(m) => {
+                eprintln!("error: {m}");
+                super::EXIT_USAGE
+            }
+            report::sinks::StartError::Fatal(m) => {
+                eprintln!("error: {m}");
+                super::EXIT_FATAL
+            }
+        })
+}
+
 /// Where the load goes: the demo target when `--demo` (started here), else `--host`
 /// or the plan's host. Exit code 2 when there is none.
 pub async fn target(
@@ -280,25 +308,10 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         }
         None => None,
     };
-    let outputs = report::sinks::Outputs {
-        csv: args.csv.clone(),
-        json: args.json.clone(),
-        junit: args.junit.clone(),
-        html: args.html.clone(),
+    let mut sinks = match start_sinks(&args, &program, &profile).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let metrics = args.metrics.and_then(|l| l.0);
-    let mut sinks =
-        match report::sinks::Sinks::start(program.clone(), &profile, outputs, metrics).await {
-            Ok(s) => s,
-            Err(report::sinks::StartError::Usage(m)) => {
-                eprintln!("error: {m}");
-                return super::EXIT_USAGE;
-            }
-            Err(report::sinks::StartError::Fatal(m)) => {
-                eprintln!("error: {m}");
-                return super::EXIT_FATAL;
-            }
-        };
     if let Some(addr) = sinks.metrics_addr() {
         if !args.quiet {
             eprintln!("metrics on http://{addr}/metrics");

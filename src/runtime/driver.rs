@@ -254,9 +254,7 @@ pub async fn run_share(
     let timeline: Timeline = Arc::new(Mutex::new(vec![(0.0, 0)]));
     let live = Arc::new(AtomicU64::new(0));
     let mut slots: Vec<Slot> = Vec::new();
-    let mut total = Snapshot::default();
-    let mut history = History::new();
-    let mut last_tick = start;
+    let mut ticker = Ticker::new(agg.clone(), start, planned);
     let mut peak = 0u64;
     let mut interrupted = false;
     let mut manual: Option<Manual> = None;
@@ -290,11 +288,7 @@ pub async fn run_share(
                         since: Instant::now(),
                     });
                 }
-                Command::ResetStats => {
-                    agg.take_delta();
-                    total = Snapshot::default();
-                    history = History::new();
-                }
+                Command::ResetStats => ticker.reset(),
                 Command::SetRate { .. } | Command::Stop | Command::Kill => {}
             }
         }
@@ -343,18 +337,7 @@ pub async fn run_share(
         }
         peak = peak.max(live.load(Ordering::SeqCst));
         agg.set_users(live.load(Ordering::SeqCst));
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            tick(
-                &agg,
-                &mut total,
-                &mut history,
-                start,
-                &mut on_tick,
-                planned,
-                live.load(Ordering::SeqCst),
-            );
-        }
+        ticker.maybe(live.load(Ordering::SeqCst), &mut on_tick);
         if cfg.iterations.is_some()
             && slots.len() as u64 >= local_users.min(target.max(1))
             && slots.iter().all(|s| s.handle.is_finished())
@@ -374,21 +357,13 @@ pub async fn run_share(
     slots.append(&mut retired);
     wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     agg.set_users(0);
-    tick(
-        &agg,
-        &mut total,
-        &mut history,
-        start,
-        &mut on_tick,
-        planned,
-        0,
-    );
+    ticker.now(0, &mut on_tick);
     let elapsed = start.elapsed();
     let peak_by = users_by_scenario(&program, &pattern, (0..started).map(|k| share.id(k)));
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     Ok(RunResult {
-        total,
-        history,
+        total: ticker.total,
+        history: ticker.history,
         elapsed,
         users_timeline,
         users_by_scenario: peak_by,
@@ -412,32 +387,70 @@ fn stop_later(slot: &Slot, grace: Duration) {
     });
 }
 
-pub(super) fn tick(
-    agg: &Aggregator,
-    total: &mut Snapshot,
-    history: &mut History,
+/// The run's statistics over time: every second the aggregator's delta is folded into
+/// the total and the history, and the sinks see it.
+pub(super) struct Ticker {
+    agg: Arc<Aggregator>,
     start: Instant,
-    on_tick: &mut impl FnMut(&Tick),
     planned: Option<Duration>,
-    users: u64,
-) {
-    let delta = agg.take_delta();
-    total.accumulate(&delta);
-    let elapsed = start.elapsed();
-    let interval = history.last().map_or(elapsed, |p| {
-        elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
-    });
-    let point = history
-        .push(elapsed.as_secs_f64(), interval, &delta)
-        .clone();
-    on_tick(&Tick {
-        elapsed,
-        planned,
-        users,
-        total,
-        point: &point,
-        delta: &delta,
-    });
+    last: Instant,
+    pub(super) total: Snapshot,
+    pub(super) history: History,
+}
+
+impl Ticker {
+    pub(super) fn new(agg: Arc<Aggregator>, start: Instant, planned: Option<Duration>) -> Self {
+        Self {
+            agg,
+            start,
+            planned,
+            last: start,
+            total: Snapshot::default(),
+            history: History::new(),
+        }
+    }
+
+    /// A second has passed since the last tick.
+    pub(super) fn due(&self) -> bool {
+        self.last.elapsed() >= Duration::from_secs(1)
+    }
+
+    /// Tick when it is due.
+    pub(super) fn maybe(&mut self, users: u64, on_tick: &mut impl FnMut(&Tick)) {
+        if self.due() {
+            self.now(users, on_tick);
+        }
+    }
+
+    /// Tick now (also the final tick at the end of a run).
+    pub(super) fn now(&mut self, users: u64, on_tick: &mut impl FnMut(&Tick)) {
+        self.last = Instant::now();
+        let delta = self.agg.take_delta();
+        self.total.accumulate(&delta);
+        let elapsed = self.start.elapsed();
+        let interval = self.history.last().map_or(elapsed, |p| {
+            elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
+        });
+        let point = self
+            .history
+            .push(elapsed.as_secs_f64(), interval, &delta)
+            .clone();
+        on_tick(&Tick {
+            elapsed,
+            planned: self.planned,
+            users,
+            total: &self.total,
+            point: &point,
+            delta: &delta,
+        });
+    }
+
+    /// `reset_stats`: start the numbers afresh; the run goes on.
+    pub(super) fn reset(&mut self) {
+        self.agg.take_delta();
+        self.total = Snapshot::default();
+        self.history = History::new();
+    }
 }
 
 #[cfg(test)]

@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{
-    Command, Control, Slot, Tick, Timeline, push_timeline, tick, users_by_scenario, wind_down,
+    Command, Control, Slot, Tick, Ticker, Timeline, push_timeline, users_by_scenario, wind_down,
 };
 use super::schedule;
 use super::user::{Shared, User, mix_seed};
 use super::{RunConfig, RunResult};
 use crate::lang::ir::Program;
-use crate::metrics::{Aggregator, Counter, History, Snapshot};
+use crate::metrics::{Aggregator, Counter};
 use crate::profile::{LoadProfile, Model};
 
 /// What the driver prepared for the run.
@@ -114,10 +114,8 @@ pub async fn run(
     let mut idle: Vec<usize> = Vec::new();
     let live = Arc::new(AtomicU64::new(0));
     let timeline: Timeline = Arc::new(std::sync::Mutex::new(vec![(0.0, 0)]));
-    let mut total = Snapshot::default();
-    let mut history = History::new();
     let start = Instant::now();
-    let mut last_tick = start;
+    let mut ticker = Ticker::new(agg.clone(), start, planned);
     let mut interrupted = false;
     let mut next_at = Some(0.0);
     let mut dispatched = 0u64;
@@ -147,11 +145,7 @@ pub async fn run(
                     next_at = next_arrival(profile, base, poisson, &mut rng, now);
                 }
                 Command::SetUsers { users, .. } => max_users = users,
-                Command::ResetStats => {
-                    agg.take_delta();
-                    total = Snapshot::default();
-                    history = History::new();
-                }
+                Command::ResetStats => ticker.reset(),
                 _ => {}
             }
         }
@@ -203,18 +197,10 @@ pub async fn run(
             }
         }
         agg.set_users(live.load(Ordering::SeqCst));
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
+        if ticker.due() {
+            // The generator's own events (lateness, dropped) belong in this tick.
             gen_rec.flush();
-            tick(
-                &agg,
-                &mut total,
-                &mut history,
-                start,
-                &mut on_tick,
-                planned,
-                live.load(Ordering::SeqCst),
-            );
+            ticker.now(live.load(Ordering::SeqCst), &mut on_tick);
         }
         let wake = match next_at {
             Some(at) => (start + Duration::from_secs_f64(at))
@@ -237,21 +223,13 @@ pub async fn run(
     wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     gen_rec.flush();
     agg.set_users(0);
-    tick(
-        &agg,
-        &mut total,
-        &mut history,
-        start,
-        &mut on_tick,
-        planned,
-        0,
-    );
+    ticker.now(0, &mut on_tick);
     let by = users_by_scenario(&program, &pattern, 0..started);
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let peak = users_timeline.iter().map(|(_, n)| *n).max().unwrap_or(0);
     RunResult {
-        total,
-        history,
+        total: ticker.total,
+        history: ticker.history,
         elapsed: start.elapsed(),
         users_timeline,
         users_by_scenario: by,
