@@ -72,6 +72,16 @@ load-test *args:
     export LOADPLAN_USER="${LOADPLAN_USER:-$(id -u):$(id -g)}"
     token="${LOADPLAN_UI_TOKEN:-loadplan}"
     case "$cmd" in
+        run|ui|stop|status|build)
+            if ! docker compose version >/dev/null 2>&1; then
+                echo "${R}error:${N} \`just load-test $cmd\` needs Docker Compose v2 (\`docker compose\`), which is missing." >&2
+                echo "Install Docker Engine with its compose plugin (Debian 12: Docker's apt repository," >&2
+                echo "  apt-get install docker-ce docker-compose-plugin; see https://docs.docker.com/engine/install/debian/)." >&2
+                exit 1
+            fi
+            ;;
+    esac
+    case "$cmd" in
         run)
             mkdir -p reports
             if [ -n "$observability" ]; then

@@ -260,3 +260,142 @@ fn readme_packaging_commands_parse() {
     }
     assert_eq!(seen, 2, "the master and worker lines");
 }
+
+/// `major.minor.patch` as numbers (missing parts are 0).
+fn version(v: &str) -> (u64, u64, u64) {
+    let mut n = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+    )
+}
+
+/// Cargo.toml's `rust-version` is true: at least the highest `rust-version` of every
+/// package in Cargo.lock (as `cargo metadata --locked --offline` resolves them for this
+/// machine's platform), and the README says the same.
+#[test]
+fn rust_version_covers_every_locked_dependency() {
+    // The `[package]` table's `rust-version = "…"` line (no TOML parser among the
+    // dependencies; the line is simple by convention).
+    let ours = read("Cargo.toml")
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "rust-version").then(|| v.trim().trim_matches('"').to_owned())
+        })
+        .expect("Cargo.toml sets rust-version");
+
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let vv = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    let vv = String::from_utf8_lossy(&vv.stdout);
+    let host = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", host])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let members: Vec<&str> = meta["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let packages = meta["packages"].as_array().expect("packages");
+    assert!(packages.len() > 100, "only {} packages", packages.len());
+    let mut highest: Option<((u64, u64, u64), String)> = None;
+    for p in packages {
+        if members.contains(&p["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        let Some(rv) = p["rust_version"].as_str() else {
+            continue;
+        };
+        let who = format!("{} {} (rust-version {rv})", p["name"], p["version"]);
+        if highest.as_ref().is_none_or(|(h, _)| version(rv) > *h) {
+            highest = Some((version(rv), who));
+        }
+    }
+    let (need, who) = highest.expect("some dependency declares a rust-version");
+    assert!(
+        version(&ours) >= need,
+        "Cargo.toml says rust-version {ours}, but {who} needs more"
+    );
+    let readme = read("README.md");
+    assert!(
+        readme.contains(&format!("Rust {ours}+")),
+        "README must state the minimum Rust as `Rust {ours}+`"
+    );
+}
+
+/// `--help` teaches by example: the top level and every subcommand end with examples
+/// (the first try with `--demo` up front), and every example is a command that parses.
+#[test]
+fn help_shows_examples_that_parse_and_the_demo_first_try() {
+    for args in [&["--help"][..], &["run", "--help"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
+            .args(args)
+            .output()
+            .expect("run loadplan");
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let examples = help
+            .split_once("Examples:")
+            .unwrap_or_else(|| panic!("`loadplan {args:?}` shows no examples:\n{help}"))
+            .1;
+        assert!(
+            examples.contains("loadplan run plans/mixed.kdl --profile smoke --demo"),
+            "`loadplan {args:?}` does not show the first try with --demo:\n{help}"
+        );
+    }
+
+    let mut cmd = loadplan::cli::Cli::command();
+    cmd.build();
+    let mut parsed = 0;
+    let mut helps = vec![(
+        "loadplan".to_owned(),
+        cmd.get_after_help().map(|h| h.to_string()),
+    )];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        helps.push((
+            sub.get_name().to_owned(),
+            sub.get_after_help().map(|h| h.to_string()),
+        ));
+    }
+    for (name, help) in helps {
+        let help = help.unwrap_or_default();
+        assert!(help.starts_with("Examples:\n"), "{name}: no examples");
+        let mut here = 0;
+        for line in help.lines() {
+            let Some(cmd) = line.strip_prefix("  loadplan ") else {
+                continue;
+            };
+            let cmd = cmd.split(" #").next().unwrap_or_default();
+            let args = std::iter::once("loadplan").chain(cmd.split_whitespace());
+            if let Err(e) = loadplan::cli::Cli::try_parse_from(args) {
+                panic!("{name} --help: `{line}` does not parse:\n{e}");
+            }
+            for a in cmd.split_whitespace().filter(|a| a.starts_with("plans/")) {
+                assert!(root().join(a).is_file(), "{name} --help names {a}");
+            }
+            here += 1;
+        }
+        assert!(here >= 2, "{name}: {here} example(s)");
+        parsed += here;
+    }
+    assert!(parsed >= 20, "{parsed} examples");
+}

@@ -28,7 +28,7 @@ const START: &str = r##"send "start" json=#"{"command": "start", "wave_type": "s
 const CONFIGURE: &str = r##"send "configure" json=#"{"command": "configure", "wave_type": "sine", "frequency": 25, "amplitude": 2, "offset": 0}"#"##;
 const STOP: &str = r##"send "stop" json=#"{"command": "stop"}"#"##;
 
-/// The session of target-api.md, step names as in `plans/websocket.kdl`.
+/// The session of docs/demo-target.md, step names as in `plans/websocket.kdl`.
 fn target_api_session() -> String {
     format!(
         r#"ws "/api/oscilloscope/stream" name="connect" timeout="10s" {{

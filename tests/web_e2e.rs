@@ -27,7 +27,7 @@ fn require(what: &str, ok: bool, fix: &str) {
     assert!(
         ok,
         "the browser test needs {what}, which is missing.\nInstall: {fix}\n\
-         (CI: apt-get install -y nodejs npm chromium chromium-driver && npm ci --prefix tests/e2e)"
+         (all at once, as root: bash scripts/setup.sh)"
     );
 }
 
@@ -50,7 +50,7 @@ fn the_ui_starts_watches_changes_stops_and_downloads_in_a_real_browser() {
     require(
         "playwright-core in tests/e2e/node_modules",
         root.join("tests/e2e/node_modules/playwright-core").is_dir(),
-        "npm ci --prefix tests/e2e",
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/e2e",
     );
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadplan"))

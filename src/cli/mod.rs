@@ -1,6 +1,6 @@
 //! The command line: one file per subcommand, dispatched from [`main`].
 //!
-//! Exit codes (DESIGN.md): 0 passed, 1 thresholds or checks failed, 2 plan/usage
+//! Exit codes (README, docs/results.md): 0 passed, 1 thresholds or checks failed, 2 plan/usage
 //! error, 3 fatal runtime error.
 
 pub mod check;
@@ -29,36 +29,115 @@ pub const EXIT_FATAL: u8 = 3;
 #[command(
     name = "loadplan",
     version,
-    about = "Declarative load testing: plans in KDL or YAML, true numbers, clear errors"
+    about = "Declarative load testing: plans in KDL or YAML, true numbers, clear errors",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+// `--help` examples: every line that starts with `  loadplan ` is parsed by a test
+// (tests/packaging_files.rs), so they stay valid commands.
+const EXAMPLES: &str = "\
+Examples:
+  loadplan run plans/mixed.kdl --profile smoke --demo   # first try: the built-in demo target, 30 s
+  loadplan check plans/mixed.kdl                        # check a plan, send nothing
+  loadplan run plans/http.kdl --host http://localhost:8000 -u 10 -t 1m
+  loadplan ui plans/mixed.kdl --demo                    # the web UI on http://127.0.0.1:8089
+
+`loadplan help COMMAND` shows each command's own examples. Plans: grammar/README.md;
+figures and result files: docs/ (in the source repository).";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  loadplan run plans/mixed.kdl --profile smoke --demo   # first try: against the built-in demo target
+  loadplan run plans/http.kdl --host http://localhost:8000 --profile load
+  loadplan run plans/http.kdl --host http://localhost:8000 -u 20 -r 5 -t 2m --seed 1
+  loadplan run plans/http.kdl --demo --arrival-rate 200 --max-users 500   # open model
+  loadplan run plans/mixed.kdl --demo --json out/run.json --csv out/run --junit out/junit.xml --html out/report.html
+
+Exit codes: 0 passed, 1 checks or thresholds failed, 2 plan/usage error, 3 fatal runtime error.";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  loadplan demo                                          # http://127.0.0.1:8000
+  loadplan demo --latency 20ms --error-rate 0.05         # slower, 5 % of REST requests answer 500
+  loadplan demo --bind 127.0.0.1:8000 --rate-limit       # the real server's per-IP limits";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  loadplan check plans/mixed.kdl
+  loadplan check plans/mixed.yaml --profile load";
+
+const GRAPH_EXAMPLES: &str = "\
+Examples:
+  loadplan graph plans/mixed.kdl
+  loadplan graph plans/mixed.kdl --format dot";
+
+const SCHEMA_EXAMPLES: &str = "\
+Examples:
+  loadplan schema plan                                   # for `# yaml-language-server: $schema=…`
+  loadplan schema profile";
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  loadplan compare baseline.json current.json
+  loadplan compare baseline.json current.json --tolerance 10%";
+
+const MASTER_EXAMPLES: &str = "\
+Examples:
+  loadplan master plans/mixed.kdl --profile smoke --demo --expect-workers 2   # try it on one machine
+  loadplan master plans/mixed.kdl --profile stress --expect-workers 2 --bind 0.0.0.0:5557 --secret S";
+
+const WORKER_EXAMPLES: &str = "\
+Examples:
+  loadplan worker                                        # the master on 127.0.0.1:5557
+  loadplan worker --master 10.0.0.5:5557 --secret S";
+
+const UI_EXAMPLES: &str = "\
+Examples:
+  loadplan ui plans/mixed.kdl --demo                     # first try: http://127.0.0.1:8089
+  loadplan ui plans/mixed.kdl --profile load --host http://localhost:8000";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  loadplan completions bash                              # source <(loadplan completions bash)
+  loadplan completions zsh";
+
 #[derive(Subcommand, Debug)]
 // Parsed once at startup: the size of `run`'s arguments does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a plan: generate load, show progress, print a summary.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(run::Args),
     /// Serve the built-in demo target (a stand-in for the Durable Code backend).
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(demo::Args),
     /// Check a plan (and a profile) without sending any request.
+    #[command(after_help = CHECK_EXAMPLES)]
     Check(check::Args),
     /// Print the compiled step graph of a plan.
+    #[command(after_help = GRAPH_EXAMPLES)]
     Graph(graph::Args),
     /// Print the JSON Schema of YAML plans or profiles.
+    #[command(after_help = SCHEMA_EXAMPLES)]
     Schema(schema::Args),
     /// Compare two `run --json` results; exit 1 on a regression beyond the tolerance.
+    #[command(after_help = COMPARE_EXAMPLES)]
     Compare(compare::Args),
     /// Drive a distributed run: wait for workers, hand out users, merge their numbers.
+    #[command(after_help = MASTER_EXAMPLES)]
     Master(master::Args),
     /// Join a master's distributed run and generate this worker's share of the load.
+    #[command(after_help = WORKER_EXAMPLES)]
     Worker(worker::Args),
     /// Serve the web UI (http://127.0.0.1:8089) and start runs from the browser.
+    #[command(after_help = UI_EXAMPLES)]
     Ui(ui::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(completions::Args),
 }
 

@@ -1,5 +1,5 @@
 //! The built-in demo target: an in-process stand-in for the Durable Code backend that the
-//! bundled plans exercise (`target-api.md`), served by `loadplan demo` and started on a free port
+//! bundled plans exercise (`docs/demo-target.md`), served by `loadplan demo` and started on a free port
 //! by `run --demo` and by tests.
 //!
 //! It reproduces the real API's routes, response shapes, validation errors, per-IP limits and

@@ -44,7 +44,7 @@ const fn route(
 
 pub(crate) const STREAM_PATH: &str = "/api/oscilloscope/stream";
 
-/// Every route the demo serves, with the limits of target-api.md.
+/// Every route the demo serves, with the limits of docs/demo-target.md.
 pub(crate) const ROUTES: &[RouteSpec] = &[
     route("GET", "/", "GET /", Some(30)),
     route("GET", "/health", "GET /health", Some(60)),

@@ -38,7 +38,7 @@ pub const BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// The default listen address (DESIGN.md: metrics on 9646, opt-in).
+/// The default listen address (metrics on 9646, opt-in).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9646";
 
 /// What `--metrics` / `LOADPLAN_METRICS` asked for: `None` is off.
