@@ -78,10 +78,26 @@ fn dockerfile_is_multi_stage_non_root_with_ports_and_entrypoint() {
     }
 }
 
+/// The container's args (strings) of a pod template.
+fn container_args(doc: &Value) -> Vec<String> {
+    doc["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("container args")
+        .iter()
+        .map(|a| a.as_str().expect("args are strings").to_owned())
+        .collect()
+}
+
 #[test]
 fn kubernetes_manifests_parse_and_their_plan_checks() {
     let mut kinds = Vec::new();
-    for file in ["configmap.yml", "secret.yml", "master.yml", "worker.yml"] {
+    for file in [
+        "configmap.yml",
+        "secret.yml",
+        "service.yml",
+        "master.yml",
+        "worker.yml",
+    ] {
         for doc in yaml_docs(&format!("examples/kubernetes/{file}")) {
             kinds.push(format!(
                 "{}/{}",
@@ -95,31 +111,24 @@ fn kubernetes_manifests_parse_and_their_plan_checks() {
         kinds,
         [
             "ConfigMap/loadplan-plan",
-            "Deployment/loadplan-master",
-            "Deployment/loadplan-worker",
+            "Job/loadplan-master",
+            "Job/loadplan-worker",
             "Secret/loadplan",
             "Service/loadplan-master",
         ]
     );
     let kustomize = &yaml_docs("examples/kubernetes/kustomization.yml")[0];
-    assert_eq!(kustomize["resources"].as_array().map(Vec::len), Some(4));
+    assert_eq!(kustomize["resources"].as_array().map(Vec::len), Some(5));
 
     let master = &yaml_docs("examples/kubernetes/master.yml")[0];
-    let args: Vec<&str> = master["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("master args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = container_args(master);
     let worker = &yaml_docs("examples/kubernetes/worker.yml")[0];
-    let replicas = worker["spec"]["replicas"].as_u64().expect("replicas");
+    let n = worker["spec"]["parallelism"].as_u64().expect("parallelism");
     let expect = args
         .iter()
-        .position(|a| *a == "--expect-workers")
-        .map(|i| args[i + 1]);
-    assert_eq!(expect, Some(replicas.to_string().as_str()), "{args:?}");
-    let wargs = worker["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
-    assert!(wargs.contains("loadplan-master:5557"), "{wargs}");
+        .position(|a| a == "--expect-workers")
+        .map(|i| args[i + 1].clone());
+    assert_eq!(expect, Some(n.to_string()), "{args:?}");
 
     // The master's command line parses, and its plan and profile check.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,6 +142,9 @@ fn kubernetes_manifests_parse_and_their_plan_checks() {
         .collect();
     loadplan::cli::Cli::try_parse_from(std::iter::once("loadplan".to_owned()).chain(local))
         .expect("the master's args parse");
+    let wargs = container_args(worker);
+    loadplan::cli::Cli::try_parse_from(std::iter::once("loadplan".to_owned()).chain(wargs))
+        .expect("the workers' args parse");
     let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
         .arg("check")
         .arg(dir.path().join("plan.kdl"))
@@ -146,6 +158,67 @@ fn kubernetes_manifests_parse_and_their_plan_checks() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The master Job's container command (a small sh wrapper around `loadplan "$@"`) played
+/// locally with `run` against the demo target: the exit code is loadplan's verdict, and
+/// the result JSON is printed to the log between marker lines.
+#[test]
+fn kubernetes_master_wrapper_prints_the_result_and_exits_with_the_verdict() {
+    let master = &yaml_docs("examples/kubernetes/master.yml")[0];
+    let command = master["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .expect("the master's command");
+    assert_eq!(command[0], "/bin/sh");
+    assert_eq!(command[1], "-c");
+    let script = command[2].as_str().expect("the script");
+    assert_eq!(command[3], "loadplan", "$0 of the script");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_loadplan"), bin.join("loadplan"))
+        .expect("symlink");
+    let results = dir.path().join("results");
+    std::fs::create_dir(&results).expect("mkdir");
+    let script = script.replace("/results/", &format!("{}/", results.display()));
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let plan = dir.path().join("t.kdl");
+    let play = |plan_text: &str| {
+        std::fs::write(&plan, plan_text).expect("write the plan");
+        let _ = std::fs::remove_file(results.join("result.json"));
+        let out = Command::new("/bin/sh")
+            .args(["-c", &script, "loadplan", "run"])
+            .arg(&plan)
+            .args(["--demo", "-u", "2", "-t", "2s", "--seed", "1", "--json"])
+            .arg(results.join("result.json"))
+            .env("PATH", &path)
+            .env_remove("LOADPLAN_HOST")
+            .output()
+            .expect("run sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let json = stdout
+            .split_once("----- BEGIN loadplan result.json -----\n")
+            .and_then(|(_, rest)| rest.split_once("\n----- END loadplan result.json -----"))
+            .map(|(json, _)| json.to_owned())
+            .unwrap_or_else(|| panic!("no result JSON in the log:\n{stdout}"));
+        let json: Value = serde_json::from_str(&json).expect("the logged result is JSON");
+        (out.status.code(), json)
+    };
+    let (code, json) = play(
+        "plan \"ok\"\nscenario \"s\" weight=1 {\n    think between=\"50ms\" and=\"100ms\"\n    http GET \"/health\" { check status=200; }\n}\n",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(json["passed"], true);
+    let (code, json) = play(
+        "plan \"failing\"\nscenario \"s\" weight=1 {\n    think between=\"50ms\" and=\"100ms\"\n    http GET \"/no/such/page\" { check status=200; }\n}\n",
+    );
+    assert_eq!(code, Some(1), "a failed check is verdict 1");
+    assert_eq!(json["passed"], false);
 }
 
 #[test]
@@ -398,4 +471,58 @@ fn help_shows_examples_that_parse_and_the_demo_first_try() {
         parsed += here;
     }
     assert!(parsed >= 20, "{parsed} examples");
+}
+
+/// Docker Compose has the Job semantics too: the master's exit code is the verdict and
+/// ends the stack (`up --exit-code-from master`, as the justfile's distributed run does);
+/// nothing restarts after a run, and the workers follow the master.
+#[test]
+fn compose_master_exit_code_is_the_verdict_and_nothing_restarts() {
+    let compose = &yaml_docs("docker-compose.yml")[0];
+    let services = &compose["services"];
+    for name in ["master", "worker"] {
+        assert_eq!(
+            services[name]["restart"], "no",
+            "{name}: a finished run must not start again"
+        );
+    }
+    assert_eq!(
+        services["worker"]["depends_on"],
+        serde_json::json!(["master"])
+    );
+    let master_cmd = services["master"]["command"]
+        .as_str()
+        .expect("master command");
+    for want in [
+        "master plans/",
+        "--expect-workers ${WORKERS:-1}",
+        "--json reports/result.json",
+        "--junit reports/junit.xml",
+    ] {
+        assert!(master_cmd.contains(want), "`{want}` missing: {master_cmd}");
+    }
+    let worker_cmd = services["worker"]["command"]
+        .as_str()
+        .expect("worker command");
+    assert!(
+        worker_cmd.starts_with("worker --master master:5557"),
+        "{worker_cmd}"
+    );
+
+    // The distributed run of the justfile and the file's own usage line end the stack
+    // with the master's exit code.
+    let justfile = read("justfile");
+    assert!(
+        justfile.contains(
+            "up --scale \"worker=$workers\" --abort-on-container-exit --exit-code-from master master worker"
+        ),
+        "the justfile's distributed run"
+    );
+    let text = read("docker-compose.yml");
+    assert!(
+        text.lines().any(|l| l.starts_with('#')
+            && l.contains("docker compose up")
+            && l.contains("--exit-code-from master")),
+        "docker-compose.yml documents `up --exit-code-from master`"
+    );
 }

@@ -530,3 +530,166 @@ fn completions_load_in_bash_and_cover_the_subcommands() {
         .expect("run loadplan");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+// ------------------------------------------------------------------- Kubernetes manifests
+
+/// `kubectl kustomize examples/kubernetes` renders; the objects validate offline against
+/// the Kubernetes 1.33 schemas (PyPI's kubernetes-validate, strict: no unknown fields);
+/// the master is a one-pod Job and the workers an Indexed Job reaching it through a
+/// headless Service, both never retried, with a deadline and a TTL.
+#[test]
+fn kubernetes_kustomization_renders_validates_and_runs_as_jobs() {
+    let kubectl = require(
+        "kubectl",
+        "see https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (or bash scripts/setup.sh)",
+    );
+    let validate = require(
+        "kubernetes-validate",
+        "pip install kubernetes-validate (or bash scripts/setup.sh)",
+    );
+    let out = Command::new(kubectl)
+        .current_dir(root())
+        .args(["kustomize", "examples/kubernetes"])
+        .output()
+        .expect("run kubectl");
+    assert!(out.status.success(), "kubectl kustomize\n{}", text(&out));
+    let rendered = String::from_utf8(out.stdout).expect("utf-8");
+    let file = tempfile::Builder::new()
+        .suffix(".yaml")
+        .tempfile()
+        .expect("tempfile");
+    std::fs::write(file.path(), &rendered).expect("write");
+    let out = Command::new(validate)
+        .args(["--kubernetes-version", "1.33.0", "--strict"])
+        .arg(file.path())
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(out.status.success(), "kubernetes-validate\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("passed for resource").count(),
+        5,
+        "every object validated:\n{stdout}"
+    );
+
+    let docs: Vec<serde_json::Value> = rendered
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str(d).expect("rendered YAML"))
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name} in:\n{rendered}"))
+    };
+    let mut kinds: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap/loadplan-plan",
+            "Job/loadplan-master",
+            "Job/loadplan-worker",
+            "Secret/loadplan",
+            "Service/loadplan-master",
+        ]
+    );
+
+    let svc = find("Service", "loadplan-master");
+    assert_eq!(svc["spec"]["clusterIP"], "None", "a headless Service");
+    let master = find("Job", "loadplan-master");
+    let worker = find("Job", "loadplan-worker");
+    for sel in svc["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(
+            &master["spec"]["template"]["metadata"]["labels"][sel.0], sel.1,
+            "the Service selects the master pod"
+        );
+    }
+
+    for (job, container) in [(master, "master"), (worker, "worker")] {
+        let spec = &job["spec"];
+        assert_eq!(spec["backoffLimit"], 0, "{container}: never retried");
+        assert!(
+            spec["activeDeadlineSeconds"]
+                .as_u64()
+                .is_some_and(|s| s > 0),
+            "{container}: a deadline"
+        );
+        assert!(
+            spec["ttlSecondsAfterFinished"].as_u64().is_some(),
+            "{container}: a TTL"
+        );
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+        let rules = spec["podFailurePolicy"]["rules"]
+            .as_array()
+            .expect("a podFailurePolicy");
+        assert!(
+            rules.iter().all(|r| r["action"] == "FailJob"),
+            "{container}: failures fail the Job: {rules:?}"
+        );
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["onPodConditions"][0]["type"] == "DisruptionTarget"),
+            "{container}: an evicted pod is reported, not replaced"
+        );
+        assert_eq!(
+            spec["template"]["spec"]["containers"][0]["name"], container,
+            "the podFailurePolicy names this container"
+        );
+    }
+    // The master: one pod; every failing verdict (non-zero exit) fails the Job at once.
+    assert_eq!(master["spec"]["completions"], 1);
+    assert_eq!(master["spec"]["parallelism"], 1);
+    for job in [master, worker] {
+        let codes = &job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"];
+        assert_eq!(codes["operator"], "NotIn");
+        assert_eq!(codes["values"], serde_json::json!([0]));
+    }
+    // The workers: Indexed, N = parallelism = completions = the master's --expect-workers.
+    assert_eq!(worker["spec"]["completionMode"], "Indexed");
+    let n = worker["spec"]["completions"].as_u64().expect("completions");
+    assert_eq!(worker["spec"]["parallelism"].as_u64(), Some(n));
+    let margs: Vec<&str> = master["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let expect = margs
+        .iter()
+        .position(|a| *a == "--expect-workers")
+        .map(|i| margs[i + 1]);
+    assert_eq!(expect, Some(n.to_string().as_str()), "{margs:?}");
+    // Workers find the master through the Service, by environment (same image everywhere).
+    let env = worker["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    let master_addr = env
+        .iter()
+        .find(|e| e["name"] == "LOADPLAN_MASTER")
+        .and_then(|e| e["value"].as_str())
+        .expect("LOADPLAN_MASTER");
+    let svc_port = svc["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "workers")
+        .and_then(|p| p["port"].as_u64())
+        .expect("the workers' port");
+    assert_eq!(master_addr, format!("loadplan-master:{svc_port}"));
+    assert!(
+        margs.contains(&format!("0.0.0.0:{svc_port}").as_str()),
+        "{margs:?}"
+    );
+    // Results: JSON (and JUnit, HTML) written by the master.
+    assert!(margs.contains(&"--json"), "{margs:?}");
+}

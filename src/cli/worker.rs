@@ -18,8 +18,9 @@ pub struct Args {
     /// The shared secret the master expects.
     #[arg(long, env = "LOADPLAN_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// This worker's name in the master's output (default: host name and process id).
-    #[arg(long)]
+    /// This worker's name in the master's output (default: `worker-N` in a Kubernetes
+    /// Indexed Job, from JOB_COMPLETION_INDEX; else host name and process id).
+    #[arg(long, env = "LOADPLAN_WORKER_NAME")]
     pub name: Option<String>,
     /// Keep trying to reach the master this long.
     #[arg(long, value_parser = parse_duration_str, default_value = "30s")]
@@ -30,6 +31,13 @@ pub struct Args {
 }
 
 fn default_name() -> String {
+    // A Kubernetes Indexed Job gives each pod its index (examples/kubernetes/worker.yml).
+    if let Some(index) = std::env::var("JOB_COMPLETION_INDEX")
+        .ok()
+        .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return format!("worker-{index}");
+    }
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
