@@ -4,10 +4,20 @@
 //! message, a labelled [`Span`] in a named [`Source`], and usually a help line. Passes
 //! collect all their diagnostics before failing ([`Diagnostics`]). Rendering goes
 //! through miette so users see `file:line:col`, the source line and the label.
+//!
+//! Invariants of rendering ([`Excerpt`]): miette sees only the few lines around the span,
+//! never the whole file; a line longer than [`MAX_SNIPPET_COLS`] characters is shown as a
+//! window of that many characters around the span, marked with `…`; control characters
+//! (C0, DEL, C1, a lone CR) in the snippet, message, label and help are shown as their
+//! visible Unicode pictures (`␛`, `␀`, …) or `�`, so a binary or hostile file can neither
+//! flood the terminal nor drive it. Messages are cut to [`MAX_MESSAGE_CHARS`] characters.
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 
 use crate::source::{Source, Span};
 
@@ -180,9 +190,11 @@ impl Diagnostic {
     }
 
     fn render_with(&self, theme: GraphicalTheme, width: usize) -> String {
+        let excerpt = Excerpt::new(self.source.name(), self.source.text(), self.span);
         let report = Rendered {
             diag: self,
-            named: NamedSource::new(self.source.name(), self.source.text().to_string()),
+            span: excerpt.span,
+            excerpt,
         };
         let mut out = String::new();
         let handler = GraphicalReportHandler::new_themed(theme)
@@ -197,7 +209,206 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} [{}]", self.location(), self.message, self.code)
+        write!(
+            f,
+            "{}: {} [{}]",
+            visible(&self.location()),
+            visible(&self.message),
+            self.code
+        )
+    }
+}
+
+/// Longest snippet line shown, in characters (longer lines are windowed around the span).
+pub const MAX_SNIPPET_COLS: usize = 160;
+/// Longest message, label or help shown, in characters (cut with `…`).
+pub const MAX_MESSAGE_CHARS: usize = 400;
+/// Lines of a multi-line span shown at most (a longer span is labelled on its first line).
+const MAX_SPAN_LINES: usize = 8;
+
+/// `text` with control characters replaced by visible ones and cut to
+/// [`MAX_MESSAGE_CHARS`] characters.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS * 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        out.push(if c == '\n' || c == '\t' {
+            c
+        } else {
+            picture(c)
+        });
+    }
+    out
+}
+
+/// A visible stand-in for a control character (the character itself otherwise).
+fn picture(c: char) -> char {
+    match c {
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        '\u{80}'..='\u{9f}' => '\u{fffd}',
+        _ => c,
+    }
+}
+
+fn needs_picture(c: char) -> bool {
+    c != '\t' && picture(c) != c
+}
+
+/// The lines around a span, as miette is given them: a copy of those lines (windowed and
+/// made visible when needed; see the module docs) that reports the original line numbers.
+struct Excerpt {
+    name: String,
+    text: String,
+    /// The span in `text`'s coordinates.
+    span: Span,
+    /// 0-based line of `text`'s first line in the original.
+    first_line: usize,
+    /// The original 0-based line and byte column of the span's start (the snippet header).
+    start: (usize, usize),
+}
+
+impl Excerpt {
+    /// Lines kept on each side of the span (miette shows one).
+    const MARGIN: usize = 2;
+
+    fn new(name: &str, text: &str, span: Span) -> Excerpt {
+        let span = char_span(text, span);
+        let line_start = |at: usize| text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = |at: usize| text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let start_ls = line_start(span.offset);
+        let mut end = span.end();
+        // A span over many lines is labelled on its first line only.
+        if text[span.offset..end].matches('\n').count() >= MAX_SPAN_LINES {
+            end = line_end(span.offset).max(span.offset);
+        }
+        let end_le = line_end(end);
+        let mut from = start_ls;
+        for _ in 0..Self::MARGIN {
+            if from == 0 {
+                break;
+            }
+            from = line_start(from - 1);
+        }
+        let mut to = end_le;
+        for _ in 0..Self::MARGIN {
+            if to >= text.len() {
+                break;
+            }
+            to = line_end(to + 1);
+        }
+        let to = if to < text.len() { to + 1 } else { to };
+        let region = &text[from..to];
+        let first_line = text[..from].matches('\n').count();
+        let start = (
+            first_line + text[from..span.offset].matches('\n').count(),
+            span.offset - start_ls,
+        );
+        let clean = region.split('\n').all(|l| {
+            l.len() <= MAX_SNIPPET_COLS && !l.trim_end_matches('\r').chars().any(needs_picture)
+        });
+        if clean {
+            return Excerpt {
+                name: visible(name),
+                text: region.to_string(),
+                span: Span::new(span.offset - from, end - span.offset),
+                first_line,
+                start,
+            };
+        }
+        // One column window for the long lines, placed so the span's start is visible.
+        let col = text[start_ls..span.offset].chars().count();
+        let w0 = if col + 40 <= MAX_SNIPPET_COLS {
+            0
+        } else {
+            col - 40
+        };
+        let mut out = String::new();
+        let (mut a, mut b) = (None, None);
+        let mut at = from;
+        for line in region.split_inclusive('\n') {
+            let body = line.strip_suffix('\n').unwrap_or(line);
+            let body = body.strip_suffix('\r').unwrap_or(body);
+            // The window's byte range in `body`, found without collecting the line.
+            // Short lines are shown whole; long ones from the window (moved left when the
+            // line ends before the window would).
+            let chars = body.chars().count();
+            let lo = byte_at_in(body, w0.min(chars.saturating_sub(MAX_SNIPPET_COLS)));
+            let hi = lo + byte_at_in(&body[lo..], MAX_SNIPPET_COLS);
+            if lo > 0 {
+                out.push('…');
+            }
+            let shown = &body[lo..hi];
+            // Offsets inside the window map to their character; those before or after it
+            // to the window's edges.
+            let out_at = out.len();
+            let map = |o: usize| -> usize {
+                let mut n = out_at;
+                for (i, c) in shown.char_indices() {
+                    if at + lo + i >= o {
+                        break;
+                    }
+                    n += picture(c).len_utf8();
+                }
+                n
+            };
+            let line_end_orig = at + line.len();
+            if a.is_none() && span.offset < line_end_orig {
+                a = Some(map(span.offset));
+            }
+            if b.is_none() && end <= line_end_orig {
+                b = Some(map(end));
+            }
+            out.extend(shown.chars().map(picture));
+            if hi < body.len() {
+                out.push('…');
+            }
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+            at = line_end_orig;
+        }
+        let a = a.unwrap_or(out.len());
+        let b = b.unwrap_or(out.len()).max(a);
+        Excerpt {
+            name: visible(name),
+            text: out,
+            span: Span::new(a, b - a),
+            first_line,
+            start,
+        }
+    }
+}
+
+/// The byte offset of the `n`th character of `s` (its length when shorter).
+fn byte_at_in(s: &str, n: usize) -> usize {
+    s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        let (line, column) = if span.offset() == self.span.offset && before == 0 && after == 0 {
+            self.start
+        } else {
+            (inner.line() + self.first_line, inner.column())
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            line,
+            column,
+            inner.line_count(),
+        )))
     }
 }
 
@@ -205,7 +416,9 @@ impl fmt::Display for Diagnostic {
 /// location in the message, so that `file:line:col` is visible even without a snippet.
 struct Rendered<'a> {
     diag: &'a Diagnostic,
-    named: NamedSource<String>,
+    excerpt: Excerpt,
+    /// The label's span in the excerpt.
+    span: Span,
 }
 
 impl fmt::Debug for Rendered<'_> {
@@ -216,7 +429,12 @@ impl fmt::Debug for Rendered<'_> {
 
 impl fmt::Display for Rendered<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.diag.location(), self.diag.message)
+        write!(
+            f,
+            "{}: {}",
+            visible(&self.diag.location()),
+            visible(&self.diag.message)
+        )
     }
 }
 
@@ -231,18 +449,17 @@ impl miette::Diagnostic for Rendered<'_> {
         self.diag
             .help
             .as_ref()
-            .map(|h| Box::new(h.clone()) as Box<dyn fmt::Display>)
+            .map(|h| Box::new(visible(h)) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.named)
+        Some(&self.excerpt)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = char_span(self.diag.source.text(), self.diag.span);
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.diag.label.clone()),
-            span,
+            Some(visible(&self.diag.label)),
+            self.span,
         ))))
     }
 }
@@ -358,5 +575,68 @@ mod tests {
         }
         assert_eq!(char_span("aé", Span::new(2, 0)), Span::new(1, 2));
         assert_eq!(char_span("aéb", Span::new(1, 1)), Span::new(1, 2));
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        let text = format!(
+            "first\n{}HERE{}\nlast\n",
+            "a".repeat(100_000),
+            "b".repeat(100_000)
+        );
+        let at = text.find("HERE").expect("marker");
+        let source = Source::new("p.kdl", text.as_str());
+        let d = Diagnostic::new(Code::Syntax, &source, Span::new(at, 4), "m");
+        let out = d.render_plain();
+        assert!(out.len() < 2_000, "{} bytes", out.len());
+        assert!(out.contains("HERE"), "{out}");
+        assert!(out.contains("…"), "{out}");
+        assert!(out.contains("[p.kdl:2:100001]"), "{out}");
+        assert!(out.contains("first") && out.contains("last"), "{out}");
+        for line in out.lines() {
+            assert!(line.chars().count() <= MAX_SNIPPET_COLS + 20, "{line}");
+        }
+        // The label sits under the span.
+        let shown = out.lines().find(|l| l.contains("HERE")).expect("line");
+        let under = out
+            .lines()
+            .skip_while(|l| !l.contains("HERE"))
+            .nth(1)
+            .expect("label line");
+        let col = shown.chars().position(|c| c == 'H').expect("H");
+        assert_eq!(under.chars().nth(col), Some('─'), "{out}");
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_pictures() {
+        let source = Source::new("p\u{1b}.kdl", "a \u{1b}[31mb\u{0}\r c\u{9b}d\n");
+        let d = Diagnostic::new(Code::Syntax, &source, Span::new(2, 1), "bad \u{1b}[2J")
+            .label("x\u{7}")
+            .help("h\u{7f}");
+        let out = d.render_plain();
+        assert!(
+            !out.chars()
+                .any(|c| (c < ' ' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c)),
+            "{out:?}"
+        );
+        assert!(
+            out.contains('␛') && out.contains('␀') && out.contains('␇'),
+            "{out}"
+        );
+        let one_line = d.to_string();
+        assert!(!one_line.contains('\u{1b}'), "{one_line:?}");
+    }
+
+    #[test]
+    fn short_lines_render_exactly_as_the_whole_file_would() {
+        let text = "a\nb\nscenario \"s\" {\n    htp GET \"/\"\n}\nc\nd\n";
+        let at = text.find("htp").expect("htp");
+        let source = Source::new("p.kdl", text);
+        let d = Diagnostic::new(Code::UnknownNode, &source, Span::new(at, 3), "m");
+        let out = d.render_plain();
+        assert!(out.contains("[p.kdl:4:5]"), "{out}");
+        assert!(out.contains(" 4 │     htp GET"), "{out}");
+        assert!(out.contains(" 3 │ scenario"), "{out}");
+        assert!(out.contains(" 5 │ }"), "{out}");
     }
 }

@@ -5,6 +5,10 @@
 
 use std::sync::Arc;
 
+/// The largest plan or profile file read (8 MiB): larger ones are an `io::read` diagnostic.
+/// See `grammar/README.md` ("Limits").
+pub const MAX_SOURCE_BYTES: usize = 8 << 20;
+
 /// A byte range `offset .. offset + len` in a source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {

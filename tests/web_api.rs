@@ -494,3 +494,92 @@ fn the_cli_exits_2_on_a_public_bind_without_a_token() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Lines of a system file the test can read (none when it cannot: then only the status is
+/// checked for it).
+fn file_lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 4)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_reads_only_profile_names_and_files_in_the_plan_folder_and_never_echoes_them() {
+    let ui = Ui::start(None).await;
+    let dir = ui._dir.path().to_path_buf();
+    // A symlink inside the plan folder pointing outside it is outside.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("evil.yml")).expect("symlink");
+    for name in [
+        "/etc/passwd",
+        "/etc/shadow",
+        "../../../../../../etc/passwd",
+        "/etc/hostname",
+        "evil.yml",
+    ] {
+        let (code, body) = ui.post("/api/start", json!({ "profile": name })).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{name}: {body}");
+        let error = body["error"].as_str().expect("an error message");
+        let target = if name == "evil.yml" {
+            "/etc/passwd"
+        } else {
+            name
+        };
+        for line in file_lines(target.trim_start_matches("../../../../../..")) {
+            assert!(
+                !error.contains(&line),
+                "{name}: the error quotes the file ({line:?}): {error}"
+            );
+        }
+        assert!(error.contains("profile"), "{error}");
+    }
+    assert_eq!(ui.state().await["status"], "idle");
+    // A profile file in the plan's folder is read; its mistakes are named by position.
+    std::fs::write(dir.join("bad.yml"), "users: many\n").expect("write");
+    let (code, body) = ui.post("/api/start", json!({ "profile": "bad.yml" })).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad.yml:1:")),
+        "{body}"
+    );
+    std::fs::write(
+        dir.join("mine.yml"),
+        "name: mine\nusers: 1\nspawn_rate: 5\nduration: 30s\n",
+    )
+    .expect("write");
+    let (code, body) = ui
+        .post("/api/start", json!({ "profile": "mine.yml" }))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let (code, _) = ui.post("/api/stop", json!({})).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    ui.wait_status("stopped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_accepts_only_http_and_https_hosts() {
+    let ui = Ui::start(None).await;
+    for host in [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/",
+        "data:text/plain,hi",
+        "unix:/var/run/docker.sock",
+        "http://",
+    ] {
+        let (code, body) = ui.post("/api/start", json!({ "host": host })).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{host}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("host")),
+            "{body}"
+        );
+    }
+    assert_eq!(ui.state().await["status"], "idle");
+}

@@ -67,7 +67,30 @@ struct SnapshotOut<'a> {
     gaps: &'a [Gap],
 }
 
+/// A master reachable beyond this machine needs a secret (as the UI needs a token); the
+/// message is for people, the caller exits 2.
+pub fn check_bind(bind: SocketAddr, secret: Option<&str>) -> Result<(), String> {
+    let loopback = match bind.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+        }
+    };
+    if !loopback && secret.is_none_or(|s| s.trim().is_empty()) {
+        return Err(format!(
+            "--bind {bind} is reachable beyond this machine: anyone who can reach it could join \
+             as a worker and receive the plan. Set a secret with --secret SECRET or \
+             LOADPLAN_SECRET (the same on every worker), or bind to 127.0.0.1"
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> u8 {
+    if let Err(message) = check_bind(args.bind, args.secret.as_deref()) {
+        eprintln!("error: {message}");
+        return super::EXIT_USAGE;
+    }
     let (source, program) = match lang::load_plan(&args.run.plan) {
         Ok(p) => p,
         Err(d) => {
@@ -168,9 +191,6 @@ async fn run_async(
             eprintln!("error: {e}");
             return super::EXIT_FATAL;
         }
-    }
-    if args.secret.as_deref().unwrap_or_default().is_empty() && !args.bind.ip().is_loopback() {
-        eprintln!("warning: no --secret: any worker that can reach this address may join");
     }
     if !quiet {
         eprintln!("waiting for {} workers", args.expect_workers);

@@ -2,7 +2,11 @@
 //!
 //! A session checks the handshake (protocol version, then the shared secret) before the
 //! coordinator ever hears of the worker, so a refused peer costs nothing but a
-//! `refused` frame with the reason. After that it only relays: frames from the worker
+//! `refused` frame with the reason. Until the secret is checked only a `hello` is decoded
+//! ([`protocol::decode_hello`]: two strings from a frame of at most
+//! [`protocol::MAX_HELLO_BYTES`]); at most [`MAX_HANDSHAKES`] handshakes are pending at once;
+//! every message is capped at [`protocol::MAX_MESSAGE_BYTES`] (a larger one ends that
+//! connection with the reason logged, and the master keeps serving). After that it only relays: frames from the worker
 //! become [`Event::Message`]s, messages from the coordinator become frames, and the end
 //! of the connection (closed, reset, undecodable) becomes one [`Event::Closed`]. When
 //! the coordinator drops its sender the session closes the socket.
@@ -19,7 +23,11 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::protocol::{self, DecodeError, Message, VERSION};
+use super::protocol::{self, HelloError, MAX_MESSAGE_BYTES, Message, VERSION};
+
+/// Handshakes (connections before their `hello` is checked) served at once; more are
+/// refused, so unauthenticated peers hold at most this many message buffers.
+pub(super) const MAX_HANDSHAKES: usize = 8;
 
 /// What sessions tell the coordinator.
 pub(super) enum Event {
@@ -49,6 +57,18 @@ pub(super) enum Event {
 pub(super) struct Hub {
     pub secret: String,
     pub events: mpsc::Sender<Event>,
+    /// Permits for pending handshakes ([`MAX_HANDSHAKES`]).
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+}
+
+impl Hub {
+    pub fn new(secret: String, events: mpsc::Sender<Event>) -> Hub {
+        Hub {
+            secret,
+            events,
+            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES)),
+        }
+    }
 }
 
 /// The router serving workers at `/dist` (and `/`).
@@ -64,7 +84,9 @@ async fn upgrade(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(socket, hub, peer))
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(socket, hub, peer))
 }
 
 async fn send(socket: &mut WebSocket, m: &Message) -> bool {
@@ -89,52 +111,64 @@ async fn refuse(mut socket: WebSocket, hub: &Hub, peer: SocketAddr, reason: Stri
     hub.events.send(Event::Refused { peer, reason }).await.ok();
 }
 
-/// The first text frame, within the handshake's time limit.
-async fn first_text(socket: &mut WebSocket) -> Option<String> {
+/// The first text frame, within the handshake's time limit; `Err` with the reason when
+/// the connection failed (e.g. a message over the size limit).
+async fn first_text(socket: &mut WebSocket) -> Result<Option<String>, String> {
     let wait = async {
         // Bounded by the timeout around it; control frames are skipped.
         loop {
             match socket.next().await {
-                Some(Ok(Frame::Text(t))) => return Some(t.as_str().to_string()),
-                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(Frame::Text(t))) => return Ok(Some(t.as_str().to_string())),
+                Some(Ok(Frame::Binary(b))) => {
+                    return Err(format!(
+                        "a binary frame of {} bytes instead of `hello`",
+                        b.len()
+                    ));
+                }
+                Some(Ok(Frame::Close(_))) | None => return Ok(None),
+                Some(Err(e)) => return Err(format!("the connection failed: {e}")),
                 Some(Ok(_)) => {}
             }
         }
     };
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .ok()
-        .flatten()
+        .unwrap_or(Ok(None))
+}
+
+/// Reads and checks the `hello`: the worker's name, or the reason it is refused.
+async fn handshake(socket: &mut WebSocket, hub: &Hub) -> Result<Option<String>, String> {
+    let Some(text) = first_text(socket).await? else {
+        return Ok(None);
+    };
+    match protocol::decode_hello(&text) {
+        Ok(hello) => {
+            if protocol::secrets_match(&hub.secret, &hello.secret) {
+                Ok(Some(hello.name))
+            } else if hello.secret.is_empty() {
+                Err("this master requires a secret (--secret or LOADPLAN_SECRET)".into())
+            } else {
+                Err("wrong secret".into())
+            }
+        }
+        Err(HelloError::Version { theirs }) => Err(format!(
+            "protocol version mismatch: the master speaks version {VERSION}, the worker {theirs}; run the same loadplan version on both sides"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn session(mut socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
-    let Some(text) = first_text(&mut socket).await else {
-        return;
+    let Ok(permit) = Arc::clone(&hub.handshakes).try_acquire_owned() else {
+        let reason = format!("more than {MAX_HANDSHAKES} handshakes pending");
+        return refuse(socket, &hub, peer, reason).await;
     };
-    let name = match protocol::decode(&text) {
-        Ok(Message::Hello { secret, name }) => {
-            if !protocol::secrets_match(&hub.secret, &secret) {
-                let reason = if secret.is_empty() {
-                    "this master requires a secret (--secret or LOADPLAN_SECRET)".to_string()
-                } else {
-                    "wrong secret".to_string()
-                };
-                return refuse(socket, &hub, peer, reason).await;
-            }
-            name
-        }
-        Ok(other) => {
-            let reason = format!("expected `hello`, got {other:?}");
-            return refuse(socket, &hub, peer, reason).await;
-        }
-        Err(DecodeError::Version { theirs }) => {
-            let reason = format!(
-                "protocol version mismatch: the master speaks version {VERSION}, the worker {theirs}; run the same loadplan version on both sides"
-            );
-            return refuse(socket, &hub, peer, reason).await;
-        }
-        Err(e) => return refuse(socket, &hub, peer, e.to_string()).await,
+    let name = match handshake(&mut socket, &hub).await {
+        Ok(Some(name)) => name,
+        Ok(None) => return,
+        Err(reason) => return refuse(socket, &hub, peer, reason).await,
     };
+    drop(permit);
     let (tx, mut rx) = mpsc::channel::<Message>(256);
     let (reply, answer) = oneshot::channel();
     let joined = Event::Joined {

@@ -187,10 +187,7 @@ impl Master {
         mut on_tick: impl FnMut(&Tick),
     ) -> Outcome {
         let (events_tx, mut events) = mpsc::channel::<Event>(1024);
-        let hub = Arc::new(Hub {
-            secret: self.cfg.secret.clone(),
-            events: events_tx,
-        });
+        let hub = Arc::new(Hub::new(self.cfg.secret.clone(), events_tx));
         let app = hub::router(hub).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move { axum::serve(self.listener, app).await });
         let mut c = Coordinator {

@@ -24,6 +24,15 @@ use crate::runtime::driver::Share;
 /// The protocol version; peers with another version are refused.
 pub const VERSION: u32 = 1;
 
+/// The largest WebSocket message (and frame) either side accepts: larger ones end the
+/// connection with a logged reason. A delta holds at most two histograms per step, each
+/// under ~80 KiB as base64 (see [`crate::metrics::hist`]), so this leaves room for plans of
+/// a hundred steps with the widest histograms, and for the 8 MiB plan size limit.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// The largest first frame (`hello`) the master reads before the secret is checked.
+pub const MAX_HELLO_BYTES: usize = 64 << 10;
+
 /// A named source text (a plan or profile file) as the master read it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceFile {
@@ -232,6 +241,69 @@ pub fn decode(text: &str) -> Result<Message, DecodeError> {
         .map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
+/// The first frame of a session, decoded as nothing but a `hello`: two strings, with
+/// every other field skipped unread, so an unauthenticated peer's frame never reaches the
+/// snapshot or histogram decoders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub secret: String,
+    pub name: String,
+}
+
+/// Why a first frame is not a usable `hello`.
+#[derive(Debug, thiserror::Error)]
+pub enum HelloError {
+    #[error("hello frame of {0} bytes is over the {MAX_HELLO_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error(
+        "protocol version mismatch: the peer speaks version {theirs}, this is version {VERSION}"
+    )]
+    Version { theirs: u64 },
+    #[error("expected `hello`, got `{0}`")]
+    NotHello(String),
+    #[error("malformed hello: {0}")]
+    Malformed(String),
+}
+
+/// Decodes a session's first frame as a `hello` only (see [`Hello`]). The size is checked
+/// before parsing, then the version, then the type.
+pub fn decode_hello(text: &str) -> Result<Hello, HelloError> {
+    #[derive(Deserialize)]
+    struct Frame {
+        version: Option<u64>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        secret: Option<String>,
+        name: Option<String>,
+    }
+    if text.len() > MAX_HELLO_BYTES {
+        return Err(HelloError::TooLarge(text.len()));
+    }
+    // Unknown fields (e.g. a `snapshot`) are skipped by serde without being decoded.
+    let frame: Frame =
+        serde_json::from_str(text).map_err(|e| HelloError::Malformed(e.to_string()))?;
+    let theirs = frame
+        .version
+        .ok_or_else(|| HelloError::Malformed("no `version` field".into()))?;
+    if theirs != u64::from(VERSION) {
+        return Err(HelloError::Version { theirs });
+    }
+    match frame.kind.as_deref() {
+        Some("hello") => {}
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(HelloError::NotHello(shown.escape_debug().to_string()));
+        }
+        None => return Err(HelloError::Malformed("no `type` field".into())),
+    }
+    Ok(Hello {
+        secret: frame.secret.unwrap_or_default(),
+        name: frame
+            .name
+            .ok_or_else(|| HelloError::Malformed("no `name` field".into()))?,
+    })
+}
+
 /// Compares secrets without an early exit on the first differing byte.
 pub fn secrets_match(expected: &str, given: &str) -> bool {
     let (a, b) = (expected.as_bytes(), given.as_bytes());
@@ -275,6 +347,40 @@ mod tests {
         assert!(matches!(
             decode(r#"{"type":"bye"}"#),
             Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_first_frame_is_read_as_a_hello_only() {
+        let hello = encode(&Message::Hello {
+            secret: "s".into(),
+            name: "w1".into(),
+        });
+        assert_eq!(
+            decode_hello(&hello).expect("a hello"),
+            Hello {
+                secret: "s".into(),
+                name: "w1".into()
+            }
+        );
+        // A delta whose histogram would be refused by the full decoder is not even read.
+        let forged =
+            r#"{"version":1,"type":"delta","assignment":0,"snapshot":{"lateness":"HIST"}}"#;
+        assert!(matches!(
+            decode_hello(forged),
+            Err(HelloError::NotHello(kind)) if kind == "delta"
+        ));
+        assert!(matches!(
+            decode_hello(r#"{"version":9,"type":"hello"}"#),
+            Err(HelloError::Version { theirs: 9 })
+        ));
+        assert!(matches!(
+            decode_hello(&" ".repeat(MAX_HELLO_BYTES + 1)),
+            Err(HelloError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode_hello("[1,2]"),
+            Err(HelloError::Malformed(_))
         ));
     }
 

@@ -105,7 +105,7 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostics> {
         );
         d
     };
-    let bytes = std::fs::read(path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         fail(
             &Source::new(name.clone(), ""),
             Span::new(0, 0),
@@ -113,7 +113,28 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostics> {
             "here",
             "check the path",
         )
-    })?;
+    };
+    // Read at most one byte past the limit, whatever the file claims (a pipe, /dev/zero).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(crate::source::MAX_SOURCE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(cannot)?;
+    if bytes.len() > crate::source::MAX_SOURCE_BYTES {
+        return Err(fail(
+            &Source::new(name.clone(), ""),
+            Span::new(0, 0),
+            format!(
+                "{name} is larger than the {} MiB limit for a plan or profile",
+                crate::source::MAX_SOURCE_BYTES >> 20
+            ),
+            "too large",
+            "split the plan, or move large data into a feeder file",
+        ));
+    }
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source::new(name, text)),
         Err(e) => {

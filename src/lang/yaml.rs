@@ -125,10 +125,23 @@ fn error_text(e: &serde_saphyr::Error) -> String {
     }
 }
 
+/// The parser's limits. serde-saphyr's defaults count nodes and events (250k / 1M), which
+/// refuses flat plans past ~18k steps; here the count limits follow the input size limit
+/// ([`MAX_SOURCE_BYTES`](crate::source::MAX_SOURCE_BYTES): every node takes at least two
+/// bytes) and only the nesting depth stays a fixed limit.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(crate::source::MAX_SOURCE_BYTES / 2);
+    budget.max_events = budget.max_events.max(crate::source::MAX_SOURCE_BYTES);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 /// Parse YAML text into spanned values, mapping a syntax error to a diagnostic in
 /// plain words (a tab, a duplicate key, a bracket left open, …).
 pub fn parse_value(source: &Source, code: Code) -> Result<Spanned<Yaml>, Diagnostics> {
-    serde_saphyr::from_str::<Spanned<Yaml>>(source.text()).map_err(|e| {
+    serde_saphyr::from_str_with_options::<Spanned<Yaml>>(source.text(), options()).map_err(|e| {
         let mut span = error_span(source, &e);
         let text = error_text(&e);
         if text.contains("tab") {
@@ -179,13 +192,20 @@ fn explain(code: Code, text: &str) -> (Code, String, &'static str, String) {
             "opened here",
             "close every `{` with `}` and every `[` with `]`",
         )
-    } else if text.contains("budget breached") {
+    } else if text.contains("budget breached: Depth") || text.contains("recursion limit") {
         return (
             code,
             "the document is nested too deeply".into(),
             "too deep",
             "a plan never needs this much nesting; look for a runaway bracket or indentation"
                 .into(),
+        );
+    } else if let Some(what) = text.split_once("budget breached: ").map(|(_, w)| w) {
+        return (
+            code,
+            format!("the document is too large for the YAML reader ({what})"),
+            "limit reached here",
+            "split the plan; see \"Limits\" in grammar/README.md".into(),
         );
     } else if text.contains("did not find expected key")
         || text.contains("mapping values are not allowed")
@@ -209,7 +229,7 @@ pub fn from_str<T: serde::de::DeserializeOwned>(
     source: &Source,
     code: Code,
 ) -> Result<T, Diagnostics> {
-    serde_saphyr::from_str::<T>(source.text()).map_err(|e| {
+    serde_saphyr::from_str_with_options::<T>(source.text(), options()).map_err(|e| {
         let mut diags = Diagnostics::new();
         diags.push(
             Diagnostic::new(code, source, error_span(source, &e), error_text(&e))

@@ -10,8 +10,10 @@
 //!   (auto-resize) only up to the largest value seen, so many steps × many shards stay cheap.
 //! - Serde form: hdrhistogram's V2 encoding (uncompressed), as base64 text in human-readable
 //!   formats (JSON) and raw bytes otherwise; the empty histogram is the empty string/bytes.
-//!   Decoding rejects headers this module would never write, so a peer cannot make us allocate
-//!   an arbitrary histogram.
+//!   Decoding rejects headers this module would never write (another cookie or resolution, a
+//!   range above [`MAX_ACCEPTED_HIGH`], a payload length other than the bytes present), so a peer
+//!   cannot make us allocate an arbitrary histogram: a decoded histogram's counts are bounded by
+//!   [`MAX_DECODED_COUNTS`] whatever the input.
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer as HdrDeserializer, Serializer as _, V2Serializer};
@@ -30,6 +32,9 @@ const V2_HEADER_LEN: usize = 40;
 /// Headers claiming a larger highest trackable value are rejected on decode (our own histograms
 /// stop growing just above `MAX_US`, well under 2^33).
 const MAX_ACCEPTED_HIGH: u64 = 1 << 36;
+/// The most counts (buckets) a decoded histogram can hold: the size of a 3-digit histogram
+/// tracking up to [`MAX_ACCEPTED_HIGH`] (≈ 27k counts, ≈ 216 KiB).
+pub const MAX_DECODED_COUNTS: usize = 28 * 1024;
 
 /// A lazily allocated µs latency histogram. See the module docs.
 #[derive(Clone, Default)]
@@ -100,6 +105,23 @@ impl Latency {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Counts (buckets) allocated: the memory this histogram holds is 8 bytes per count.
+    pub fn allocated_counts(&self) -> usize {
+        self.hist.as_deref().map_or(0, Histogram::distinct_values)
+    }
+
+    /// hdrhistogram's V2 (uncompressed) bytes, as the serde form carries them (empty when
+    /// nothing was recorded).
+    pub fn encode_v2(&self) -> Result<Vec<u8>, String> {
+        self.to_v2_bytes()
+    }
+
+    /// Decodes hdrhistogram's V2 (uncompressed) bytes, as the serde form carries them, with the
+    /// header checks of the module docs (for peers' data and fuzzing).
+    pub fn decode_v2(bytes: &[u8]) -> Result<Self, String> {
+        Self::from_v2_bytes(bytes)
     }
 
     /// Value at quantile `q` in `0.0..=1.0` (upper bound of its bucket, within 0.1 %); 0 when
@@ -195,11 +217,65 @@ fn check_v2_header(bytes: &[u8]) -> Result<(), String> {
     if u32_at(0) != V2_COOKIE {
         return Err("not an uncompressed V2 histogram".into());
     }
+    // hdrhistogram sizes its payload buffer from this field before reading: a header
+    // claiming more than the bytes that follow must not reach it (a 40-byte header could
+    // otherwise ask for 4 GiB).
+    let payload = u32_at(4) as usize;
+    if payload != bytes.len() - V2_HEADER_LEN {
+        return Err(format!(
+            "histogram payload length {payload} does not match the {} bytes that follow its header",
+            bytes.len() - V2_HEADER_LEN
+        ));
+    }
+    check_v2_payload(&bytes[V2_HEADER_LEN..])?;
     let (sigfig, low, high) = (u32_at(12), u64_at(16), u64_at(24));
     if sigfig != u32::from(SIGFIG) || low != 1 || !(2..=MAX_ACCEPTED_HIGH).contains(&high) {
         return Err(format!(
             "unexpected histogram shape (sigfig {sigfig}, low {low}, high {high})"
         ));
+    }
+    Ok(())
+}
+
+/// Largest total count accepted in a decoded histogram (far above any run, far below
+/// where sums of counts could overflow).
+const MAX_DECODED_TOTAL: u64 = 1 << 62;
+
+/// Walks the V2 payload (zig-zag LEB128 numbers: a count, or minus a run of zeros) and
+/// rejects what hdrhistogram's decoder would overflow on (`-i64::MIN`, a total past
+/// [`MAX_DECODED_TOTAL`]) or a number cut short.
+fn check_v2_payload(payload: &[u8]) -> Result<(), String> {
+    let mut at = 0;
+    let mut total: u64 = 0;
+    while at < payload.len() {
+        // LEB128-64b9B: up to 8 bytes of 7 bits, then a 9th byte of 8 bits.
+        let mut value: u64 = 0;
+        let mut i = 0;
+        loop {
+            let b = *payload
+                .get(at + i)
+                .ok_or("histogram payload ends inside a number")?;
+            if i == 8 {
+                value |= u64::from(b) << 56;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+            i += 1;
+        }
+        at += i + 1;
+        let n = ((value >> 1) as i64) ^ -((value & 1) as i64);
+        if n == i64::MIN {
+            return Err("histogram payload holds an impossible run of zeros".into());
+        }
+        if n > 0 {
+            total = total
+                .checked_add(n as u64)
+                .filter(|&t| t <= MAX_DECODED_TOTAL)
+                .ok_or("histogram counts are impossibly large")?;
+        }
     }
     Ok(())
 }
@@ -476,6 +552,62 @@ mod tests {
         let mut bytes = l.to_v2_bytes().expect("v2");
         bytes[12..16].copy_from_slice(&5u32.to_be_bytes());
         assert!(Latency::from_v2_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_payload_is_refused_before_allocating() {
+        let mut l = Latency::new();
+        l.record(10);
+        let good = l.to_v2_bytes().expect("v2");
+        for claim in [1u32 << 30, u32::MAX, good.len() as u32] {
+            let mut bytes = good.clone();
+            bytes[4..8].copy_from_slice(&claim.to_be_bytes());
+            let err = Latency::from_v2_bytes(&bytes).expect_err("refused");
+            assert!(err.contains("payload length"), "{err}");
+        }
+        // A bare 40-byte header claiming 1 GiB.
+        let mut header = good[..V2_HEADER_LEN].to_vec();
+        header[4..8].copy_from_slice(&(1u32 << 30).to_be_bytes());
+        assert!(Latency::from_v2_bytes(&header).is_err());
+    }
+
+    #[test]
+    fn payload_numbers_that_would_overflow_the_decoder_are_refused() {
+        let mut l = Latency::new();
+        l.record(10);
+        let good = l.to_v2_bytes().expect("v2");
+        let with_payload = |payload: &[u8]| {
+            let mut b = good[..V2_HEADER_LEN].to_vec();
+            b[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+            b.extend_from_slice(payload);
+            b
+        };
+        // zig-zag of u64::MAX is i64::MIN: negating it overflows.
+        assert!(Latency::from_v2_bytes(&with_payload(&[0xff; 9])).is_err());
+        // A number cut short.
+        assert!(Latency::from_v2_bytes(&with_payload(&[0x80])).is_err());
+        // Two counts summing past the bound.
+        let big = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let mut twice = big.to_vec();
+        twice.extend_from_slice(&big);
+        assert!(Latency::from_v2_bytes(&with_payload(&twice)).is_err());
+        // The real payload passes the check.
+        assert!(check_v2_payload(&good[V2_HEADER_LEN..]).is_ok());
+    }
+
+    #[test]
+    fn the_widest_accepted_header_stays_within_the_decoded_bound() {
+        let mut l = Latency::new();
+        l.record(10);
+        let mut bytes = l.to_v2_bytes().expect("v2");
+        bytes[24..32].copy_from_slice(&MAX_ACCEPTED_HIGH.to_be_bytes());
+        let wide = Latency::from_v2_bytes(&bytes).expect("accepted");
+        assert_eq!(wide.len(), 1);
+        assert!(wide.allocated_counts() <= MAX_DECODED_COUNTS);
+        assert!(wide.allocated_counts() > MAX_DECODED_COUNTS / 2);
+        let mut full = Latency::new();
+        full.record(MAX_US);
+        assert!(full.allocated_counts() <= MAX_DECODED_COUNTS);
     }
 
     #[test]

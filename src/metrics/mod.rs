@@ -42,7 +42,7 @@ mod snapshot;
 mod summary;
 
 pub use event::{Counter, ErrorKind, Event, StepId};
-pub use hist::{Latency, MAX_US};
+pub use hist::{Latency, MAX_DECODED_COUNTS, MAX_US};
 pub use local::{Aggregator, FLUSH_EVENTS, FLUSH_INTERVAL, FlushPolicy, Recorder};
 pub use snapshot::{
     ErrorKey, History, HistoryPoint, IterationCounts, MAX_MESSAGE_LEN, MAX_MESSAGES_PER_KIND,

@@ -6,8 +6,13 @@
 //! Invariants: a start is refused while a run is in progress; a bad profile name or value is
 //! refused before anything starts (HTTP 400 with the reason); the run's [`Control`] is the
 //! hub's, so stop/users/rate/reset from the UI reach the driver through `Control::send`.
+//!
+//! Trust: a request names a profile ([`Launcher::profile_source`]) by a preset or
+//! `profiles/` name, or as a `.yml`/`.yaml` file inside the plan's folder; nothing else is
+//! read, and a refusal never quotes a file (a profile's own diagnostics list only
+//! `file:line:col`, the message and the code). The host must be an `http`/`https` URL.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use crate::profile::{self, LoadProfile, Model};
 use crate::report::thresholds::Watch;
 use crate::runtime::driver::Tick;
 use crate::runtime::{RunConfig, driver};
+use crate::source::Source;
 
 /// The body of `POST /api/start`; every field is optional (the defaults are the command
 /// line's profile and host).
@@ -48,6 +54,23 @@ pub enum DurationField {
     Text(String),
 }
 
+/// Largest profile file read for a request.
+const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Reads a profile file found by [`Launcher::profile_source`]; errors name the request,
+/// never the file's content.
+fn read_profile(file: &Path, shown: &str) -> Result<Source, Refusal> {
+    let unreadable = || Refusal::Invalid(format!("profile `{shown}` cannot be read as a profile"));
+    let len = std::fs::metadata(file).map_err(|_| unreadable())?.len();
+    if len > MAX_PROFILE_BYTES {
+        return Err(Refusal::Invalid(format!(
+            "profile `{shown}` is larger than {MAX_PROFILE_BYTES} bytes"
+        )));
+    }
+    let text = std::fs::read_to_string(file).map_err(|_| unreadable())?;
+    Ok(Source::new(file.display().to_string(), text))
+}
+
 /// What `loadplan ui` knows before any run: the plan and the command line's defaults.
 pub struct Launcher {
     pub plan_path: PathBuf,
@@ -69,23 +92,92 @@ impl Launcher {
         names
     }
 
+    /// The source of the profile a request names: a preset or `profiles/` name, or a
+    /// `.yml`/`.yaml` file inside the plan's folder (see the module docs). The command
+    /// line's own profile is trusted as `loadplan run` trusts it.
+    pub fn profile_source(&self, requested: Option<&str>) -> Result<Option<Source>, Refusal> {
+        let plan_dir = self.plan_path.parent();
+        let Some(name) = requested.filter(|s| !s.is_empty()) else {
+            return match self.profile.as_deref() {
+                Some(name) => profile::locate(name, plan_dir)
+                    .map(Some)
+                    .ok_or_else(|| Refusal::Invalid(format!("no profile `{name}`"))),
+                None => Ok(None),
+            };
+        };
+        let shown = crate::diag::visible(&name.chars().take(200).collect::<String>());
+        let is_name = !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.ends_with(".yml")
+            && !name.ends_with(".yaml");
+        if is_name {
+            // Only `profiles/NAME.yml` next to the plan (or its parent) and the presets.
+            let mut candidates = Vec::new();
+            if let Some(dir) = plan_dir {
+                candidates.push(dir.join("profiles"));
+                if let Some(parent) = dir.parent() {
+                    candidates.push(parent.join("profiles"));
+                }
+            }
+            for folder in candidates {
+                let file = folder.join(format!("{name}.yml"));
+                if file.is_file() {
+                    return read_profile(&file, &shown).map(Some);
+                }
+            }
+            return profile::PRESETS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, text)| Some(Source::new(format!("<builtin>/profiles/{n}.yml"), *text)))
+                .ok_or_else(|| {
+                    Refusal::Invalid(format!(
+                        "no profile `{shown}` (not in profiles/, not a preset: smoke, load, stress, soak)"
+                    ))
+                });
+        }
+        let outside = || {
+            Refusal::Invalid(format!(
+                "profile `{shown}` is not a profile name or a .yml/.yaml file inside the plan's folder"
+            ))
+        };
+        let dir = plan_dir
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .ok_or_else(outside)?;
+        let path = Path::new(name);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        };
+        let (Ok(root), Ok(file)) = (dir.canonicalize(), path.canonicalize()) else {
+            return Err(outside());
+        };
+        let yaml = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "yml" || e == "yaml");
+        if !yaml || !file.starts_with(&root) || !file.is_file() {
+            return Err(outside());
+        }
+        read_profile(&file, &shown).map(Some)
+    }
+
     /// Resolves the request into a profile (see the module docs).
     pub fn resolve(&self, hub: &Hub, req: &StartRequest) -> Result<LoadProfile, Refusal> {
-        let mut p = match req
-            .profile
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .or(self.profile.as_deref())
-        {
-            Some(name) => {
-                let src = profile::locate(name, self.plan_path.parent()).ok_or_else(|| {
-                    Refusal::Invalid(format!(
-                        "no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-                    ))
-                })?;
-                profile::parse(&src, Some(hub.program()))
-                    .map_err(|d| Refusal::Invalid(d.render_plain()))?
-            }
+        let mut p = match self.profile_source(req.profile.as_deref())? {
+            Some(src) => profile::parse(&src, Some(hub.program())).map_err(|d| {
+                // The diagnostics' one-line form: no snippet of the file.
+                let lines: Vec<String> = d.into_sorted().iter().map(ToString::to_string).collect();
+                Refusal::Invalid(lines.join("\n"))
+            })?,
             None => LoadProfile::closed(1, 1.0, None),
         };
         let positive = |what: &str, v: f64| {
@@ -158,7 +250,16 @@ impl Launcher {
             ));
         }
         if let Some(h) = &host {
-            url::Url::parse(h).map_err(|e| Refusal::Invalid(format!("host `{h}`: {e}")))?;
+            let shown = crate::diag::visible(&h.chars().take(200).collect::<String>());
+            match url::Url::parse(h) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                Ok(_) => {
+                    return Err(Refusal::Invalid(format!(
+                        "host `{shown}`: only http:// and https:// URLs with a host name are accepted"
+                    )));
+                }
+                Err(e) => return Err(Refusal::Invalid(format!("host `{shown}`: {e}"))),
+            }
         }
         let seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
