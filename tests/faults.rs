@@ -126,6 +126,7 @@ fn run_with(plan: &str, host: &str, args: &[&str], nofile: Option<u32>) -> Outco
         std::thread::sleep(Duration::from_millis(20));
     };
     let stderr = reader.join().expect("stderr reader");
+    eprintln!("loadplan {args:?}: peak RSS {peak} KiB, exit {status:?}");
     let text = std::fs::read_to_string(&json_path)
         .unwrap_or_else(|e| panic!("no --json file ({e}); exit {status:?}; stderr:\n{stderr}"));
     let json = serde_json::from_str(&text).expect("the --json file parses");

@@ -263,9 +263,7 @@ fn io_failure(e: &std::io::Error, what: &str) -> Failure {
 }
 
 /// The first I/O error in an error's chain of causes.
-pub fn io_source<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a std::io::Error> {
+pub fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
     let mut src = Some(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -374,8 +372,7 @@ async fn exchange(
                 // A kept-alive connection the server closed meanwhile: retry once, fresh,
                 // unless the server may have received a non-idempotent request.
                 let retry = attempt == 0
-                    && (unsent
-                        || (reused && idempotent(method) && failure.0 == ErrorKind::Reset));
+                    && (unsent || (reused && idempotent(method) && failure.0 == ErrorKind::Reset));
                 if retry {
                     continue;
                 }
@@ -530,7 +527,12 @@ mod tests {
 
     #[test]
     fn local_shortages_are_local_and_resets_are_reset() {
-        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::EADDRNOTAVAIL] {
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ] {
             let e = std::io::Error::from_raw_os_error(errno);
             assert_eq!(io_kind(&e), Some(ErrorKind::Local), "{e}");
         }

@@ -49,7 +49,9 @@ pub fn client(
     cookies: bool,
     tls: Option<&rustls::ClientConfig>,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    builder(program, insecure, tls).cookie_store(cookies).build()
+    builder(program, insecure, tls)
+        .cookie_store(cookies)
+        .build()
 }
 
 /// A client for one user whose cookies live in `jar` (shared with the user's direct
@@ -109,9 +111,9 @@ pub fn sockets_per_user(program: &Program) -> u64 {
                     Some(_) => {}
                     None => *unnamed = true,
                 },
-                Step::Group { steps, .. } | Step::Repeat { steps, .. } | Step::Pick { steps, .. } => {
-                    walk(steps, named, unnamed)
-                }
+                Step::Group { steps, .. }
+                | Step::Repeat { steps, .. }
+                | Step::Pick { steps, .. } => walk(steps, named, unnamed),
                 Step::If {
                     then, otherwise, ..
                 } => {

@@ -70,7 +70,7 @@ pub struct FaultServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-const CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 impl FaultServer {
     /// Bind `127.0.0.1:0` and serve `fault` until dropped.
@@ -278,7 +278,9 @@ async fn serve(mut stream: TcpStream, fault: Fault, c: &Counts) -> std::io::Resu
             }
             Fault::Body(len) => {
                 stream
-                    .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").as_bytes())
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").as_bytes(),
+                    )
                     .await?;
                 write_body(&mut stream, len).await?;
             }
