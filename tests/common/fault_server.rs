@@ -5,13 +5,18 @@
 //!
 //! Bodies are written from one static buffer: a 200 MB or endless body costs the
 //! server no memory. A reset is a close with `SO_LINGER` 0 (the kernel sends RST).
+//!
+//! [`FaultServer::start_tls`] serves the same faults over TLS with the self-signed
+//! certificate in `tests/common/tls/` (for `localhost` and `127.0.0.1`, valid until
+//! 2126; clients use `--insecure`), so the general (reqwest) path meets them too. A
+//! plain server counts a TLS ClientHello it receives in [`FaultServer::tls_hellos`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the server does with each connection.
@@ -58,6 +63,7 @@ struct Counts {
     connections: AtomicU64,
     requests: AtomicU64,
     posts: AtomicU64,
+    tls_hellos: AtomicU64,
     heads: std::sync::Mutex<Vec<String>>,
     redirect_to: std::sync::Mutex<String>,
 }
@@ -75,6 +81,29 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 impl FaultServer {
     /// Bind `127.0.0.1:0` and serve `fault` until dropped.
     pub fn start(fault: Fault) -> FaultServer {
+        Self::spawn(fault, None)
+    }
+
+    /// Like [`start`](Self::start), over TLS (HTTP/1.1).
+    pub fn start_tls(fault: Fault) -> FaultServer {
+        let cert = rustls::pki_types::CertificateDer::from(include_bytes!("tls/cert.der").to_vec());
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(include_bytes!("tls/key.der").to_vec().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("test certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::spawn(
+            fault,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn spawn(fault: Fault, tls: Option<tokio_rustls::TlsAcceptor>) -> FaultServer {
         let counts = Arc::new(Counts::default());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -97,8 +126,15 @@ impl FaultServer {
                         };
                         c.connections.fetch_add(1, Ordering::SeqCst);
                         let c = c.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            let _ = serve(stream, fault, &c).await;
+                            let _ = match tls {
+                                None => serve(stream, fault, &c).await,
+                                Some(acceptor) => match acceptor.accept(stream).await {
+                                    Ok(s) => serve(s, fault, &c).await,
+                                    Err(e) => Err(e),
+                                },
+                            };
                         });
                     }
                 };
@@ -124,6 +160,16 @@ impl FaultServer {
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT` (for [`start_tls`](Self::start_tls)).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// TLS ClientHellos received by a plain server (a client that wanted TLS).
+    pub fn tls_hellos(&self) -> u64 {
+        self.counts.tls_hellos.load(Ordering::SeqCst)
     }
 
     /// `ws://127.0.0.1:PORT`
@@ -168,12 +214,34 @@ impl Drop for FaultServer {
     }
 }
 
+/// A connection the server talks on: plain TCP or TLS over TCP.
+pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Wire for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
 /// Reads one request (head and `Content-Length` body); `None` at EOF.
-async fn read_request(stream: &mut TcpStream, c: &Counts) -> std::io::Result<Option<String>> {
+async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Option<String>> {
     let mut head = Vec::with_capacity(1024);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if stream.read(&mut byte).await? == 0 {
+            return Ok(None);
+        }
+        if head.is_empty() && byte[0] == 0x16 {
+            // A TLS handshake record: this client wanted https.
+            c.tls_hellos.fetch_add(1, Ordering::SeqCst);
             return Ok(None);
         }
         head.push(byte[0]);
@@ -209,12 +277,12 @@ async fn read_request(stream: &mut TcpStream, c: &Counts) -> std::io::Result<Opt
     Ok(Some(text))
 }
 
-fn reset(stream: TcpStream) {
-    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+fn reset<S: Wire>(stream: S) {
+    let _ = socket2::SockRef::from(stream.tcp()).set_linger(Some(Duration::ZERO));
     drop(stream);
 }
 
-async fn write_body(stream: &mut TcpStream, mut len: u64) -> std::io::Result<()> {
+async fn write_body<S: Wire>(stream: &mut S, mut len: u64) -> std::io::Result<()> {
     while len > 0 {
         let n = usize::try_from(len.min(CHUNK.len() as u64)).expect("small");
         stream.write_all(&CHUNK[..n]).await?;
@@ -225,7 +293,7 @@ async fn write_body(stream: &mut TcpStream, mut len: u64) -> std::io::Result<()>
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
-async fn serve(mut stream: TcpStream, fault: Fault, c: &Counts) -> std::io::Result<()> {
+async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {
     match fault {
         Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => return ws(stream, fault).await,
         _ => {}
@@ -341,7 +409,7 @@ async fn serve(mut stream: TcpStream, fault: Fault, c: &Counts) -> std::io::Resu
     Ok(())
 }
 
-async fn ws(stream: TcpStream, fault: Fault) -> std::io::Result<()> {
+async fn ws<S: Wire>(stream: S, fault: Fault) -> std::io::Result<()> {
     let mut ws = tokio_tungstenite::accept_async(stream)
         .await
         .map_err(std::io::Error::other)?;
