@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{
     AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
-    SET_COOKIE, WWW_AUTHENTICATE,
+    SET_COOKIE, USER_AGENT, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -355,6 +355,13 @@ async fn exchange(
         *req.headers_mut() = headers.clone();
         req.headers_mut()
             .insert(HOST, fc.conns[i].host_header.clone());
+        // The default User-Agent (reqwest's client sets the same one).
+        if !headers.contains_key(USER_AGENT) {
+            req.headers_mut().insert(
+                USER_AGENT,
+                HeaderValue::from_static(crate::runtime::http::USER_AGENT),
+            );
+        }
         if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
             req.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -491,9 +491,6 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
             .map_err(|_| format!("bad value for header {k}: {value:?}"))?;
         headers.insert(name, value);
     }
-    headers
-        .entry(http::header::USER_AGENT)
-        .or_insert(http::HeaderValue::from_static(USER_AGENT));
     let mut content_type = |ct: &'static str| {
         headers
             .entry(http::header::CONTENT_TYPE)
