@@ -496,15 +496,18 @@ fn over_tls_a_body_over_max_body_fails_with_body() {
 }
 
 #[test]
-fn over_tls_resets_at_every_phase_are_reset() {
-    for fault in [
-        Fault::ResetBeforeResponse,
-        Fault::ResetMidHeaders,
-        Fault::ResetMidBody,
+fn over_tls_every_fault_has_the_same_kind_as_over_plain_http() {
+    for (fault, kind) in [
+        (Fault::Silent, "timeout"),
+        (Fault::SlowDrip(Duration::from_millis(100)), "timeout"),
+        (Fault::Garbage, "body"),
+        (Fault::ResetBeforeResponse, "reset"),
+        (Fault::ResetMidHeaders, "reset"),
+        (Fault::ResetMidBody, "reset"),
     ] {
         let server = FaultServer::start_tls(fault);
         let out = run(
-            r#"plan "p" { timeout "2s"; }
+            r#"plan "p" { timeout "1s"; }
             scenario "s" { http GET "/x" }"#,
             &server.https_url(),
             &["-u", "2", "--iterations", "2", "--insecure"],
@@ -512,7 +515,7 @@ fn over_tls_resets_at_every_phase_are_reset() {
         assert_eq!(out.aggregated("count"), 4, "{fault:?}");
         assert_eq!(
             out.kinds(),
-            BTreeMap::from([("reset".to_string(), 4)]),
+            BTreeMap::from([(kind.to_string(), 4)]),
             "{fault:?}: {}",
             out.json["errors"]
         );
