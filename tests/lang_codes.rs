@@ -187,6 +187,24 @@ fn bad_value_points_at_the_value() {
 }
 
 #[test]
+fn bad_size_points_at_the_size() {
+    expect(
+        "p.kdl",
+        "plan \"p\" { max-body \"16mib\"; }\nscenario \"s\" {\n    http GET \"/\" max-body=\"1 parsec\"\n}\n",
+        Code::BadValue,
+        "\"16mib\"",
+        0,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, max-body: 12XB }\n",
+        Code::BadValue,
+        "12XB",
+        0,
+    );
+}
+
+#[test]
 fn bad_weight_points_at_the_weight() {
     expect(
         "p.kdl",

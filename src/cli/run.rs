@@ -273,6 +273,19 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         Ok(t) => t,
         Err(code) => return code,
     };
+    // Too low a `ulimit -n` for the users: say so before connects fail with `local`.
+    let peak_users = match profile.model {
+        Model::Closed { users, .. } => profile
+            .stages
+            .iter()
+            .map(|s| s.target.max(0.0).ceil() as u64)
+            .fold(users, u64::max),
+        Model::Open { max_users, .. } => max_users,
+    };
+    let fds = crate::runtime::http::soft_nofile();
+    if let Some(w) = crate::runtime::http::nofile_warning(&program, peak_users, fds) {
+        eprintln!("warning: {w}");
+    }
     let seed = super::seed_or_clock(args.seed);
     let cfg = RunConfig {
         host,

@@ -32,6 +32,48 @@ pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Parse a byte size: `16MiB`, `512KiB`, `1GiB`, `10MB`, `1kB`, `100B`; a bare integer
+/// means bytes. Units are exact: `KiB`/`MiB`/`GiB` are powers of 1024, `kB`/`KB`/`MB`/`GB`
+/// powers of 1000.
+pub fn parse_size(v: &Value) -> Result<u64, String> {
+    match &v.scalar {
+        Scalar::Int(i) => u64::try_from(*i).map_err(|_| "a size cannot be negative".to_string()),
+        Scalar::Str(s) => parse_size_str(s),
+        other => Err(format!("expected a size, found {}", other.type_name())),
+    }
+}
+
+/// See [`parse_size`].
+pub fn parse_size_str(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{t}` is not a size: unknown unit `{unit}` (use B, KiB, MiB, GiB, kB, MB or GB)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{t}` is not a size: write a number and a unit, e.g. `16MiB`"))?;
+    let bytes = (n * factor as f64).round();
+    if !(0.0..=(u64::MAX / 2) as f64).contains(&bytes) {
+        return Err(format!("`{t}` is too large"));
+    }
+    Ok(bytes as u64)
+}
+
 /// A number of seconds as a duration, refusing what `Duration` cannot hold (its
 /// `from_secs_f64` panics on those).
 fn seconds(secs: f64) -> Result<std::time::Duration, String> {
@@ -335,6 +377,18 @@ impl Checker<'_> {
                 }
                 true
             }
+            (Ty::Size, Scalar::Str(_) | Scalar::Int(_)) => {
+                if let Err(e) = parse_size(v) {
+                    self.push(
+                        Code::BadValue,
+                        v.span,
+                        e,
+                        &format!("the `{}` of `{node}`", field.name),
+                        "write a number with a unit: `512KiB`, `16MiB`, `1GiB` (a bare integer means bytes)".into(),
+                    );
+                }
+                true
+            }
             _ => false,
         };
         if !ok {
@@ -364,5 +418,23 @@ impl Checker<'_> {
                 hint,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size_str;
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_size_str("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size_str("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size_str("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size_str("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size_str("300"), Ok(300));
+        assert_eq!(parse_size_str("300B"), Ok(300));
+        assert!(matches!(parse_size_str("16mib"), Err(e) if e.contains("unknown unit")));
+        assert!(parse_size_str("MiB").is_err());
+        assert!(parse_size_str("-1MiB").is_err());
     }
 }

@@ -154,6 +154,11 @@ impl Compiler<'_> {
                     }
                     "http2" => http.http2 = c.arg(0).and_then(Value::as_bool).unwrap_or(false),
                     "cookies" => http.cookies = c.arg(0).and_then(Value::as_bool).unwrap_or(true),
+                    "max-body" => {
+                        if let Some(Ok(n)) = c.arg(0).map(crate::lang::check::parse_size) {
+                            http.max_body = n;
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -46,7 +46,13 @@ pub struct HttpDefaults {
     pub redirects: u32,
     pub http2: bool,
     pub cookies: bool,
+    /// Response bytes kept for checks, captures and `response` in templates; the rest of
+    /// a longer body is read, counted and dropped (the step fails with `body`).
+    pub max_body: u64,
 }
+
+/// The default of `max-body`: 16 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
 
 impl Default for HttpDefaults {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for HttpDefaults {
             redirects: 10,
             http2: false,
             cookies: true,
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }
@@ -166,6 +173,8 @@ pub struct HttpStep {
     pub body: Body,
     #[serde(serialize_with = "ser_opt_duration")]
     pub timeout: Option<Duration>,
+    /// This step's `max-body` (else the plan's).
+    pub max_body: Option<u64>,
     pub checks: Vec<Check>,
     pub captures: Vec<Capture>,
 }

@@ -16,6 +16,9 @@ fn ty(t: Ty) -> Value {
         Ty::Duration => {
             json!({"type": ["string", "number"], "description": "a duration such as 500ms, 2s, 1m30s (a number means seconds)"})
         }
+        Ty::Size => {
+            json!({"type": ["string", "integer"], "description": "a size such as 16MiB, 512KiB, 1MB (an integer means bytes)"})
+        }
         Ty::Any => json!({"type": ["string", "number", "boolean", "null"]}),
     }
 }

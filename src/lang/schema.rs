@@ -14,6 +14,8 @@ pub enum Ty {
     Bool,
     /// A duration string such as `500ms`, `2s`, `1m30s`.
     Duration,
+    /// A byte size such as `16MiB`, `512KiB`, `1MB` (a bare integer means bytes).
+    Size,
     /// Any scalar (string, number, boolean, null).
     Any,
 }
@@ -26,6 +28,7 @@ impl Ty {
             Ty::Num => "a number",
             Ty::Bool => "a boolean",
             Ty::Duration => "a duration string like \"500ms\" or \"2s\"",
+            Ty::Size => "a size like \"16MiB\" or \"512KiB\"",
             Ty::Any => "a scalar",
         }
     }
@@ -236,6 +239,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("redirects"),
             one("http2"),
             one("cookies"),
+            one("max-body"),
         ],
         "Plan metadata and HTTP defaults.",
     ),
@@ -280,6 +284,17 @@ pub const SPECS: &[NodeSpec] = &[
         &[],
         &[],
         "Keep a cookie jar per virtual user (default true).",
+    ),
+    node(
+        "max-body",
+        &[req(
+            "size",
+            Ty::Size,
+            "response bytes kept for checks and captures",
+        )],
+        &[],
+        &[],
+        "Response bytes kept for checks and captures (default 16MiB); the rest is read, counted and dropped.",
     ),
     map_node(
         "headers",
@@ -387,6 +402,11 @@ pub const SPECS: &[NodeSpec] = &[
                 "timeout",
                 Ty::Duration,
                 "request timeout (default from the plan)",
+            ),
+            opt(
+                "max-body",
+                Ty::Size,
+                "response bytes kept for checks and captures (default from the plan)",
             ),
         ],
         &[

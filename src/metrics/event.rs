@@ -18,11 +18,12 @@ pub type StepId = u32;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The connection was refused.
+    /// The connection was refused (or could not be opened, for a reason on the target's side).
     Connect,
     /// The request or response did not finish in time.
     Timeout,
-    /// The connection was reset or closed mid-exchange.
+    /// The connection was reset or closed at any point of the exchange: before the response,
+    /// in its head or in its body.
     Reset,
     /// Name resolution failed.
     Dns,
@@ -48,13 +49,16 @@ pub enum ErrorKind {
     WsTimeout,
     /// A WebSocket frame matched no `receive`.
     Unmatched,
+    /// The load generator's own machine ran out of something: file descriptors (`ulimit -n`),
+    /// local ports, socket buffers, memory. Not the target's fault.
+    Local,
     /// Anything else.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (useful to pre-register metric series).
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -70,6 +74,7 @@ impl ErrorKind {
         ErrorKind::WsProtocol,
         ErrorKind::WsTimeout,
         ErrorKind::Unmatched,
+        ErrorKind::Local,
         ErrorKind::Other,
     ];
 
@@ -92,6 +97,7 @@ impl ErrorKind {
             ErrorKind::WsProtocol => "ws_protocol",
             ErrorKind::WsTimeout => "ws_timeout",
             ErrorKind::Unmatched => "unmatched",
+            ErrorKind::Local => "local",
             ErrorKind::Other => "other",
         }
     }

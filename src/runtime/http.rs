@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use minijinja::value::Value as JValue;
 use reqwest::header::HeaderMap;
 
-use super::fast::{self, Answer, Failure, Prepared};
+use super::fast::{self, Answer, Failure, Prepared, Received, Sent};
 use super::interp::Flow;
 use super::user::User;
 use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
@@ -49,6 +49,30 @@ pub fn client(
     cookies: bool,
     tls: Option<&rustls::ClientConfig>,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    builder(program, insecure, tls)
+        .cookie_store(cookies)
+        .build()
+}
+
+/// A client for one user whose cookies live in `jar` (shared with the user's direct
+/// plain-HTTP connections).
+pub fn client_with_jar(
+    program: &Program,
+    insecure: bool,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
+    tls: Option<&rustls::ClientConfig>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    builder(program, insecure, tls).cookie_provider(jar).build()
+}
+
+/// `User-Agent` sent unless the plan sets one.
+pub const USER_AGENT: &str = concat!("loadplan/", env!("CARGO_PKG_VERSION"));
+
+fn builder(
+    program: &Program,
+    insecure: bool,
+    tls: Option<&rustls::ClientConfig>,
+) -> reqwest::ClientBuilder {
     install_crypto();
     let redirect = if program.http.redirects == 0 {
         reqwest::redirect::Policy::none()
@@ -62,7 +86,7 @@ pub fn client(
         .timeout(program.http.timeout)
         .pool_max_idle_per_host(usize::MAX)
         .tcp_nodelay(true)
-        .cookie_store(cookies)
+        .user_agent(USER_AGENT)
         .danger_accept_invalid_certs(insecure);
     if program.http.http2 {
         b = b.http2_prior_knowledge();
@@ -72,10 +96,82 @@ pub fn client(
     if let (Some(tls), false) = (tls, insecure) {
         b = b.tls_backend_preconfigured(tls.clone());
     }
-    b.build()
+    b
 }
 
-/// Classify a reqwest error into a bounded kind and a short message.
+/// Sockets one user may hold at once: its HTTP connection(s), plus every named
+/// WebSocket connection it keeps and one for an unnamed session.
+pub fn sockets_per_user(program: &Program) -> u64 {
+    fn walk<'a>(steps: &'a [crate::lang::ir::Step], named: &mut Vec<&'a str>, unnamed: &mut bool) {
+        use crate::lang::ir::Step;
+        for s in steps {
+            match s {
+                Step::Ws(w) => match &w.connection {
+                    Some(n) if !named.contains(&n.as_str()) => named.push(n),
+                    Some(_) => {}
+                    None => *unnamed = true,
+                },
+                Step::Group { steps, .. }
+                | Step::Repeat { steps, .. }
+                | Step::Pick { steps, .. } => walk(steps, named, unnamed),
+                Step::If {
+                    then, otherwise, ..
+                } => {
+                    walk(then, named, unnamed);
+                    walk(otherwise, named, unnamed);
+                }
+                Step::Http(_) | Step::Sleep(_) | Step::Set { .. } => {}
+            }
+        }
+    }
+    program
+        .scenarios
+        .iter()
+        .map(|sc| {
+            let (mut named, mut unnamed) = (Vec::new(), false);
+            for steps in [&sc.on_start, &sc.steps, &sc.on_stop] {
+                walk(steps, &mut named, &mut unnamed);
+            }
+            1 + named.len() as u64 + u64::from(unnamed)
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+/// The soft limit on open files (`ulimit -n`), from `/proc/self/limits` (Linux);
+/// `None` when unknown or unlimited.
+pub fn soft_nofile() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Descriptors the process needs besides the users' sockets (runtime, listeners,
+/// report files, the UI).
+const FD_MARGIN: u64 = 64;
+
+/// A start-up warning when `ulimit -n` is below what `users` users need
+/// ([`sockets_per_user`] each, plus a margin): past it, connects fail with `local`.
+pub fn nofile_warning(program: &Program, users: u64, limit: Option<u64>) -> Option<String> {
+    let limit = limit?;
+    let need = users
+        .saturating_mul(sockets_per_user(program))
+        .saturating_add(FD_MARGIN);
+    (limit < need).then(|| {
+        format!(
+            "`ulimit -n` is {limit} but {users} users may need {need} open files; connections past the limit fail with `local` errors (raise it: `ulimit -n {}`)",
+            need.next_power_of_two().max(1024)
+        )
+    })
+}
+
+/// Classify a reqwest error into a bounded kind and a short message: an I/O cause
+/// (reset, refusal, local shortage, timeout) or hyper's own reading of the exchange
+/// decides before the text does.
 pub fn classify(e: &reqwest::Error) -> (ErrorKind, String) {
     if e.is_timeout() {
         return (ErrorKind::Timeout, "request timed out".into());
@@ -84,17 +180,15 @@ pub fn classify(e: &reqwest::Error) -> (ErrorKind, String) {
     let mut text = e.to_string();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            match io.kind() {
-                K::ConnectionRefused => return (ErrorKind::Connect, "connection refused".into()),
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                    return (
-                        ErrorKind::Reset,
-                        format!("connection reset ({})", io.kind()),
-                    );
-                }
-                K::TimedOut => return (ErrorKind::Timeout, "timed out".into()),
-                _ => {}
+            if let Some(kind) = fast::io_kind(io) {
+                let what = if e.is_connect() { "connect" } else { "request" };
+                return (kind, fast::io_message(kind, io, what));
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            let (kind, msg, _) = fast::hyper_failure(h);
+            if kind != ErrorKind::Other {
+                return (kind, msg);
             }
         }
         text = s.to_string();
@@ -434,36 +528,82 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
     })
 }
 
-/// Send through reqwest (TLS, HTTP/2, …) and read the whole body.
-async fn send_reqwest(user: &User, p: Prepared, timeout: Duration) -> Result<Answer, Failure> {
-    let mut rb = user
-        .client
+/// Send through reqwest (TLS, HTTP/2, …) and read the body into `rx`.
+async fn send_reqwest(
+    client: &reqwest::Client,
+    p: Prepared,
+    timeout: Duration,
+    rx: &mut Received,
+) -> Result<Answer, Failure> {
+    let mut rb = client
         .request(p.method, p.url)
         .headers(p.headers)
         .timeout(timeout);
     if !p.body.is_empty() {
         rb = rb.body(p.body);
     }
-    let resp = rb.send().await.map_err(|e| {
+    let mut resp = rb.send().await.map_err(|e| {
         let (kind, msg) = classify(&e);
         (kind, msg, None)
     })?;
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.bytes().await.map_err(|e| {
-        let (kind, msg) = classify(&e);
-        let kind = if kind == ErrorKind::Other {
-            ErrorKind::Body
-        } else {
-            kind
-        };
-        (kind, msg, Some(status))
-    })?;
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
+    let headers = std::mem::take(resp.headers_mut());
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => rx.push(chunk),
+            Ok(None) => break,
+            Err(e) => {
+                let (kind, msg) = classify(&e);
+                let kind = if kind == ErrorKind::Other {
+                    ErrorKind::Body
+                } else {
+                    kind
+                };
+                return Err((kind, msg, Some(status)));
+            }
+        }
+    }
+    Ok(Answer { status, headers })
+}
+
+/// Whether anything looks at the body: a body or JSON check, a body, JSON or regex
+/// capture, or `response` in templates. Bodies nobody reads are counted, never kept.
+fn reads_body(step: &HttpStep, program: &Program) -> bool {
+    program.templates.uses_response
+        || step.checks.iter().any(|c| {
+            matches!(
+                c,
+                Check::BodyContains(_) | Check::BodyRegex(_) | Check::Json { .. }
+            )
+        })
+        || step
+            .captures
+            .iter()
+            .any(|c| !matches!(c.from, CaptureFrom::Header(_)))
+}
+
+/// A byte count for messages: `16 MiB`, `512 KiB`, `300 B`.
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+    .replace(".0 ", " ")
+}
+
+/// Send a prepared request the general way, bounded by `timeout`.
+async fn general(
+    client: &reqwest::Client,
+    p: Prepared,
+    timeout: Duration,
+    rx: &mut Received,
+) -> Result<Answer, Failure> {
+    match tokio::time::timeout(timeout, send_reqwest(client, p, timeout, rx)).await {
+        Ok(r) => r,
+        Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+    }
 }
 
 /// Execute one HTTP step and record its event.
@@ -479,6 +619,9 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let bytes_out = prepared.body.len() as u64;
     let program = user.shared.program.clone();
     let timeout = step.timeout.unwrap_or(program.http.timeout);
+    let max_body = step.max_body.unwrap_or(program.http.max_body);
+    let reads = reads_body(step, &program);
+    let mut rx = Received::new(if reads { max_body } else { 0 });
     let start = Instant::now();
     let result = if fast::eligible(&prepared.url, program.http.http2) {
         let exchange = fast::send(
@@ -486,28 +629,32 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             prepared,
             program.http.connect_timeout,
             program.http.redirects,
+            &mut rx,
         );
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
+            Ok(Ok(Sent::Done(a))) => Ok(a),
+            Ok(Ok(Sent::Detour(p))) => {
+                let left = timeout.saturating_sub(start.elapsed());
+                general(&user.client, p, left, &mut rx).await
+            }
+            Ok(Err(f)) => Err(f),
             Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else {
-        send_reqwest(user, prepared, timeout).await
+        general(&user.client, prepared, timeout, &mut rx).await
     };
-    let Answer {
-        status,
-        headers,
-        body,
-    } = match result {
+    let Answer { status, headers } = match result {
         Ok(a) => a,
         Err((kind, msg, status)) => {
             let mut ev = timed(user, step.stat, start.elapsed()).with_error(kind, msg);
             ev.status = status;
+            ev.bytes_in = rx.total;
             ev.bytes_out = bytes_out;
             user.rec.record(ev);
             return Flow::Failed;
         }
     };
+    let body = rx.take();
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
@@ -517,12 +664,21 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let mut ev = Event::new(step.stat, elapsed.as_micros() as u64).with_status(status);
     // Coordinated omission: the response time seen from the intended start.
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
-    ev.bytes_in = body.len() as u64;
+    ev.bytes_in = rx.total;
     ev.bytes_out = bytes_out;
     ev.checks_passed = passed;
     ev.checks_failed = failed;
     if status >= 400 && !expects_status {
         ev = ev.with_error(ErrorKind::Status, format!("HTTP {status}"));
+    } else if reads && rx.over() {
+        ev = ev.with_error(
+            ErrorKind::Body,
+            format!(
+                "body of {} is over max-body ({}): checks and captures saw only its start",
+                size(rx.total),
+                size(max_body)
+            ),
+        );
     } else if let Some(m) = check_msg {
         let kind = if expects_status
             && step
@@ -566,4 +722,39 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     }
     user.rec.record(ev);
     flow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(text: &str) -> Program {
+        let src = crate::source::Source::new("t.kdl", text);
+        crate::lang::compile_source(&src, crate::source::Syntax::Kdl, std::path::Path::new("."))
+            .expect("compiles")
+    }
+
+    #[test]
+    fn the_nofile_warning_counts_sockets_per_user() {
+        let p = program(
+            r#"scenario "s" {
+                http GET "/"
+                ws "/a" connection="feed" { close; }
+                ws "/b" { close; }
+            }"#,
+        );
+        assert_eq!(sockets_per_user(&p), 3);
+        let w = nofile_warning(&p, 100, Some(256)).expect("100 users x 3 + 64 > 256");
+        assert!(w.contains("ulimit -n"), "{w}");
+        assert!(nofile_warning(&p, 100, Some(1 << 20)).is_none());
+        assert!(nofile_warning(&p, 100, None).is_none());
+    }
+
+    #[test]
+    fn sizes_read_well_in_messages() {
+        assert_eq!(size(16 << 20), "16 MiB");
+        assert_eq!(size(65536), "64 KiB");
+        assert_eq!(size(300), "300 B");
+        assert_eq!(size(200_000_000), "190.7 MiB");
+    }
 }

@@ -77,14 +77,21 @@ impl User {
         rec: Recorder,
         hard: CancellationToken,
     ) -> Self {
-        let client = if shared.cookies {
-            super::http::client(&shared.program, shared.insecure, true, Some(&shared.tls))
-                .unwrap_or_else(|_| shared.http.clone())
-        } else {
-            shared.http.clone()
+        // One cookie jar per user, shared by both HTTP paths.
+        let jar = shared
+            .cookies
+            .then(|| Arc::new(reqwest::cookie::Jar::default()));
+        let client = match &jar {
+            Some(jar) => super::http::client_with_jar(
+                &shared.program,
+                shared.insecure,
+                jar.clone(),
+                Some(&shared.tls),
+            )
+            .unwrap_or_else(|_| shared.http.clone()),
+            None => shared.http.clone(),
         };
         let seed = mix_seed(shared.seed, id);
-        let shared_cookies = shared.cookies;
         let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
         Self {
             id,
@@ -101,7 +108,7 @@ impl User {
             unique_rows: BTreeMap::new(),
             urls: std::collections::HashMap::new(),
             lateness: None,
-            fast: super::fast::FastClient::new(shared_cookies),
+            fast: super::fast::FastClient::with_jar(jar),
         }
     }
 

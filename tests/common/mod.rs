@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fault_server;
+
 use std::path::{Path, PathBuf};
 
 /// Every file under the given repo-relative folders (recursive, sorted), as

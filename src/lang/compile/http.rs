@@ -121,6 +121,10 @@ impl Compiler<'_> {
             },
         };
         let timeout = self.duration(n.prop("timeout"));
+        // Malformed sizes were reported by the schema check.
+        let max_body = n
+            .prop("max-body")
+            .and_then(|v| crate::lang::check::parse_size(v).ok());
         let checks = n
             .children_named("check")
             .filter_map(|c| self.check(c, true))
@@ -134,6 +138,7 @@ impl Compiler<'_> {
             headers,
             body,
             timeout,
+            max_body,
             checks,
             captures,
         })

@@ -318,6 +318,12 @@ impl Conn {
 fn classify_io(e: &io::Error) -> ConnectFailure {
     use io::ErrorKind as K;
     let text = e.to_string();
+    if crate::runtime::fast::is_local(e) {
+        return ConnectFailure::new(
+            ErrorKind::Local,
+            crate::runtime::fast::io_message(ErrorKind::Local, e, "connect"),
+        );
+    }
     match e.kind() {
         K::ConnectionRefused => ConnectFailure::new(ErrorKind::Connect, "connection refused"),
         K::TimedOut => ConnectFailure::new(ErrorKind::Timeout, "connect timed out"),

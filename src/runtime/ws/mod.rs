@@ -112,6 +112,9 @@ fn request(user: &User, s: &WsSession) -> Result<Request, String> {
             HeaderValue::from_str(&value).map_err(|e| format!("header `{k}` value: {e}"))?;
         req.headers_mut().insert(name, value);
     }
+    req.headers_mut()
+        .entry(tokio_tungstenite::tungstenite::http::header::USER_AGENT)
+        .or_insert(HeaderValue::from_static(super::http::USER_AGENT));
     if let Some(p) = &s.subprotocol {
         let value = HeaderValue::from_str(p).map_err(|e| format!("subprotocol `{p}`: {e}"))?;
         req.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);

@@ -1,0 +1,541 @@
+//! Fault injection: `loadplan run` (the binary) against the scripted bad server of
+//! `common::fault_server`, one fault per test. Each run is bounded (iterations and a
+//! short request timeout); each asserts what reached the server, the error kinds in
+//! the `--json` file, and that the run ended (a hang guard kills it after 90 s).
+//!
+//! What the run-level verdict of such runs should be (a silent target failing the
+//! run, requests in flight at the end being counted) is the run gate's business and
+//! is not asserted here: only the counts and kinds this layer records.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fault_server::{Fault, FaultServer};
+
+/// What one run left behind.
+struct Outcome {
+    code: Option<i32>,
+    json: serde_json::Value,
+    stderr: String,
+    /// Peak resident set of the loadplan process (VmHWM), in KiB.
+    peak_rss_kib: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Outcome {
+    /// Failures by error kind, over every row.
+    fn kinds(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for e in self.json["errors"].as_array().expect("errors") {
+            *out.entry(e["error_kind"].as_str().expect("kind").to_string())
+                .or_insert(0) += e["count"].as_u64().expect("count");
+        }
+        out
+    }
+
+    fn aggregated(&self, field: &str) -> u64 {
+        self.json["aggregated"][field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("aggregated.{field} in {}", self.json))
+    }
+
+    /// A step row by name.
+    fn row(&self, name: &str) -> &serde_json::Value {
+        self.json["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name} in {}", self.json))
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `loadplan run PLAN --host HOST --json FILE -q ARGS…` (through `sh -c` with
+/// `ulimit -n` first when `nofile` is given), sampling its peak RSS until it exits.
+fn run_with(plan: &str, host: &str, args: &[&str], nofile: Option<u32>) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_path = dir.path().join("plan.kdl");
+    std::fs::write(&plan_path, plan).expect("write plan");
+    let json_path: PathBuf = dir.path().join("out.json");
+    let bin = assert_cmd::cargo::cargo_bin!("loadplan");
+    let mut argv: Vec<String> = vec![
+        "run".into(),
+        plan_path.display().to_string(),
+        "--host".into(),
+        host.into(),
+        "--json".into(),
+        json_path.display().to_string(),
+        "-q".into(),
+        "--seed".into(),
+        "1".into(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let mut cmd = match nofile {
+        None => {
+            let mut c = Command::new(bin);
+            c.args(&argv);
+            c
+        }
+        Some(n) => {
+            // `exec` keeps the pid: the sampled process is loadplan itself.
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin)
+                .args(&argv);
+            c
+        }
+    };
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadplan");
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let pid = child.id();
+    let guard = Instant::now() + Duration::from_secs(90);
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > guard {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loadplan did not end within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().expect("stderr reader");
+    eprintln!("loadplan {args:?}: peak RSS {peak} KiB, exit {status:?}");
+    let text = std::fs::read_to_string(&json_path)
+        .unwrap_or_else(|e| panic!("no --json file ({e}); exit {status:?}; stderr:\n{stderr}"));
+    let json = serde_json::from_str(&text).expect("the --json file parses");
+    Outcome {
+        code: status.code(),
+        json,
+        stderr,
+        peak_rss_kib: peak,
+        _dir: dir,
+    }
+}
+
+fn run(plan: &str, host: &str, args: &[&str]) -> Outcome {
+    run_with(plan, host, args, None)
+}
+
+const LIMIT_RSS_KIB: u64 = 200 * 1024;
+
+// ---- bodies ---------------------------------------------------------------------
+
+#[test]
+fn ten_users_with_200_mb_bodies_stay_under_200_mb_rss_and_count_every_byte() {
+    let server = FaultServer::start(Fault::Body(200_000_000));
+    let out = run(
+        r#"plan "p" { timeout "80s"; }
+        scenario "s" { http GET "/big" }"#,
+        &server.url(),
+        &["-u", "10", "--iterations", "1"],
+    );
+    assert_eq!(server.requests(), 10);
+    assert_eq!(out.aggregated("count"), 10, "{}", out.stderr);
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+    assert_eq!(out.aggregated("bytes_in"), 10 * 200_000_000);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn an_endless_body_ends_by_the_request_timeout_counted_with_its_bytes() {
+    let server = FaultServer::start(Fault::Endless);
+    let out = run(
+        r#"plan "p" { timeout "2s"; }
+        scenario "s" { http GET "/endless" { check body-contains="never"; } }"#,
+        &server.url(),
+        &["-u", "2", "--iterations", "1"],
+    );
+    assert_eq!(out.kinds(), BTreeMap::from([("timeout".to_string(), 2)]));
+    assert_eq!(out.aggregated("count"), 2);
+    // The bytes read before the timeout are counted, not lost with the request.
+    assert!(out.aggregated("bytes_in") > 1_000_000, "{}", out.json);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn a_body_over_max_body_is_read_whole_counted_and_fails_with_body() {
+    let server = FaultServer::start(Fault::Body(1_000_000));
+    let out = run(
+        r#"plan "p" { max-body "2MiB"; }
+        scenario "s" {
+            http GET "/small-limit" max-body="64KiB" { check body-contains="x"; }
+            http GET "/plan-limit" { check body-contains="x"; }
+            http GET "/unread" max-body="1KiB"
+        }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "2"],
+    );
+    let small = out.row("/small-limit");
+    assert_eq!(small["count"], 2);
+    assert_eq!(small["failures"], 2);
+    assert_eq!(small["bytes_in"], 2_000_000);
+    // Checks ran on the kept 64 KiB.
+    assert_eq!(small["checks_passed"], 2);
+    let plan = out.row("/plan-limit");
+    assert_eq!(plan["failures"], 0);
+    assert_eq!(plan["bytes_in"], 2_000_000);
+    // A body nothing reads is only counted: no limit applies.
+    let unread = out.row("/unread");
+    assert_eq!(unread["failures"], 0);
+    assert_eq!(unread["bytes_in"], 2_000_000);
+    assert_eq!(out.kinds(), BTreeMap::from([("body".to_string(), 2)]));
+    let msg = out.json["errors"][0]["message"].as_str().expect("message");
+    assert!(msg.contains("max-body"), "{msg}");
+}
+
+// ---- HTTP faults and their kinds ------------------------------------------------
+
+/// Two users, two iterations each, 1 s timeout: every request fails with `kind`.
+fn http_fault(fault: Fault, kind: &str) {
+    let server = FaultServer::start(fault);
+    let out = run(
+        r#"plan "p" { timeout "1s"; }
+        scenario "s" { http GET "/x" }"#,
+        &server.url(),
+        &["-u", "2", "--iterations", "2"],
+    );
+    assert!(server.requests() >= 4, "{fault:?}: {}", server.requests());
+    assert_eq!(out.aggregated("count"), 4, "{fault:?}: {}", out.stderr);
+    assert_eq!(
+        out.kinds(),
+        BTreeMap::from([(kind.to_string(), 4)]),
+        "{fault:?}: {}",
+        out.json["errors"]
+    );
+    assert!(out.code.is_some(), "{fault:?}: killed by a signal");
+}
+
+#[test]
+fn a_silent_target_times_out() {
+    http_fault(Fault::Silent, "timeout");
+}
+
+#[test]
+fn a_slow_drip_past_the_timeout_times_out() {
+    http_fault(Fault::SlowDrip(Duration::from_millis(100)), "timeout");
+}
+
+#[test]
+fn a_slow_drip_within_the_timeout_is_a_success() {
+    let server = FaultServer::start(Fault::SlowDrip(Duration::from_millis(2)));
+    let out = run(
+        r#"scenario "s" { http GET "/x" { check body-contains="hello"; } }"#,
+        &server.url(),
+        &["-u", "2", "--iterations", "2"],
+    );
+    assert_eq!(out.aggregated("count"), 4);
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+}
+
+#[test]
+fn garbage_is_an_invalid_response_body_error() {
+    http_fault(Fault::Garbage, "body");
+}
+
+#[test]
+fn a_reset_before_the_response_is_reset() {
+    http_fault(Fault::ResetBeforeResponse, "reset");
+}
+
+#[test]
+fn a_reset_mid_headers_is_reset() {
+    http_fault(Fault::ResetMidHeaders, "reset");
+}
+
+#[test]
+fn a_reset_mid_body_is_reset() {
+    http_fault(Fault::ResetMidBody, "reset");
+}
+
+// ---- WebSocket faults -----------------------------------------------------------
+
+fn ws_fault(fault: Fault, kind: &str) {
+    let server = FaultServer::start(fault);
+    let out = run(
+        r#"scenario "s" { ws "/ws" name="connect" { receive "frame" timeout="3s"; } }"#,
+        &server.url(),
+        &["-u", "2", "--iterations", "2"],
+    );
+    assert_eq!(server.connections(), 4, "{fault:?}");
+    let kinds = out.kinds();
+    assert_eq!(
+        kinds.get(kind),
+        Some(&4),
+        "{fault:?}: {}",
+        out.json["errors"]
+    );
+    assert_eq!(kinds.len(), 1, "{fault:?}: {kinds:?}");
+}
+
+#[test]
+fn an_abrupt_websocket_drop_is_ws_closed_1006() {
+    ws_fault(Fault::WsDrop, "ws_closed");
+}
+
+#[test]
+fn an_invalid_utf8_text_frame_is_ws_protocol() {
+    ws_fault(Fault::WsInvalidUtf8, "ws_protocol");
+}
+
+#[test]
+fn an_oversize_frame_is_ws_protocol() {
+    ws_fault(Fault::WsOversize, "ws_protocol");
+}
+
+// ---- the generator's own machine ------------------------------------------------
+
+#[test]
+fn running_out_of_file_descriptors_is_local_and_warned_about() {
+    let server = FaultServer::start(Fault::Ok);
+    let out = run_with(
+        r#"scenario "s" { http GET "/x"; sleep "300ms"; http GET "/x" }"#,
+        &server.url(),
+        &["-u", "150", "-r", "10000", "--iterations", "1"],
+        Some(64),
+    );
+    assert!(out.stderr.contains("ulimit -n"), "{}", out.stderr);
+    let kinds = out.kinds();
+    assert!(kinds.get("local").copied().unwrap_or(0) > 0, "{kinds:?}");
+    assert!(!kinds.contains_key("connect"), "{kinds:?}");
+    assert!(!kinds.contains_key("other"), "{kinds:?}");
+}
+
+// ---- fast-path fences (issue 15) ------------------------------------------------
+
+#[test]
+fn a_post_on_a_keep_alive_connection_closed_after_the_request_is_not_sent_twice() {
+    let server = FaultServer::start(Fault::CloseAfterFirst);
+    let out = run(
+        r#"scenario "s" { http POST "/p" { json "{}"; } }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "2"],
+    );
+    // Iteration 1 is answered; iteration 2's POST reaches the server once and fails.
+    assert_eq!(server.posts(), 2, "{:?}", server.heads());
+    assert_eq!(out.aggregated("count"), 2);
+    assert_eq!(out.kinds(), BTreeMap::from([("reset".to_string(), 1)]));
+}
+
+#[test]
+fn an_idempotent_get_on_a_dead_keep_alive_connection_is_retried_fresh() {
+    let server = FaultServer::start(Fault::CloseAfterFirst);
+    let out = run(
+        r#"scenario "s" { http GET "/g" }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "2"],
+    );
+    assert_eq!(server.requests(), 3, "{:?}", server.heads());
+    assert_eq!(out.aggregated("count"), 2);
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+}
+
+#[test]
+fn credentials_are_not_sent_across_origins_on_a_redirect() {
+    let first = FaultServer::start(Fault::Redirect);
+    let second = FaultServer::start(Fault::Redirect);
+    first.set_redirect_target(&second.url());
+    let out = run(
+        r#"plan "p" {
+            cookies #false
+            headers { Authorization "Bearer secret-token"; Cookie "plan=crumb"; }
+        }
+        scenario "s" { http GET "/start" { check body-contains="final"; } }"#,
+        &first.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+    let sent_first = first.heads().join("");
+    assert!(sent_first.contains("secret-token"), "{sent_first}");
+    let sent_second = second.heads().join("");
+    assert_eq!(second.requests(), 1);
+    assert!(!sent_second.contains("secret-token"), "{sent_second}");
+    assert!(!sent_second.contains("plan=crumb"), "{sent_second}");
+}
+
+#[test]
+fn credentials_stay_on_a_same_origin_redirect() {
+    let server = FaultServer::start(Fault::Redirect);
+    server.set_redirect_target(&server.url());
+    let out = run(
+        r#"plan "p" { headers { Authorization "Bearer secret-token"; } }
+        scenario "s" { http GET "/start" { check body-contains="secret-token"; } }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+    assert_eq!(server.requests(), 2);
+}
+
+#[test]
+fn a_redirect_to_https_is_not_followed_in_cleartext() {
+    let first = FaultServer::start(Fault::Redirect);
+    let second = FaultServer::start(Fault::Ok);
+    first.set_redirect_target(&format!("https://{}", second.addr));
+    let out = run(
+        r#"plan "p" { timeout "3s"; }
+        scenario "s" { http GET "/start" }"#,
+        &first.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    // The hop went to the TLS client: the (plain) second server got a TLS ClientHello
+    // and no HTTP request, and the step failed.
+    assert_eq!(second.tls_hellos(), 1);
+    assert_eq!(second.requests(), 0, "{:?}", second.heads());
+    assert_eq!(out.aggregated("failures"), 1, "{}", out.json);
+}
+
+#[test]
+fn a_default_user_agent_is_sent_and_the_plan_overrides_it() {
+    let server = FaultServer::start(Fault::Ok);
+    run(
+        r#"scenario "s" { http GET "/default"; http GET "/custom" { headers { User-Agent "custom/1"; } } }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    let heads = server.heads();
+    let ua = |h: &String| {
+        h.lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("user-agent:"))
+            .map(|l| l[11..].trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(heads.len(), 2);
+    assert_eq!(
+        ua(&heads[0]),
+        vec![format!("loadplan/{}", env!("CARGO_PKG_VERSION"))]
+    );
+    assert_eq!(ua(&heads[1]), vec!["custom/1".to_string()]);
+}
+
+// ---- the general (reqwest) path: the same faults over TLS -----------------------
+
+/// Three users (TLS on a shared CI core is slower than loopback HTTP): buffered, the
+/// bodies alone would take 600 MB.
+#[test]
+fn over_tls_three_users_with_200_mb_bodies_stay_under_200_mb_rss() {
+    let server = FaultServer::start_tls(Fault::Body(200_000_000));
+    let out = run(
+        r#"plan "p" { timeout "80s"; }
+        scenario "s" { http GET "/big" }"#,
+        &server.https_url(),
+        &["-u", "3", "--iterations", "1", "--insecure"],
+    );
+    assert_eq!(server.requests(), 3);
+    assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
+    assert_eq!(out.aggregated("bytes_in"), 3 * 200_000_000);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn over_tls_an_endless_body_ends_by_the_request_timeout_counted_with_its_bytes() {
+    let server = FaultServer::start_tls(Fault::Endless);
+    let out = run(
+        r#"plan "p" { timeout "2s"; max-body "1MiB"; }
+        scenario "s" { http GET "/endless" { check body-contains="never"; } }"#,
+        &server.https_url(),
+        &["-u", "2", "--iterations", "1", "--insecure"],
+    );
+    assert_eq!(out.kinds(), BTreeMap::from([("timeout".to_string(), 2)]));
+    assert!(out.aggregated("bytes_in") > 1_000_000, "{}", out.json);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn over_tls_a_body_over_max_body_fails_with_body() {
+    let server = FaultServer::start_tls(Fault::Body(1_000_000));
+    let out = run(
+        r#"scenario "s" { http GET "/x" max-body="64KiB" { check body-contains="x"; } }"#,
+        &server.https_url(),
+        &["-u", "1", "--iterations", "2", "--insecure"],
+    );
+    assert_eq!(out.kinds(), BTreeMap::from([("body".to_string(), 2)]));
+    assert_eq!(out.aggregated("bytes_in"), 2_000_000);
+}
+
+#[test]
+fn over_tls_every_fault_has_the_same_kind_as_over_plain_http() {
+    for (fault, kind) in [
+        (Fault::Silent, "timeout"),
+        (Fault::SlowDrip(Duration::from_millis(100)), "timeout"),
+        (Fault::Garbage, "body"),
+        (Fault::ResetBeforeResponse, "reset"),
+        (Fault::ResetMidHeaders, "reset"),
+        (Fault::ResetMidBody, "reset"),
+    ] {
+        let server = FaultServer::start_tls(fault);
+        let out = run(
+            r#"plan "p" { timeout "1s"; }
+            scenario "s" { http GET "/x" }"#,
+            &server.https_url(),
+            &["-u", "2", "--iterations", "2", "--insecure"],
+        );
+        assert_eq!(out.aggregated("count"), 4, "{fault:?}");
+        assert_eq!(
+            out.kinds(),
+            BTreeMap::from([(kind.to_string(), 4)]),
+            "{fault:?}: {}",
+            out.json["errors"]
+        );
+    }
+}
+
+#[test]
+fn an_http_to_https_redirect_is_followed_over_tls_without_credentials() {
+    let first = FaultServer::start(Fault::Redirect);
+    let second = FaultServer::start_tls(Fault::Redirect);
+    first.set_redirect_target(&second.https_url());
+    let out = run(
+        r#"plan "p" { headers { Authorization "Bearer secret-token"; } }
+        scenario "s" { http GET "/start" { check body-contains="final"; } }"#,
+        &first.url(),
+        &["-u", "1", "--iterations", "1", "--insecure"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json);
+    assert_eq!(second.requests(), 1);
+    let sent_second = second.heads().join("");
+    assert!(sent_second.starts_with("GET /final "), "{sent_second}");
+    assert!(!sent_second.contains("secret-token"), "{sent_second}");
+}
