@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Connect,
     /// The request or response did not finish in time.
     Timeout,
+    /// Still in flight when the run stopped (hard stop after `stop_timeout`, a second
+    /// Ctrl-C): counted, with the time it had waited as its latency — a lower bound.
+    Aborted,
     /// The connection was reset or closed mid-exchange.
     Reset,
     /// Name resolution failed.
@@ -54,9 +57,10 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (useful to pre-register metric series).
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
+        ErrorKind::Aborted,
         ErrorKind::Reset,
         ErrorKind::Dns,
         ErrorKind::Tls,
@@ -79,6 +83,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Aborted => "aborted",
             ErrorKind::Reset => "reset",
             ErrorKind::Dns => "dns",
             ErrorKind::Tls => "tls",
