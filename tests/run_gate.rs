@@ -93,8 +93,7 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
 }
 
@@ -114,7 +113,14 @@ fn requests_in_flight_at_the_stop_are_counted_as_aborted() {
     );
     let out = run_bin(
         &[
-            "run", "p.kdl", "--profile", "silent.yml", "--host", &host, "--quiet", "--json",
+            "run",
+            "p.kdl",
+            "--profile",
+            "silent.yml",
+            "--host",
+            &host,
+            "--quiet",
+            "--json",
             "r.json",
         ],
         dir.path(),
@@ -159,7 +165,14 @@ fn a_silent_target_fails_the_run_without_thresholds_and_with_error_rate_only() {
     for profile in ["plain.yml", "rate.yml"] {
         let out = run_bin(
             &[
-                "run", "p.kdl", "--profile", profile, "--host", &host, "--quiet", "--junit",
+                "run",
+                "p.kdl",
+                "--profile",
+                profile,
+                "--host",
+                &host,
+                "--quiet",
+                "--junit",
                 "j.xml",
             ],
             dir.path(),
@@ -167,7 +180,10 @@ fn a_silent_target_fails_the_run_without_thresholds_and_with_error_rate_only() {
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{profile}\n{stdout}\n{stderr}");
         assert!(stdout.contains("result: FAILED"), "{profile}\n{stdout}");
-        assert!(stdout.contains("no request completed"), "{profile}\n{stdout}");
+        assert!(
+            stdout.contains("no request completed"),
+            "{profile}\n{stdout}"
+        );
         let junit = std::fs::read_to_string(dir.path().join("j.xml")).expect("junit");
         let head = junit
             .lines()
@@ -242,10 +258,16 @@ fn numbers_out_of_range_are_usage_errors_before_any_load() {
         (&["-u", "0", "-t", "2s"][..], "--users"),
         (&["-t", "0s"][..], "--duration"),
         (&["--iterations", "0"][..], "--iterations"),
-        (&["--arrival-rate", "1e-300", "-t", "2s"][..], "--arrival-rate"),
+        (
+            &["--arrival-rate", "1e-300", "-t", "2s"][..],
+            "--arrival-rate",
+        ),
         (&["--arrival-rate", "NaN", "-t", "2s"][..], "--arrival-rate"),
         (&["--arrival-rate", "inf", "-t", "2s"][..], "--arrival-rate"),
-        (&["--arrival-rate", "5", "--max-users", "0", "-t", "2s"][..], "--max-users"),
+        (
+            &["--arrival-rate", "5", "--max-users", "0", "-t", "2s"][..],
+            "--max-users",
+        ),
         (&["-t", "100000000h"][..], "too long"),
         (&["-t", "1e300"][..], "too long"),
         (&["-r", "1e-300", "-t", "2s"][..], "--spawn-rate"),
@@ -264,9 +286,23 @@ fn numbers_out_of_range_are_usage_errors_before_any_load() {
 #[test]
 fn bad_hosts_are_refused_with_the_plans_diagnostic() {
     let root = repo();
-    for host in ["not-a-url", "ftp://example.test/", "http://", "http://127.0.0.1:99999", ":99999"] {
+    for host in [
+        "not-a-url",
+        "ftp://example.test/",
+        "http://",
+        "http://127.0.0.1:99999",
+        ":99999",
+    ] {
         let out = run_bin(
-            &["run", "plans/http.kdl", "--host", host, "--iterations", "1", "--quiet"],
+            &[
+                "run",
+                "plans/http.kdl",
+                "--host",
+                host,
+                "--iterations",
+                "1",
+                "--quiet",
+            ],
             &root,
         );
         let (stdout, stderr) = text(&out);
@@ -387,7 +423,11 @@ fn assert_files_complete(dir: &Path) {
     let junit = std::fs::read_to_string(dir.join("j.xml")).expect("junit written");
     assert!(junit.trim_end().ends_with("</testsuites>"), "{junit}");
     let html = std::fs::read_to_string(dir.join("r.html")).expect("html written");
-    assert!(html.trim_end().ends_with("</html>"), "html ends: {}", &html[html.len().saturating_sub(200)..]);
+    assert!(
+        html.trim_end().ends_with("</html>"),
+        "html ends: {}",
+        &html[html.len().saturating_sub(200)..]
+    );
     for f in ["run_stats.csv", "run_failures.csv", "run_stats_history.csv"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
@@ -440,11 +480,12 @@ fn packaging_stops_with_sigterm_under_an_init() {
 
 // ---------------------------------------------------------------- closed stdout (EPIPE)
 
-/// A stdout whose reader is already gone: every write fails with EPIPE.
+/// A stdout whose reader is already gone: every write fails with EPIPE (a socket
+/// pair with the other end closed behaves as a pipe whose reader exited).
 fn closed_stdout() -> Stdio {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    Stdio::from(writer)
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+    drop(theirs);
+    Stdio::from(std::os::fd::OwnedFd::from(ours))
 }
 
 #[test]
@@ -465,7 +506,16 @@ fn a_closed_stdout_never_panics_and_the_files_are_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json_path = dir.path().join("x.json");
     let run = bin()
-        .args(["run", "plans/http.kdl", "--demo", "-u", "2", "--iterations", "2", "--quiet"])
+        .args([
+            "run",
+            "plans/http.kdl",
+            "--demo",
+            "-u",
+            "2",
+            "--iterations",
+            "2",
+            "--quiet",
+        ])
         .arg("--json")
         .arg(&json_path)
         .current_dir(&root)
@@ -609,9 +659,17 @@ async fn open_model_arrivals_split_over_scenarios_by_weight() {
     let (host, hits) = counting_target().await;
     let r = run_open(p.clone(), open_profile(400.0, 200), host, 1000).await;
     let (n, got) = shares(&hits);
-    assert!(n >= 980, "{n} requests of 1000 arrivals ({:?})", r.total.iterations);
+    assert!(
+        n >= 980,
+        "{n} requests of 1000 arrivals ({:?})",
+        r.total.iterations
+    );
     for (got, want) in got.iter().zip([0.6, 0.3, 0.1]) {
-        assert!((got - want).abs() <= 0.02, "shares {got} vs {want}: {:?}", hits);
+        assert!(
+            (got - want).abs() <= 0.02,
+            "shares {got} vs {want}: {:?}",
+            hits
+        );
     }
     assert_eq!(r.users_by_scenario.len(), 3, "{:?}", r.users_by_scenario);
 
@@ -622,7 +680,11 @@ async fn open_model_arrivals_split_over_scenarios_by_weight() {
     run_open(p, profile, host, 1000).await;
     let (_, got) = shares(&hits);
     for (got, want) in got.iter().zip([0.25, 0.25, 0.5]) {
-        assert!((got - want).abs() <= 0.02, "shares {got} vs {want}: {:?}", hits);
+        assert!(
+            (got - want).abs() <= 0.02,
+            "shares {got} vs {want}: {:?}",
+            hits
+        );
     }
 }
 
@@ -642,6 +704,9 @@ async fn open_model_users_that_cannot_start_free_their_place_and_count_the_arriv
     assert_eq!(it.started + it.dropped, 20, "every arrival counted: {it:?}");
     assert_eq!(it.completed + it.failed, it.started, "{it:?}");
     let m = hits.lock().expect("hits").clone();
-    assert!(m.keys().all(|k| k == "/who/ann" || k == "/who/bob"), "{m:?}");
+    assert!(
+        m.keys().all(|k| k == "/who/ann" || k == "/who/bob"),
+        "{m:?}"
+    );
     assert_eq!(m.values().sum::<u64>(), it.completed, "{m:?} vs {it:?}");
 }

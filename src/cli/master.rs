@@ -308,7 +308,10 @@ async fn finish(
             .unwrap_or_default();
         outln!(
             "  worker {} ({}): requests {}, failures {}{lost}",
-            w.index, w.name, w.requests, w.failures
+            w.index,
+            w.name,
+            w.requests,
+            w.failures
         );
     }
     if !outcome.gaps.is_empty() {
@@ -349,9 +352,7 @@ async fn finish(
         );
     }
     let code = super::run::outcome(&judgement.reasons, r.interrupted);
-    if write_failed {
-        super::EXIT_FATAL
-    } else if outcome.aborted.is_some() {
+    if write_failed || outcome.aborted.is_some() {
         super::EXIT_FATAL
     } else {
         code

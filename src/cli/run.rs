@@ -465,7 +465,11 @@ async fn finish(
         }
     };
     let code = outcome(&judgement.reasons, r.interrupted);
-    if write_failed { super::EXIT_FATAL } else { code }
+    if write_failed {
+        super::EXIT_FATAL
+    } else {
+        code
+    }
 }
 
 /// The thresholds (and the built-in rule when it failed), and the rule that aborted.

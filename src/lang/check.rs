@@ -38,7 +38,9 @@ fn bounded(d: std::time::Duration, shown: &str) -> Result<std::time::Duration, S
 /// Parse a duration: `250ms`, `2s`, `1m30s`, `1h`; a bare number means seconds.
 pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
     match &v.scalar {
-        Scalar::Int(i) if *i >= 0 => bounded(std::time::Duration::from_secs(*i as u64), &i.to_string()),
+        Scalar::Int(i) if *i >= 0 => {
+            bounded(std::time::Duration::from_secs(*i as u64), &i.to_string())
+        }
         Scalar::Int(_) => Err("a duration cannot be negative".into()),
         Scalar::Float(f) => seconds(*f),
         Scalar::Str(s) => parse_duration_str(s),

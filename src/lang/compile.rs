@@ -54,7 +54,6 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
     }
 }
 
-
 /// Why a target base URL (a plan's `host`, `--host`, `LOADPLAN_HOST`) is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostError {

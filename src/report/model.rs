@@ -324,9 +324,7 @@ impl RunReport {
                     metric: metric.to_owned(),
                     step: t.and_then(|t| t.step.clone()),
                     limit: v.limit.clone(),
-                    actual: v
-                        .actual
-                        .map(|a| super::thresholds::display_unit(metric, a)),
+                    actual: v.actual.map(|a| super::thresholds::display_unit(metric, a)),
                     shown: v.shown.clone(),
                     passed: v.passed,
                     abort_on_fail: t.is_some_and(|t| t.abort_on_fail),
