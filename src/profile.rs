@@ -704,4 +704,22 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|d| d.code == Code::ProfileUnknownScenario));
     }
+
+    #[test]
+    fn numbers_that_send_nothing_or_overflow_are_bad_values_on_their_value() {
+        for (text, value) in [
+            ("name: x\nusers: 0\nduration: 5s\n", "0"),
+            ("name: x\nusers: 2\nduration: 0s\n", "0s"),
+            ("name: x\narrival_rate: 1e-300\n", "1e-300"),
+            ("name: x\narrival_rate: 5\nmax_users: 0\n", "0"),
+            ("name: x\nusers: 2\nspawn_rate: 1e-300\n", "1e-300"),
+        ] {
+            let src = Source::new("p.yml", text);
+            let d = parse(&src, None).expect_err(text).into_sorted();
+            assert_eq!(d[0].code, Code::ProfileBadValue, "{text}");
+            assert_eq!(src.slice(d[0].span), value, "{text}");
+        }
+        let src = Source::new("p.yml", "name: x\nusers: 1\nallow_no_data: true\n");
+        assert!(parse(&src, None).expect("valid").allow_no_data);
+    }
 }

@@ -387,3 +387,19 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_so_clock_arithmetic_cannot_overflow() {
+        assert_eq!(parse_duration_str("366d"), Ok(MAX_DURATION));
+        for long in ["367d", "100000000h", "1e15", "1e300", "inf"] {
+            let e = parse_duration_str(long).expect_err(long);
+            assert!(e.contains("too long"), "{long}: {e}");
+        }
+        assert!(parse_duration_str("NaN").is_err());
+        assert!(parse_duration_str("-1").is_err());
+    }
+}

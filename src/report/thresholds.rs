@@ -338,4 +338,45 @@ mod tests {
             Some("100.00%")
         );
     }
+
+    fn profile(rules: Vec<Threshold>, allow_no_data: bool) -> LoadProfile {
+        let mut p = LoadProfile::closed(1, 1.0, None);
+        p.thresholds = rules;
+        p.allow_no_data = allow_no_data;
+        p
+    }
+
+    #[test]
+    fn a_rule_without_data_fails_unless_allowed() {
+        let p = program();
+        let mut s = Snapshot::default();
+        s.record(Event::new(0, 1_000));
+        let rules = vec![
+            rule("p95", Some("GET /b"), Some(500_000.0), false),
+            rule("error_rate", Some("GET /b"), Some(0.05), false),
+        ];
+        let j = judge(&p, &profile(rules.clone(), false), &s, 1.0);
+        assert!(j.verdicts.iter().all(|v| !v.passed && v.shown == "no data"));
+        assert_eq!(j.reasons, ["2 thresholds failed"]);
+        let j = judge(&p, &profile(rules, true), &s, 1.0);
+        assert!(j.passed(), "{:?}", j.reasons);
+        assert!(j.verdicts.iter().all(|v| v.shown == "no data (allowed)"));
+    }
+
+    #[test]
+    fn a_run_whose_requests_were_all_aborted_completed_none() {
+        let p = program();
+        let mut s = Snapshot::default();
+        let j = judge(&p, &profile(Vec::new(), false), &s, 1.0);
+        assert_eq!(j.reasons, ["no request completed"]);
+        assert_eq!(j.verdicts.len(), 1);
+        assert_eq!(j.verdicts[0].rule, NO_REQUESTS_RULE);
+        s.record(Event::new(0, 2_000_000).with_error(ErrorKind::Aborted, "in flight"));
+        assert_eq!(completed_requests(&p, &s), 0);
+        let j = judge(&p, &profile(Vec::new(), false), &s, 1.0);
+        assert_eq!(j.reasons, ["1 requests failed", "no request completed"]);
+        s.record(Event::new(1, 1_000));
+        assert_eq!(completed_requests(&p, &s), 1);
+        assert!(judge(&p, &profile(Vec::new(), true), &Snapshot::default(), 1.0).passed());
+    }
 }

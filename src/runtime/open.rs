@@ -116,13 +116,34 @@ struct Pool {
     workers: Vec<Worker>,
     /// Idle users, by scenario.
     idle: Vec<Vec<usize>>,
+    /// Places of users that are gone (retired, or could not start), for reuse: the
+    /// pool never holds more than `max_users` places however often users change.
+    free: Vec<usize>,
+    /// Tasks of users that left the pool, awaited at the end (finished ones pruned).
+    retired: Vec<Slot>,
     /// Users alive (started or starting).
     alive: u64,
     /// Arrivals handed out and not yet back.
     busy: u64,
+    /// Users started so far (their ids are `share.id(0..started)`), and by scenario.
+    started: u64,
+    by_scenario: Vec<u64>,
 }
 
 impl Pool {
+    fn new(scenarios: usize) -> Self {
+        Self {
+            workers: Vec::new(),
+            idle: vec![Vec::new(); scenarios],
+            free: Vec::new(),
+            retired: Vec::new(),
+            alive: 0,
+            busy: 0,
+            started: 0,
+            by_scenario: vec![0; scenarios],
+        }
+    }
+
     fn back(&mut self, b: Back) {
         self.busy = self.busy.saturating_sub(1);
         match b {
@@ -133,16 +154,21 @@ impl Pool {
                     }
                 }
             }
-            Back::Gone(i) => {
-                if let Some(w) = self.workers.get_mut(i).filter(|w| w.alive) {
-                    w.alive = false;
-                    self.alive = self.alive.saturating_sub(1);
-                }
-            }
+            Back::Gone(i) => self.leave(i),
         }
     }
 
-    /// Hand an arrival to an idle user of `scenario`. False when none is idle.
+    /// The user at place `i` leaves the pool; its place is free for a new one.
+    fn leave(&mut self, i: usize) {
+        if let Some(w) = self.workers.get_mut(i).filter(|w| w.alive) {
+            w.alive = false;
+            w.slot.soft.cancel();
+            self.alive = self.alive.saturating_sub(1);
+            self.free.push(i);
+        }
+    }
+
+    /// Hand an arrival to an idle user of `scenario`. None when none is idle.
     fn hand_to_idle(&mut self, scenario: usize, intended: Instant) -> Option<bool> {
         let i = self.idle.get_mut(scenario).and_then(Vec::pop)?;
         Some(
@@ -158,15 +184,37 @@ impl Pool {
         if self.alive < max_users {
             return true;
         }
-        let Some(i) = self.idle.iter_mut().find_map(Vec::pop) else {
-            return false;
-        };
-        if let Some(w) = self.workers.get_mut(i) {
-            w.slot.soft.cancel();
-            w.alive = false;
+        match self.idle.iter_mut().find_map(Vec::pop) {
+            Some(i) => {
+                self.leave(i);
+                true
+            }
+            None => false,
         }
-        self.alive = self.alive.saturating_sub(1);
-        true
+    }
+
+    /// The place for a new user, and the global id's index.
+    fn place(&self) -> (usize, u64) {
+        (
+            self.free.last().copied().unwrap_or(self.workers.len()),
+            self.started,
+        )
+    }
+
+    fn add(&mut self, w: Worker) {
+        if let Some(n) = self.by_scenario.get_mut(w.scenario) {
+            *n += 1;
+        }
+        self.started += 1;
+        self.alive += 1;
+        match self.free.pop() {
+            Some(i) if i < self.workers.len() => {
+                let old = std::mem::replace(&mut self.workers[i], w);
+                self.retired.retain(|s| !s.handle.is_finished());
+                self.retired.push(old.slot);
+            }
+            _ => self.workers.push(w),
+        }
     }
 }
 
@@ -200,12 +248,7 @@ pub async fn run(
     let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, u64::MAX));
     let mut gen_rec = agg.recorder();
     let (back_tx, mut back_rx) = mpsc::channel::<Back>(max_users.clamp(1, 1 << 20) as usize);
-    let mut pool = Pool {
-        workers: Vec::new(),
-        idle: vec![Vec::new(); program.scenarios.len()],
-        alive: 0,
-        busy: 0,
-    };
+    let mut pool = Pool::new(program.scenarios.len());
     let live = Arc::new(AtomicU64::new(0));
     let timeline: Timeline = Arc::new(std::sync::Mutex::new(vec![(0.0, 0)]));
     let start = Instant::now();
@@ -263,24 +306,15 @@ pub async fn run(
             let handed = match pool.hand_to_idle(scenario, intended) {
                 Some(ok) => ok,
                 None if pool.make_room(max_users) => {
-                    let index = pool.workers.len();
-                    let id = share.id(index as u64);
+                    let (index, k) = pool.place();
                     let new = Spawn {
                         index,
-                        id,
+                        id: share.id(k),
                         scenario,
                         first: intended,
                         start,
                     };
-                    pool.workers.push(new.spawn(
-                        &shared,
-                        &agg,
-                        &control,
-                        back_tx.clone(),
-                        &live,
-                        &timeline,
-                    ));
-                    pool.alive += 1;
+                    pool.add(new.spawn(&shared, &agg, &control, back_tx.clone(), &live, &timeline));
                     true
                 }
                 None => false,
@@ -320,15 +354,17 @@ pub async fn run(
         }
     }
 
-    let mut by = std::collections::BTreeMap::new();
-    for w in &pool.workers {
-        if let Some(sc) = program.scenarios.get(w.scenario) {
-            *by.entry(sc.name.clone()).or_insert(0u64) += 1;
-        }
-    }
+    let by: std::collections::BTreeMap<String, u64> = program
+        .scenarios
+        .iter()
+        .zip(&pool.by_scenario)
+        .filter(|(_, n)| **n > 0)
+        .map(|(sc, n)| (sc.name.clone(), *n))
+        .collect();
     // Closing the report-back queue makes any user still reporting back stop at once.
     drop(back_rx);
     let mut slots: Vec<Slot> = pool.workers.drain(..).map(|w| w.slot).collect();
+    slots.append(&mut pool.retired);
     wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     gen_rec.flush();
     agg.set_users(0);
@@ -463,5 +499,18 @@ mod tests {
         }];
         assert_eq!(rate_at(&p, 0.0, 5.0), Some(50.0));
         assert_eq!(rate_at(&p, 0.0, 11.0), None);
+    }
+
+    #[test]
+    fn tiny_rates_and_far_arrivals_never_overflow_the_clock() {
+        let p = LoadProfile::closed(1, 1.0, None);
+        let mut rng = StdRng::seed_from_u64(1);
+        for rate in [1e-300, f64::MIN_POSITIVE, 0.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(next_arrival(&p, rate, false, &mut rng, 1.0), Some(1.01));
+        }
+        let start = Instant::now();
+        assert!(instant_at(start, 1e300) > start);
+        assert!(instant_at(start, f64::NAN) >= start);
+        assert_eq!(instant_at(start, -5.0), start);
     }
 }
