@@ -6,6 +6,15 @@
 #
 # The bundled plans and profiles are in /app/plans and /app/profiles (WORKDIR /app);
 # mount your own over them. Ports: 8089 web UI, 9646 Prometheus metrics, 5557 master.
+#
+# Stopping: `docker stop` sends SIGTERM (STOPSIGNAL below), which loadplan handles like
+# Ctrl-C: users finish their iteration within the profile's `stop_timeout` (5s), then
+# the summary, every --json/--csv/--junit/--html file and the verdict (exit 4 when
+# nothing failed: interrupted). loadplan handles its signals itself, so it is safe as
+# PID 1; for an init anyway (zombie reaping, signal forwarding) run with
+# `docker run --init` — docker-compose.yml sets `init: true` for every loadplan service.
+# Keep docker's grace period above stop_timeout (`docker stop -t 15`, compose
+# `stop_grace_period`).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -37,5 +46,6 @@ COPY profiles ./profiles
 RUN mkdir -p /app/reports && chown loadplan:loadplan /app/reports
 USER 10001:10001
 EXPOSE 8089 9646 5557
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["loadplan"]
 CMD ["--help"]

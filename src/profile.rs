@@ -29,6 +29,26 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("soak", include_str!("../profiles/soak.yml")),
 ];
 
+/// The slowest rate (arrivals or users started per second) a run accepts: one per 1000 s.
+pub const MIN_RATE: f64 = 0.001;
+/// The fastest rate a run accepts (per second).
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// The most users (closed model) or pool users (open model) a run accepts.
+pub const MAX_USERS: u64 = 1_000_000;
+
+/// Why a rate is refused (`what` names it: `arrival_rate`, `--spawn-rate`), or None.
+pub fn rate_problem(what: &str, rate: f64) -> Option<String> {
+    (!(MIN_RATE..=MAX_RATE).contains(&rate)).then(|| {
+        format!("{what} must be between {MIN_RATE} and {MAX_RATE} per second, found {rate}")
+    })
+}
+
+/// Why a number of users is refused, or None.
+pub fn users_problem(what: &str, users: u64) -> Option<String> {
+    (!(1..=MAX_USERS).contains(&users))
+        .then(|| format!("{what} must be between 1 and {MAX_USERS}, found {users}"))
+}
+
 /// A number, or a string with a unit (`500ms`, `5%`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -69,6 +89,10 @@ pub struct ProfileFile {
     pub thresholds: Vec<ThresholdFile>,
     /// Grace for in-flight iterations when users stop (default 5s).
     pub stop_timeout: Option<String>,
+    /// Let the run pass without data: a run in which no request completed, and a
+    /// threshold with nothing to measure, then pass instead of failing (default false).
+    #[serde(default)]
+    pub allow_no_data: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -137,6 +161,8 @@ pub struct LoadProfile {
     pub weights: BTreeMap<String, u32>,
     pub thresholds: Vec<Threshold>,
     pub stop_timeout: Duration,
+    /// A run without completed requests, or a threshold without data, passes.
+    pub allow_no_data: bool,
 }
 
 impl LoadProfile {
@@ -151,6 +177,7 @@ impl LoadProfile {
             weights: BTreeMap::new(),
             thresholds: Vec::new(),
             stop_timeout: Duration::from_secs(5),
+            allow_no_data: false,
         }
     }
 
@@ -300,12 +327,20 @@ impl Resolver<'_> {
                 }
             }
             (Some(rate), None) => {
-                if !(rate > 0.0 && rate.is_finite()) {
+                if let Some(m) = rate_problem("arrival_rate", rate) {
                     self.bad(
                         self.at.value(&["arrival_rate"]),
-                        format!("arrival_rate must be positive, found {rate}"),
-                        "not positive",
+                        m,
+                        "out of range",
                         "iterations started per second, e.g. 50",
+                    );
+                }
+                if let Some(m) = f.max_users.and_then(|n| users_problem("max_users", n)) {
+                    self.bad(
+                        self.at.value(&["max_users"]),
+                        m,
+                        "out of range",
+                        "the pool of users serving arrivals, e.g. 100",
                     );
                 }
                 if f.spawn_rate.is_some() {
@@ -339,12 +374,20 @@ impl Resolver<'_> {
             }
             (None, users) => {
                 let users = users.unwrap_or(1);
-                let spawn_rate = f.spawn_rate.unwrap_or(users.max(1) as f64);
-                if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
+                if let Some(m) = users_problem("users", users) {
+                    self.bad(
+                        self.at.value(&["users"]),
+                        m,
+                        "out of range",
+                        "concurrent users, e.g. 10 (a run without users sends nothing)",
+                    );
+                }
+                let spawn_rate = f.spawn_rate.unwrap_or(users.clamp(1, MAX_USERS) as f64);
+                if let Some(m) = rate_problem("spawn_rate", spawn_rate) {
                     self.bad(
                         self.at.value(&["spawn_rate"]),
-                        format!("spawn_rate must be positive, found {spawn_rate}"),
-                        "not positive",
+                        m,
+                        "out of range",
                         "users started per second, e.g. 5",
                     );
                 }
@@ -371,11 +414,14 @@ impl Resolver<'_> {
         for (i, s) in f.stages.iter().enumerate() {
             let i = i.to_string();
             let d = self.duration(&Some(s.duration.clone()), &["stages", &i, "duration"]);
-            if s.target < 0.0 || !s.target.is_finite() {
+            if !(0.0..=MAX_RATE).contains(&s.target) {
                 self.bad(
                     self.at.value(&["stages", &i, "target"]),
-                    format!("stage target must be 0 or more, found {}", s.target),
-                    "negative",
+                    format!(
+                        "stage target must be between 0 and {MAX_RATE}, found {}",
+                        s.target
+                    ),
+                    "out of range",
                     "users (or rate) to reach by the end of the stage",
                 );
             }
@@ -509,6 +555,14 @@ fn resolve(
         diags: Diagnostics::new(),
     };
     let duration = cx.duration(&f.duration, &["duration"]);
+    if duration.is_some_and(|d| d.is_zero()) {
+        cx.bad(
+            at.value(&["duration"]),
+            "a run of 0s sends nothing".into(),
+            "zero",
+            "give the run a length, e.g. `30s`, or remove `duration`",
+        );
+    }
     let stop_timeout = cx
         .duration(&f.stop_timeout, &["stop_timeout"])
         .unwrap_or(Duration::from_secs(5));
@@ -530,6 +584,7 @@ fn resolve(
         weights: f.weights,
         thresholds,
         stop_timeout,
+        allow_no_data: f.allow_no_data,
     })
 }
 
@@ -648,5 +703,23 @@ mod tests {
             .into_sorted();
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|d| d.code == Code::ProfileUnknownScenario));
+    }
+
+    #[test]
+    fn numbers_that_send_nothing_or_overflow_are_bad_values_on_their_value() {
+        for (text, value) in [
+            ("name: x\nusers: 0\nduration: 5s\n", "0"),
+            ("name: x\nusers: 2\nduration: 0s\n", "0s"),
+            ("name: x\narrival_rate: 1e-300\n", "1e-300"),
+            ("name: x\narrival_rate: 5\nmax_users: 0\n", "0"),
+            ("name: x\nusers: 2\nspawn_rate: 1e-300\n", "1e-300"),
+        ] {
+            let src = Source::new("p.yml", text);
+            let d = parse(&src, None).expect_err(text).into_sorted();
+            assert_eq!(d[0].code, Code::ProfileBadValue, "{text}");
+            assert_eq!(src.slice(d[0].span), value, "{text}");
+        }
+        let src = Source::new("p.yml", "name: x\nusers: 1\nallow_no_data: true\n");
+        assert!(parse(&src, None).expect("valid").allow_no_data);
     }
 }

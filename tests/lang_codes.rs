@@ -448,3 +448,21 @@ fn profile_bad_value_points_at_the_value() {
     );
     assert_eq!(s.slice(d.span), "p96");
 }
+
+#[test]
+fn empty_repeat_points_at_the_repeat_in_both_spellings() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    repeat duration=\"10s\"\n    http GET \"/\"\n}\n",
+        Code::EmptySteps,
+        "repeat",
+        0,
+    );
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http GET \"/\"\n    repeat count=3 {\n    }\n}\n",
+        Code::EmptySteps,
+        "repeat",
+        0,
+    );
+}

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> u8 {
         .collect();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    println!(
+    outln!(
         "ok: {} — plan `{}`: {} [{}], {}, {}{profile_line}",
         args.plan.display(),
         program.name,

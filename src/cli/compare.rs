@@ -44,7 +44,7 @@ pub fn run(args: Args) -> u8 {
         error_floor: args.error_floor_pp / 100.0,
     };
     let result = compare::compare(&baseline, &current, &options);
-    print!("{}", compare::render(&result, &options));
+    out!("{}", compare::render(&result, &options));
     if result.regressions().next().is_some() {
         super::EXIT_FAILED
     } else {

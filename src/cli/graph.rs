@@ -31,9 +31,9 @@ pub fn run(args: Args) -> u8 {
                 Format::Dot => dump::dot(&program),
                 Format::Json => dump::json(&program),
             };
-            print!("{out}");
+            out!("{out}");
             if !out.ends_with('\n') {
-                println!();
+                outln!();
             }
             super::EXIT_OK
         }

@@ -118,7 +118,7 @@ pub fn run(args: Args) -> u8 {
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return super::EXIT_FATAL;
         }
     };
@@ -170,7 +170,7 @@ async fn run_async(
         if p.parent()
             .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
         {
-            eprintln!("error: --snapshot-out {}: no such directory", p.display());
+            errln!("error: --snapshot-out {}: no such directory", p.display());
             return super::EXIT_USAGE;
         }
     }
@@ -181,48 +181,44 @@ async fn run_async(
     let master = match Master::bind(args.bind, cfg).await {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.bind);
+            errln!("error: cannot listen on {}: {e}", args.bind);
             return super::EXIT_FATAL;
         }
     };
     match master.local_addr() {
-        Ok(addr) => eprintln!("master listening on {addr}"),
+        Ok(addr) => errln!("master listening on {addr}"),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return super::EXIT_FATAL;
         }
     }
     if !quiet {
-        eprintln!("waiting for {} workers", args.expect_workers);
+        errln!("waiting for {} workers", args.expect_workers);
     }
     let control = Control::default();
-    let signals = {
-        let c = control.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping: letting iterations finish (Ctrl-C again to stop at once)");
-                c.stop.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    c.kill.cancel();
-                }
-            }
-        })
+    // SIGINT, SIGTERM and SIGHUP stop the run like the first Ctrl-C (summary, files).
+    let signals = match super::run::Interrupts::new() {
+        Ok(i) => i.spawn(control.clone(), false),
+        Err(e) => {
+            errln!("error: cannot listen for stop signals: {e}");
+            return super::EXIT_FATAL;
+        }
     };
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
     let tick_control = control.clone();
     let on_tick = |t: &Tick| {
         if let Some(v) = sinks.tick(t, &tick_control) {
-            eprintln!("aborting: threshold failed: {}", v.line());
+            errln!("aborting: threshold failed: {}", v.line());
         }
         if !quiet && (tty || last_line.elapsed() >= Duration::from_secs(5)) {
             last_line = Instant::now();
-            eprintln!("{}", render_progress_line(t.point, t.elapsed, t.planned));
+            errln!("{}", render_progress_line(t.point, t.elapsed, t.planned));
         }
     };
     let note = |line: &str| {
         if !quiet || line.contains("lost") || line.contains("refused") {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
     let mut outcome = master.run(control, note, on_tick).await;
@@ -263,61 +259,19 @@ async fn finish(
     sinks: report::sinks::Sinks,
 ) -> u8 {
     if let Some(e) = &outcome.compile_error {
-        eprintln!("error: the plan does not compile on {e}");
+        errln!("error: the plan does not compile on {e}");
         return super::EXIT_USAGE;
     }
     let r = &outcome.result;
     let infos = super::run::step_infos(program);
-    print!("{}", render_summary(&infos, &r.total, r.elapsed));
-    println!("\nWorkers");
-    for w in &outcome.workers {
-        let lost = w
-            .lost_at_secs
-            .map(|t| format!(", lost at {t:.1}s"))
-            .unwrap_or_default();
-        println!(
-            "  worker {} ({}): requests {}, failures {}{lost}",
-            w.index, w.name, w.requests, w.failures
-        );
-    }
-    if !outcome.gaps.is_empty() {
-        println!("\nLost workers");
-        for g in &outcome.gaps {
-            println!("  {}", g.line());
-        }
-    }
-    let verdicts = report::thresholds::evaluate(
-        program,
-        &profile.thresholds,
-        &r.total,
-        r.elapsed.as_secs_f64(),
-    );
-    let mut reasons = Vec::new();
-    if !verdicts.is_empty() {
-        println!("\nThresholds");
-        for v in &verdicts {
-            println!("  {}", v.line());
-        }
-    }
-    let failed_rules = verdicts.iter().filter(|v| !v.passed).count();
-    if failed_rules > 0 {
-        reasons.push(format!("{failed_rules} thresholds failed"));
-    }
-    let (_, checks_failed) = r.total.checks();
-    if checks_failed > 0 {
-        reasons.push(format!("{checks_failed} checks failed"));
-    }
-    let request_failures = r.total.failures();
-    if profile.thresholds.is_empty() && request_failures > 0 {
-        reasons.push(format!("{request_failures} requests failed"));
-    }
+    let mut judgement =
+        report::thresholds::judge(program, profile, &r.total, r.elapsed.as_secs_f64());
     let aborted_by = sinks.aborted_by().cloned();
-    if let Some(v) = &aborted_by {
-        println!("\nrun aborted by threshold: {}", v.line());
-        reasons.push("aborted by a threshold".into());
+    if aborted_by.is_some() {
+        judgement.reasons.push("aborted by a threshold".into());
     }
     if let Some(a) = &outcome.aborted {
-        reasons.push(format!("aborted: {a}"));
+        judgement.reasons.push(format!("aborted: {a}"));
     }
     let plan_file = args.run.plan.display().to_string();
     let cx = report::model::Context {
@@ -325,23 +279,21 @@ async fn finish(
         profile,
         plan_file: &plan_file,
         seed,
-        verdicts: &verdicts,
+        verdicts: &judgement.verdicts,
         aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
-        passed: reasons.is_empty(),
+        passed: judgement.passed(),
     };
+    // Files first (see `run`): they must survive a closed stdout.
     let built = sinks
         .wants_report()
         .then(|| report::RunReport::build(&cx, r));
     let mut write_failed = false;
+    let mut wrote = Vec::new();
     match sinks.finish(built.as_ref()).await {
-        Ok(written) => {
-            for p in written {
-                println!("wrote {}", p.display());
-            }
-        }
+        Ok(written) => wrote = written,
         Err(problems) => {
             for p in problems {
-                eprintln!("error: {p}");
+                errln!("error: {p}");
             }
             write_failed = true;
         }
@@ -360,20 +312,45 @@ async fn finish(
             .map_err(|e| e.to_string())
             .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()));
         match written {
-            Ok(()) => println!("wrote {}", path.display()),
+            Ok(()) => wrote.push(path.clone()),
             Err(e) => {
-                eprintln!("error: --snapshot-out {}: {e}", path.display());
+                errln!("error: --snapshot-out {}: {e}", path.display());
                 write_failed = true;
             }
         }
     }
+    out!("{}", render_summary(&infos, &r.total, r.elapsed));
+    outln!("\nWorkers");
+    for w in &outcome.workers {
+        let lost = w
+            .lost_at_secs
+            .map(|t| format!(", lost at {t:.1}s"))
+            .unwrap_or_default();
+        outln!(
+            "  worker {} ({}): requests {}, failures {}{lost}",
+            w.index,
+            w.name,
+            w.requests,
+            w.failures
+        );
+    }
+    if !outcome.gaps.is_empty() {
+        outln!("\nLost workers");
+        for g in &outcome.gaps {
+            outln!("  {}", g.line());
+        }
+    }
+    super::run::print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
+    for p in wrote {
+        outln!("wrote {}", p.display());
+    }
     if r.interrupted {
-        println!(
+        outln!(
             "\nrun interrupted after {:.1}s (seed {seed})",
             r.elapsed.as_secs_f64()
         );
     } else {
-        println!("\nseed {seed}");
+        outln!("\nseed {seed}");
     }
     if args.run.summary_kv {
         let all = r.total.aggregate(|id| {
@@ -383,7 +360,7 @@ async fn finish(
                 .is_none_or(|s| s.kind != "group")
         });
         let secs = r.elapsed.as_secs_f64().max(1e-9);
-        println!(
+        outln!(
             "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={} workers={} lost={}",
             all.count as f64 / secs,
             all.latency.value_at_quantile(0.5) as f64 / 1000.0,
@@ -394,18 +371,8 @@ async fn finish(
             outcome.gaps.len()
         );
     }
-    let code = if reasons.is_empty() {
-        println!("result: PASSED");
-        super::EXIT_OK
-    } else {
-        println!("result: FAILED ({})", reasons.join(", "));
-        if outcome.aborted.is_some() {
-            super::EXIT_FATAL
-        } else {
-            super::EXIT_FAILED
-        }
-    };
-    if write_failed {
+    let code = super::run::outcome(&judgement.reasons, r.interrupted);
+    if write_failed || outcome.aborted.is_some() {
         super::EXIT_FATAL
     } else {
         code

@@ -1,7 +1,32 @@
 //! The command line: one file per subcommand, dispatched from [`main`].
 //!
 //! Exit codes (README, docs/results.md): 0 passed, 1 thresholds or checks failed, 2 plan/usage
-//! error, 3 fatal runtime error.
+//! error, 3 fatal runtime error, 4 interrupted (stopped before its planned end by a
+//! signal or a stop from the UI, and nothing failed in what ran).
+//!
+//! Standard output goes through [`outln!`]/[`out!`], never `println!`: a closed pipe
+//! (`loadplan check plan.kdl | true`) ends the output quietly instead of panicking.
+
+/// `println!` that never panics: writes to the locked stdout; after the first failed
+/// write (a closed pipe) all further output is dropped quietly.
+macro_rules! outln {
+    () => { $crate::cli::out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics: a closed stderr (the terminal went away with SIGHUP)
+/// must not take the run and its files down with it.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::out(format_args!($($arg)*)) };
+}
 
 pub mod check;
 pub mod compare;
@@ -24,6 +49,25 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FATAL: u8 = 3;
+/// The run was stopped before its planned end (Ctrl-C, SIGTERM, SIGHUP, a stop from the
+/// UI) and nothing failed in what ran: not a pass, since the plan did not run in full.
+pub const EXIT_INTERRUPTED: u8 = 4;
+
+static STDOUT_BROKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Write to stdout; a failed write (EPIPE: the reader went away) silences stdout for the
+/// rest of the process instead of panicking as `println!` does.
+pub fn out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_BROKEN.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_fmt(args).is_err() || stdout.flush().is_err() {
+        STDOUT_BROKEN.store(true, Ordering::Relaxed);
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(

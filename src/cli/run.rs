@@ -107,12 +107,44 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Numeric flags in range, before anything runs (exit 2 with the reason): a zero that
+/// would send nothing (`-u 0`, `-t 0s`, `--iterations 0`, `--max-users 0`) or a rate
+/// the clock arithmetic cannot hold (`--arrival-rate 1e-300`).
+fn check_numbers(args: &Args) -> Result<(), u8> {
+    let mut problems = Vec::new();
+    if let Some(u) = args.users {
+        problems.extend(profile::users_problem("--users", u));
+    }
+    if let Some(m) = args.max_users {
+        problems.extend(profile::users_problem("--max-users", m));
+    }
+    if let Some(r) = args.arrival_rate {
+        problems.extend(profile::rate_problem("--arrival-rate", r));
+    }
+    if let Some(r) = args.spawn_rate {
+        problems.extend(profile::rate_problem("--spawn-rate", r));
+    }
+    if args.duration.is_some_and(|d| d.is_zero()) {
+        problems.push("--duration must be longer than 0s (a run of 0s sends nothing)".into());
+    }
+    if args.iterations == Some(0) {
+        problems.push("--iterations must be at least 1 (0 iterations send nothing)".into());
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in problems {
+        errln!("error: {p}");
+    }
+    Err(super::EXIT_USAGE)
+}
+
 /// Resolve the profile and apply command-line overrides.
 pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadProfile, u8> {
     let mut p = match &args.profile {
         Some(name) => {
             let Some(src) = profile::locate(name, args.plan.parent()) else {
-                eprintln!(
+                errln!(
                     "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
                 );
                 return Err(super::EXIT_USAGE);
@@ -124,11 +156,8 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
         }
         None => LoadProfile::closed(1, 1.0, None),
     };
+    check_numbers(args)?;
     if let Some(rate) = args.arrival_rate {
-        if !(rate > 0.0 && rate.is_finite()) {
-            eprintln!("error: --arrival-rate must be positive");
-            return Err(super::EXIT_USAGE);
-        }
         let (old_max, old_poisson) = match p.model {
             Model::Open {
                 max_users, poisson, ..
@@ -149,7 +178,7 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
         }
         *poisson |= args.poisson;
     } else if args.max_users.is_some() || args.poisson {
-        eprintln!(
+        errln!(
             "error: --max-users/--poisson apply to the open model (--arrival-rate or a profile with arrival_rate)"
         );
         return Err(super::EXIT_USAGE);
@@ -162,14 +191,10 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
             }
         }
         if let Some(r) = args.spawn_rate {
-            if !(r > 0.0 && r.is_finite()) {
-                eprintln!("error: --spawn-rate must be positive");
-                return Err(super::EXIT_USAGE);
-            }
             *spawn_rate = r;
         }
     } else if args.users.is_some() || args.spawn_rate.is_some() {
-        eprintln!(
+        errln!(
             "error: --users/--spawn-rate apply to closed-model profiles; this profile uses arrival_rate"
         );
         return Err(super::EXIT_USAGE);
@@ -201,11 +226,11 @@ pub async fn start_sinks(
         .await
         .map_err(|e| match e {
             report::sinks::StartError::Usage(m) => {
-                eprintln!("error: {m}");
+                errln!("error: {m}");
                 super::EXIT_USAGE
             }
             report::sinks::StartError::Fatal(m) => {
-                eprintln!("error: {m}");
+                errln!("error: {m}");
                 super::EXIT_FATAL
             }
         })
@@ -223,11 +248,27 @@ pub async fn target(
         let url = d.base_url();
         return Ok((Some(d), Some(url)));
     }
-    if args.host.is_none() && program.host.is_none() {
-        eprintln!("error: the plan has no host; pass --host URL or --demo");
+    let host = match &args.host {
+        Some(h) => Some(check_host_flag(h)?),
+        None => None,
+    };
+    if host.is_none() && program.host.is_none() {
+        errln!("error: the plan has no host; pass --host URL or --demo");
         return Err(super::EXIT_USAGE);
     }
-    Ok((None, args.host.clone()))
+    Ok((None, host))
+}
+
+/// `--host` / `LOADPLAN_HOST` under the rule a plan's `host` obeys (the same diagnostic,
+/// exit 2), before any load: a bad host would otherwise fail every request of the run.
+pub fn check_host_flag(value: &str) -> Result<String, u8> {
+    let from_env = std::env::var("LOADPLAN_HOST").is_ok_and(|v| v == value)
+        && !std::env::args().any(|a| a == "--host" || a.starts_with("--host="));
+    let origin = if from_env { "LOADPLAN_HOST" } else { "--host" };
+    lang::compile::host_diagnostic(origin, value).map_err(|d| {
+        super::report(d);
+        super::EXIT_USAGE
+    })
 }
 
 pub fn run(args: Args) -> u8 {
@@ -245,7 +286,7 @@ pub fn run(args: Args) -> u8 {
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return super::EXIT_FATAL;
         }
     };
@@ -256,7 +297,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     let ui_listen = match args.ui_listen.check(args.ui) {
         Ok(l) => l,
         Err(m) => {
-            eprintln!("error: {m}");
+            errln!("error: {m}");
             return super::EXIT_USAGE;
         }
     };
@@ -265,7 +306,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     let signals = match Interrupts::new() {
         Ok(i) => i.spawn(control.clone(), args.quiet),
         Err(e) => {
-            eprintln!("error: cannot listen for Ctrl-C: {e}");
+            errln!("error: cannot listen for Ctrl-C: {e}");
             return super::EXIT_FATAL;
         }
     };
@@ -299,7 +340,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         && args.iterations.is_none()
         && !args.quiet
     {
-        eprintln!("note: no duration, stages or --iterations: running until Ctrl-C");
+        errln!("note: no duration, stages or --iterations: running until Ctrl-C");
     }
     let ui = match ui_listen {
         Some(l) => {
@@ -314,7 +355,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
             {
                 Ok(u) => Some(u),
                 Err(m) => {
-                    eprintln!("error: {m}");
+                    errln!("error: {m}");
                     return super::EXIT_FATAL;
                 }
             }
@@ -327,7 +368,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     };
     if let Some(addr) = sinks.metrics_addr() {
         if !args.quiet {
-            eprintln!("metrics on http://{addr}/metrics");
+            errln!("metrics on http://{addr}/metrics");
         }
     }
     let tty = std::io::stderr().is_terminal();
@@ -345,7 +386,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     let tick_control = control.clone();
     let on_tick = |t: &Tick| {
         if let Some(v) = sinks.tick(t, &tick_control) {
-            eprintln!("\naborting: threshold failed: {}", v.line());
+            errln!("\naborting: threshold failed: {}", v.line());
         }
         if let Some(u) = &ui {
             u.hub.tick(t);
@@ -355,7 +396,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
             b.set_message(line);
         } else if !quiet && last_line.elapsed() >= Duration::from_secs(5) {
             last_line = Instant::now();
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
     let result = driver::run(program.clone(), &profile, &cfg, control, on_tick).await;
@@ -373,7 +414,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     match result {
         Ok(r) => finish(&program, &profile, &r, seed, &args, sinks).await,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             super::EXIT_FATAL
         }
     }
@@ -387,37 +428,12 @@ async fn finish(
     args: &Args,
     sinks: report::sinks::Sinks,
 ) -> u8 {
-    let kv = args.summary_kv;
     let infos = step_infos(program);
-    print!("{}", render_summary(&infos, &r.total, r.elapsed));
-    let verdicts = crate::report::thresholds::evaluate(
-        program,
-        &profile.thresholds,
-        &r.total,
-        r.elapsed.as_secs_f64(),
-    );
-    let mut failed = false;
-    if !verdicts.is_empty() {
-        println!("\nThresholds");
-        for v in &verdicts {
-            println!("  {}", v.line());
-            failed |= !v.passed;
-        }
-    }
-    let (_, checks_failed) = r.total.checks();
-    if checks_failed > 0 {
-        failed = true;
-    }
-    // Without thresholds any failed request fails the run (as Locust does); with
-    // thresholds the profile states how many failures are acceptable.
-    let request_failures = r.total.failures();
-    if profile.thresholds.is_empty() && request_failures > 0 {
-        failed = true;
-    }
+    let mut judgement =
+        crate::report::thresholds::judge(program, profile, &r.total, r.elapsed.as_secs_f64());
     let aborted_by = sinks.aborted_by().cloned();
-    if let Some(v) = &aborted_by {
-        failed = true;
-        println!("\nrun aborted by threshold: {}", v.line());
+    if aborted_by.is_some() {
+        judgement.reasons.push("aborted by a threshold".into());
     }
     let plan_file = args.plan.display().to_string();
     let cx = report::model::Context {
@@ -425,83 +441,43 @@ async fn finish(
         profile,
         plan_file: &plan_file,
         seed,
-        verdicts: &verdicts,
+        verdicts: &judgement.verdicts,
         aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
-        passed: !failed,
+        passed: judgement.passed(),
     };
+    // Files first: a closed stdout, or a second signal while printing, must not cost them.
     let built = sinks
         .wants_report()
         .then(|| report::RunReport::build(&cx, r));
     let files = sinks.finish(built.as_ref()).await;
+    out!("{}", render_summary(&infos, &r.total, r.elapsed));
+    print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
     if r.interrupted {
-        println!(
+        outln!(
             "\nrun interrupted after {:.1}s (seed {seed})",
             r.elapsed.as_secs_f64()
         );
     } else {
-        println!("\nseed {seed}");
+        outln!("\nseed {seed}");
     }
-    if kv {
-        let all = r.total.aggregate(|id| {
-            program
-                .stats
-                .get(id as usize)
-                .is_none_or(|s| s.kind != "group")
-        });
-        let secs = r.elapsed.as_secs_f64().max(1e-9);
-        let mut line = format!(
-            "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={}",
-            all.count as f64 / secs,
-            all.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            all.latency.value_at_quantile(0.99) as f64 / 1000.0,
-            all.count,
-            all.failures
-        );
-        if !all.corrected.is_empty() {
-            // Open model: the latency from the intended start, and what was asked for.
-            line.push_str(&format!(
-                " p99_corrected_ms={:.3} dropped={}",
-                all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
-                r.total.iterations.dropped
-            ));
-        }
-        println!("{line}");
+    if args.summary_kv {
+        outln!("{}", summary_kv(program, r));
     }
     let write_failed = match files {
         Ok(written) => {
             for p in written {
-                println!("wrote {}", p.display());
+                outln!("wrote {}", p.display());
             }
             false
         }
         Err(problems) => {
             for p in problems {
-                eprintln!("error: {p}");
+                errln!("error: {p}");
             }
             true
         }
     };
-    let code = if failed {
-        let mut reasons = Vec::new();
-        if checks_failed > 0 {
-            reasons.push(format!("{checks_failed} checks failed"));
-        }
-        let failed_rules = verdicts.iter().filter(|v| !v.passed).count();
-        if failed_rules > 0 {
-            reasons.push(format!("{failed_rules} thresholds failed"));
-        }
-        if aborted_by.is_some() {
-            reasons.push("aborted by a threshold".into());
-        }
-        if profile.thresholds.is_empty() && request_failures > 0 {
-            reasons.push(format!("{request_failures} requests failed"));
-        }
-        println!("result: FAILED ({})", reasons.join(", "));
-        super::EXIT_FAILED
-    } else {
-        println!("result: PASSED");
-        super::EXIT_OK
-    };
+    let code = outcome(&judgement.reasons, r.interrupted);
     if write_failed {
         super::EXIT_FATAL
     } else {
@@ -509,40 +485,125 @@ async fn finish(
     }
 }
 
-/// SIGINT (Ctrl-C) handling: the first stops gracefully, the second at once.
-struct Interrupts {
+/// The thresholds (and the built-in rule when it failed), and the rule that aborted.
+pub fn print_verdict_lines(
+    verdicts: &[crate::report::thresholds::Verdict],
+    aborted_by: Option<&crate::report::thresholds::Verdict>,
+) {
+    if !verdicts.is_empty() {
+        outln!("\nThresholds");
+        for v in verdicts {
+            outln!("  {}", v.line());
+        }
+    }
+    if let Some(v) = aborted_by {
+        outln!("\nrun aborted by threshold: {}", v.line());
+    }
+}
+
+/// The last line and the exit code: FAILED (1) when anything failed, even in an
+/// interrupted run (what ran already failed); INTERRUPTED (4) when the run was stopped
+/// before its planned end and nothing failed (not a pass: the plan did not run in
+/// full); PASSED (0) otherwise.
+pub fn outcome(reasons: &[String], interrupted: bool) -> u8 {
+    let note = if interrupted { ", interrupted" } else { "" };
+    if !reasons.is_empty() {
+        outln!("result: FAILED ({}{note})", reasons.join(", "));
+        super::EXIT_FAILED
+    } else if interrupted {
+        outln!("result: INTERRUPTED (stopped before its planned end; nothing failed in what ran)");
+        super::EXIT_INTERRUPTED
+    } else {
+        outln!("result: PASSED");
+        super::EXIT_OK
+    }
+}
+
+/// `--summary-kv`: one machine-readable line.
+fn summary_kv(program: &lang::ir::Program, r: &RunResult) -> String {
+    let all = r.total.aggregate(|id| {
+        program
+            .stats
+            .get(id as usize)
+            .is_none_or(|s| s.kind != "group")
+    });
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let mut line = format!(
+        "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={}",
+        all.count as f64 / secs,
+        all.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        all.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        all.count,
+        all.failures
+    );
+    if !all.corrected.is_empty() {
+        // Open model: the latency from the intended start, and what was asked for.
+        line.push_str(&format!(
+            " p99_corrected_ms={:.3} dropped={}",
+            all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
+            r.total.iterations.dropped
+        ));
+    }
+    if r.interrupted {
+        line.push_str(" interrupted=1");
+    }
+    line
+}
+
+/// Stop signals: SIGINT (Ctrl-C), SIGTERM (`docker stop`, Kubernetes, `timeout`) and
+/// SIGHUP (the terminal went away). The first stops gracefully — users finish their
+/// iteration within `stop_timeout`, then the summary, every file and the verdict — the
+/// second (any of them) stops at once, still writing everything.
+pub struct Interrupts {
     #[cfg(unix)]
-    sig: tokio::signal::unix::Signal,
+    sigs: [tokio::signal::unix::Signal; 3],
 }
 
 impl Interrupts {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            #[cfg(unix)]
-            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
-        })
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                sigs: [
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::hangup())?,
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
     }
 
+    /// The next stop signal's name; None when no more can come.
     #[cfg(unix)]
-    async fn next(&mut self) -> bool {
-        self.sig.recv().await.is_some()
+    async fn next(&mut self) -> Option<&'static str> {
+        let [int, term, hup] = &mut self.sigs;
+        tokio::select! {
+            s = int.recv() => s.map(|()| "SIGINT"),
+            s = term.recv() => s.map(|()| "SIGTERM"),
+            s = hup.recv() => s.map(|()| "SIGHUP"),
+        }
     }
 
     #[cfg(not(unix))]
-    async fn next(&mut self) -> bool {
-        tokio::signal::ctrl_c().await.is_ok()
+    async fn next(&mut self) -> Option<&'static str> {
+        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
     }
 
-    fn spawn(mut self, c: Control, quiet: bool) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(mut self, c: Control, quiet: bool) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            if self.next().await {
+            if let Some(name) = self.next().await {
+                c.stop.cancel();
                 if !quiet {
-                    eprintln!(
-                        "\nstopping: letting iterations finish (Ctrl-C again to stop at once)"
+                    errln!(
+                        "\n{name}: stopping, letting iterations finish (Ctrl-C again to stop at once)"
                     );
                 }
-                c.stop.cancel();
-                if self.next().await {
+                if self.next().await.is_some() {
                     c.kill.cancel();
                 }
             }

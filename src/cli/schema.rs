@@ -30,6 +30,6 @@ pub fn text(which: Which) -> String {
 }
 
 pub fn run(args: Args) -> u8 {
-    print!("{}", text(args.which));
+    out!("{}", text(args.which));
     super::EXIT_OK
 }

@@ -21,10 +21,26 @@ pub fn check(source: &Source, doc: &Document) -> Diagnostics {
     cx.diags
 }
 
+/// The longest duration anything accepts (a run, a timeout, a pause): 366 days. Past
+/// it, clock arithmetic (`Instant + Duration`) could overflow; no load test needs more.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+fn bounded(d: std::time::Duration, shown: &str) -> Result<std::time::Duration, String> {
+    if d > MAX_DURATION {
+        Err(format!(
+            "`{shown}` is too long: a duration is at most 366 days (`366d`)"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
 /// Parse a duration: `250ms`, `2s`, `1m30s`, `1h`; a bare number means seconds.
 pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
     match &v.scalar {
-        Scalar::Int(i) if *i >= 0 => Ok(std::time::Duration::from_secs(*i as u64)),
+        Scalar::Int(i) if *i >= 0 => {
+            bounded(std::time::Duration::from_secs(*i as u64), &i.to_string())
+        }
         Scalar::Int(_) => Err("a duration cannot be negative".into()),
         Scalar::Float(f) => seconds(*f),
         Scalar::Str(s) => parse_duration_str(s),
@@ -77,11 +93,15 @@ pub fn parse_size_str(s: &str) -> Result<u64, String> {
 /// A number of seconds as a duration, refusing what `Duration` cannot hold (its
 /// `from_secs_f64` panics on those).
 fn seconds(secs: f64) -> Result<std::time::Duration, String> {
+    if secs.is_nan() {
+        return Err("NaN is not a duration".into());
+    }
     if secs < 0.0 {
         return Err("a duration cannot be negative".into());
     }
     std::time::Duration::try_from_secs_f64(secs)
         .map_err(|_| format!("{secs:e} seconds is too long for a duration"))
+        .and_then(|d| bounded(d, &format!("{secs}s")))
 }
 
 /// Parse a duration string (also the value parser of `--duration` flags). The error
@@ -98,7 +118,7 @@ pub fn parse_duration_str(s: &str) -> Result<std::time::Duration, String> {
     if t.starts_with('-') {
         return Err(format!("`{t}` is negative: a duration cannot be"));
     }
-    humantime::parse_duration(t).map_err(|e| {
+    let parsed = humantime::parse_duration(t).map_err(|e| {
         if t.contains(',') && humantime::parse_duration(&t.replace(',', ".")).is_ok() {
             return format!(
                 "`{t}` is not a duration: use a dot for decimals (`{}`)",
@@ -118,7 +138,8 @@ pub fn parse_duration_str(s: &str) -> Result<std::time::Duration, String> {
                 "`{t}` is not a duration: write a number with a unit, e.g. `500ms`, `2s`, `1m30s`"
             ),
         }
-    })
+    })?;
+    bounded(parsed, t)
 }
 
 struct Checker<'a> {
@@ -436,5 +457,21 @@ mod size_tests {
         assert!(matches!(parse_size_str("16mib"), Err(e) if e.contains("unknown unit")));
         assert!(parse_size_str("MiB").is_err());
         assert!(parse_size_str("-1MiB").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_so_clock_arithmetic_cannot_overflow() {
+        assert_eq!(parse_duration_str("366d"), Ok(MAX_DURATION));
+        for long in ["367d", "100000000h", "1e15", "1e300", "inf"] {
+            let e = parse_duration_str(long).expect_err(long);
+            assert!(e.contains("too long"), "{long}: {e}");
+        }
+        assert!(parse_duration_str("NaN").is_err());
+        assert!(parse_duration_str("-1").is_err());
     }
 }

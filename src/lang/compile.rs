@@ -54,6 +54,60 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
     }
 }
 
+/// Why a target base URL (a plan's `host`, `--host`, `LOADPLAN_HOST`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    pub message: String,
+    pub label: &'static str,
+    pub help: String,
+}
+
+/// Check a target base URL: an `http://` or `https://` URL with a host (and a valid
+/// port). Returns it without trailing slashes. The one rule for a plan's `host` and
+/// for `--host`/`LOADPLAN_HOST`, so both get the same diagnostic.
+pub fn check_host(s: &str) -> Result<String, HostError> {
+    if !s.contains("://") {
+        return Err(HostError {
+            message: format!("host `{s}` has no scheme"),
+            label: "missing `http://`",
+            help: format!("write `http://{s}` (or `https://{s}`)"),
+        });
+    }
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(s.trim_end_matches('/').to_string())
+        }
+        Ok(u) => Err(HostError {
+            message: format!(
+                "host must be an http:// or https:// URL, found scheme `{}`",
+                u.scheme()
+            ),
+            label: "not an HTTP URL",
+            help: "write e.g. `http://localhost:8000`".into(),
+        }),
+        Err(e) => Err(HostError {
+            message: format!("bad host URL: {e}"),
+            label: "not a URL",
+            help: "write e.g. `http://localhost:8000`".into(),
+        }),
+    }
+}
+
+/// [`check_host`] as a diagnostic on a one-line source named after where the value
+/// came from (`--host`, `LOADPLAN_HOST`), for the command line.
+pub fn host_diagnostic(origin: &str, value: &str) -> Result<String, Diagnostics> {
+    check_host(value).map_err(|e| {
+        let source = Source::new(origin, value);
+        let mut d = Diagnostics::new();
+        d.push(
+            Diagnostic::new(Code::BadUrl, &source, Span::new(0, value.len()), e.message)
+                .label(e.label)
+                .help(e.help),
+        );
+        d
+    })
+}
+
 struct Compiler<'a> {
     source: &'a Source,
     /// Written in YAML (help lines show examples in the plan's own spelling).
@@ -218,41 +272,10 @@ impl Compiler<'_> {
 
     fn host(&mut self, v: &Value) -> Option<String> {
         let s = v.as_str()?;
-        if !s.contains("://") {
-            self.err(
-                Code::BadUrl,
-                v.span,
-                format!("host `{s}` has no scheme"),
-                "missing `http://`",
-                format!("write `http://{s}` (or `https://{s}`)"),
-            );
-            return None;
-        }
-        match url::Url::parse(s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                Some(s.trim_end_matches('/').to_string())
-            }
-            Ok(u) => {
-                self.err(
-                    Code::BadUrl,
-                    v.span,
-                    format!(
-                        "host must be an http:// or https:// URL, found scheme `{}`",
-                        u.scheme()
-                    ),
-                    "not an HTTP URL",
-                    "write e.g. `http://localhost:8000`",
-                );
-                None
-            }
+        match check_host(s) {
+            Ok(h) => Some(h),
             Err(e) => {
-                self.err(
-                    Code::BadUrl,
-                    v.span,
-                    format!("bad host URL: {e}"),
-                    "not a URL",
-                    "write e.g. `http://localhost:8000`",
-                );
+                self.err(Code::BadUrl, v.span, e.message, e.label, e.help);
                 None
             }
         }
@@ -620,6 +643,16 @@ impl Compiler<'_> {
                         return None;
                     }
                     _ => {}
+                }
+                if n.children.is_empty() {
+                    self.err(
+                        Code::EmptySteps,
+                        n.name_span,
+                        "`repeat` has nothing to repeat",
+                        "empty",
+                        "add the steps to repeat inside its block",
+                    );
+                    return None;
                 }
                 Some(Step::Repeat {
                     count: count.map(|c| c as u64),

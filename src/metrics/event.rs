@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Connect,
     /// The request or response did not finish in time.
     Timeout,
+    /// Still in flight when the run stopped (hard stop after `stop_timeout`, a second
+    /// Ctrl-C): counted, with the time it had waited as its latency — a lower bound.
+    Aborted,
     /// The connection was reset or closed at any point of the exchange: before the response,
     /// in its head or in its body.
     Reset,
@@ -58,9 +61,10 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (useful to pre-register metric series).
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
+        ErrorKind::Aborted,
         ErrorKind::Reset,
         ErrorKind::Dns,
         ErrorKind::Tls,
@@ -84,6 +88,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Aborted => "aborted",
             ErrorKind::Reset => "reset",
             ErrorKind::Dns => "dns",
             ErrorKind::Tls => "tls",

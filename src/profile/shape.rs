@@ -83,6 +83,7 @@ const TOP: &[Field] = &[
     f("weights", Kind::Weights, false),
     f("thresholds", Kind::Thresholds, false),
     f("stop_timeout", Kind::Duration, false),
+    f("allow_no_data", Kind::Flag, false),
 ];
 const STAGE: &[Field] = &[
     f("duration", Kind::Duration, true),

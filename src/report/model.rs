@@ -314,18 +314,21 @@ impl RunReport {
         let thresholds: Vec<ThresholdReport> = cx
             .verdicts
             .iter()
-            .zip(&cx.profile.thresholds)
-            .map(|(v, t)| ThresholdReport {
-                rule: v.rule.clone(),
-                metric: t.metric.clone(),
-                step: t.step.clone(),
-                limit: v.limit.clone(),
-                actual: v
-                    .actual
-                    .map(|a| super::thresholds::display_unit(&t.metric, a)),
-                shown: v.shown.clone(),
-                passed: v.passed,
-                abort_on_fail: t.abort_on_fail,
+            .enumerate()
+            .map(|(i, v)| {
+                // Past the profile's rules: the built-in `completed requests >= 1`.
+                let t = cx.profile.thresholds.get(i);
+                let metric = t.map_or("requests", |t| t.metric.as_str());
+                ThresholdReport {
+                    rule: v.rule.clone(),
+                    metric: metric.to_owned(),
+                    step: t.and_then(|t| t.step.clone()),
+                    limit: v.limit.clone(),
+                    actual: v.actual.map(|a| super::thresholds::display_unit(metric, a)),
+                    shown: v.shown.clone(),
+                    passed: v.passed,
+                    abort_on_fail: t.is_some_and(|t| t.abort_on_fail),
+                }
             })
             .collect();
         let now = std::time::SystemTime::now()

@@ -3,12 +3,14 @@
 //! ([`Watch`]), which stop the run as soon as they fail.
 //!
 //! Invariants: a rule is evaluated on the run's cumulative [`Snapshot`] only; a rule without
-//! data passes for `error_rate`/`check_rate` (nothing failed) and fails otherwise at the end,
-//! while mid-run a rule without data never aborts (the ramp may not have reached it yet).
+//! data FAILS at the end ("no data": a gate must not pass on nothing), unless the profile says
+//! `allow_no_data: true`, while mid-run a rule without data is pending: it shows as passing
+//! and never aborts (the ramp may not have reached it yet). [`judge`] adds the rule every run
+//! obeys: at least one request completed.
 
 use crate::lang::ir::Program;
-use crate::metrics::{Snapshot, StepStats};
-use crate::profile::Threshold;
+use crate::metrics::{ErrorKind, Snapshot, StepStats};
+use crate::profile::{LoadProfile, Threshold};
 
 /// One threshold's outcome.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,7 +73,7 @@ fn fmt(metric: &str, v: f64) -> String {
 /// A base-unit value in the unit reports show: ms for latency metrics, unchanged otherwise.
 pub fn display_unit(metric: &str, v: f64) -> f64 {
     match metric {
-        "error_rate" | "check_rate" | "rate" => v,
+        "error_rate" | "check_rate" | "rate" | "requests" => v,
         _ => v / 1000.0,
     }
 }
@@ -111,21 +113,24 @@ fn actual(t: &Threshold, s: &StepStats, elapsed_secs: f64) -> Option<f64> {
     }
 }
 
-/// Evaluate one threshold against a total snapshot over `elapsed_secs`.
+/// Evaluate one threshold against a total snapshot over `elapsed_secs`. Without data the
+/// rule fails, unless `allow_no_data`.
 pub fn evaluate_one(
     program: &Program,
     t: &Threshold,
     total: &Snapshot,
     elapsed_secs: f64,
+    allow_no_data: bool,
 ) -> Verdict {
     let actual =
         stats_for(program, total, t.step.as_deref()).and_then(|s| actual(t, &s, elapsed_secs));
     let passed = match actual {
         Some(a) => t.max.is_none_or(|m| a <= m) && t.min.is_none_or(|m| a >= m),
-        None => t.metric == "error_rate" || t.metric == "check_rate",
+        None => allow_no_data,
     };
     let shown = match actual {
         Some(a) => fmt(&t.metric, a),
+        None if allow_no_data => "no data (allowed)".into(),
         None => "no data".into(),
     };
     Verdict {
@@ -137,7 +142,8 @@ pub fn evaluate_one(
     }
 }
 
-/// Evaluate thresholds against a total snapshot over `elapsed_secs`.
+/// Evaluate thresholds against a total snapshot over `elapsed_secs` (a rule without data
+/// fails).
 pub fn evaluate(
     program: &Program,
     thresholds: &[Threshold],
@@ -146,8 +152,88 @@ pub fn evaluate(
 ) -> Vec<Verdict> {
     thresholds
         .iter()
-        .map(|t| evaluate_one(program, t, total, elapsed_secs))
+        .map(|t| evaluate_one(program, t, total, elapsed_secs, false))
         .collect()
+}
+
+/// Requests that completed: events of every non-group step (HTTP requests, WebSocket
+/// messages), successful or failed, except those still in flight when the run stopped
+/// (`aborted`).
+pub fn completed_requests(program: &Program, total: &Snapshot) -> u64 {
+    let not_group = |id: u32| {
+        program
+            .stats
+            .get(id as usize)
+            .is_none_or(|s| s.kind != "group")
+    };
+    let all = total.aggregate(not_group).count;
+    let aborted: u64 = total
+        .errors
+        .iter()
+        .filter(|(k, _)| k.kind == ErrorKind::Aborted && not_group(k.step))
+        .map(|(_, n)| *n)
+        .sum();
+    all.saturating_sub(aborted)
+}
+
+/// The end-of-run verdict: the profile's thresholds and the rules every run obeys.
+#[derive(Clone, Debug, Default)]
+pub struct Judgement {
+    /// One per threshold, then the failed built-in rule (`completed requests >= 1`) when
+    /// it failed, so reports and JUnit show it like any rule.
+    pub verdicts: Vec<Verdict>,
+    /// Why the run failed, for people (empty when it passed).
+    pub reasons: Vec<String>,
+}
+
+impl Judgement {
+    pub fn passed(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// The rule text of the built-in rule.
+pub const NO_REQUESTS_RULE: &str = "completed requests >= 1 (every run)";
+
+/// Judge a finished run: its thresholds (no data fails unless `allow_no_data`), failed
+/// checks, any failed request when the profile has no thresholds (as Locust does), and a
+/// run in which no request completed (unless `allow_no_data`).
+pub fn judge(
+    program: &Program,
+    profile: &LoadProfile,
+    total: &Snapshot,
+    elapsed_secs: f64,
+) -> Judgement {
+    let mut verdicts: Vec<Verdict> = profile
+        .thresholds
+        .iter()
+        .map(|t| evaluate_one(program, t, total, elapsed_secs, profile.allow_no_data))
+        .collect();
+    let mut reasons = Vec::new();
+    let (_, checks_failed) = total.checks();
+    if checks_failed > 0 {
+        reasons.push(format!("{checks_failed} checks failed"));
+    }
+    let failed_rules = verdicts.iter().filter(|v| !v.passed).count();
+    if failed_rules > 0 {
+        reasons.push(format!("{failed_rules} thresholds failed"));
+    }
+    let request_failures = total.failures();
+    if profile.thresholds.is_empty() && request_failures > 0 {
+        reasons.push(format!("{request_failures} requests failed"));
+    }
+    let completed = completed_requests(program, total);
+    if completed == 0 && !profile.allow_no_data {
+        reasons.push("no request completed".into());
+        verdicts.push(Verdict {
+            rule: NO_REQUESTS_RULE.into(),
+            actual: Some(0.0),
+            passed: false,
+            shown: "0".into(),
+            limit: ">= 1 (set `allow_no_data: true` in the profile to allow)".into(),
+        });
+    }
+    Judgement { verdicts, reasons }
 }
 
 /// Mid-run evaluation, once per tick: every rule's current state (for the Prometheus gauges)
@@ -175,8 +261,12 @@ impl Watch {
                 if !all && !t.abort_on_fail {
                     return None;
                 }
-                let v = evaluate_one(program, t, total, elapsed_secs);
-                if t.abort_on_fail && !v.passed && v.actual.is_some() && self.aborted.is_none() {
+                let mut v = evaluate_one(program, t, total, elapsed_secs, false);
+                if v.actual.is_none() {
+                    // Pending: the ramp may not have reached the rule's step yet.
+                    v.passed = true;
+                }
+                if t.abort_on_fail && !v.passed && self.aborted.is_none() {
                     self.aborted = Some(v.clone());
                 }
                 Some(v)
@@ -247,5 +337,46 @@ mod tests {
             w.aborted.as_ref().map(|v| v.shown.as_str()),
             Some("100.00%")
         );
+    }
+
+    fn profile(rules: Vec<Threshold>, allow_no_data: bool) -> LoadProfile {
+        let mut p = LoadProfile::closed(1, 1.0, None);
+        p.thresholds = rules;
+        p.allow_no_data = allow_no_data;
+        p
+    }
+
+    #[test]
+    fn a_rule_without_data_fails_unless_allowed() {
+        let p = program();
+        let mut s = Snapshot::default();
+        s.record(Event::new(0, 1_000));
+        let rules = vec![
+            rule("p95", Some("GET /b"), Some(500_000.0), false),
+            rule("error_rate", Some("GET /b"), Some(0.05), false),
+        ];
+        let j = judge(&p, &profile(rules.clone(), false), &s, 1.0);
+        assert!(j.verdicts.iter().all(|v| !v.passed && v.shown == "no data"));
+        assert_eq!(j.reasons, ["2 thresholds failed"]);
+        let j = judge(&p, &profile(rules, true), &s, 1.0);
+        assert!(j.passed(), "{:?}", j.reasons);
+        assert!(j.verdicts.iter().all(|v| v.shown == "no data (allowed)"));
+    }
+
+    #[test]
+    fn a_run_whose_requests_were_all_aborted_completed_none() {
+        let p = program();
+        let mut s = Snapshot::default();
+        let j = judge(&p, &profile(Vec::new(), false), &s, 1.0);
+        assert_eq!(j.reasons, ["no request completed"]);
+        assert_eq!(j.verdicts.len(), 1);
+        assert_eq!(j.verdicts[0].rule, NO_REQUESTS_RULE);
+        s.record(Event::new(0, 2_000_000).with_error(ErrorKind::Aborted, "in flight"));
+        assert_eq!(completed_requests(&p, &s), 0);
+        let j = judge(&p, &profile(Vec::new(), false), &s, 1.0);
+        assert_eq!(j.reasons, ["1 requests failed", "no request completed"]);
+        s.record(Event::new(1, 1_000));
+        assert_eq!(completed_requests(&p, &s), 1);
+        assert!(judge(&p, &profile(Vec::new(), true), &Snapshot::default(), 1.0).passed());
     }
 }

@@ -240,6 +240,7 @@ pub async fn run_share(
                 agg,
                 pattern,
                 planned,
+                share,
             };
             if !share.is_all() {
                 let (p, c) = share.scale_open(profile, cfg);

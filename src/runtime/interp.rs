@@ -100,7 +100,14 @@ pub fn run_steps<'a>(
 
 async fn run_step(user: &mut User, step: &Step) -> Flow {
     match step {
-        Step::Http(h) => super::http::execute(user, h).await,
+        Step::Http(h) => {
+            // Under way until it records its own event; a hard stop in between makes it
+            // `aborted` (see `User::abandon`).
+            user.in_flight.push((h.stat, Instant::now()));
+            let flow = super::http::execute(user, h).await;
+            user.in_flight.pop();
+            flow
+        }
         Step::Ws(w) => super::ws::session(user, w).await,
         Step::Sleep(p) => {
             let d = pause_duration(&mut user.rng, p);
@@ -110,7 +117,9 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
         }
         Step::Group { stat, steps } => {
             let start = Instant::now();
+            user.in_flight.push((*stat, start));
             let flow = run_steps(user, steps).await;
+            user.in_flight.pop();
             let mut ev = Event::new(*stat, start.elapsed().as_micros() as u64);
             if flow == Flow::Failed {
                 ev = ev.with_error(ErrorKind::Other, "a step of the group failed");
@@ -123,15 +132,20 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             duration,
             steps,
         } => {
+            // Every pass yields to the scheduler: a body that never awaits (only `set`,
+            // say) would otherwise hold the thread, and on a current-thread runtime
+            // freeze the ticks, the stop tokens and Ctrl-C with it.
             let mut flow = Flow::Ok;
             if let Some(n) = count {
                 for _ in 0..*n {
                     flow = flow.and(run_steps(user, steps).await);
+                    tokio::task::yield_now().await;
                 }
             } else if let Some(d) = duration {
-                let until = Instant::now() + *d;
-                while Instant::now() < until {
+                let start = Instant::now();
+                while start.elapsed() < *d {
                     flow = flow.and(run_steps(user, steps).await);
+                    tokio::task::yield_now().await;
                 }
             }
             flow

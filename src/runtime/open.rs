@@ -7,6 +7,13 @@
 //! responses. Each iteration knows how late it started (`lateness`), so every step also
 //! records its latency from the intended start (coordinated-omission corrected) next
 //! to its service time; the generator's own lateness is a metric too.
+//!
+//! Arrival `k` runs scenario `pattern[k % len]` (the closed model's GCD interleave, see
+//! [`schedule`]), so arrivals split over scenarios by weight exactly and
+//! deterministically; each pool user serves one scenario. When the pool is full and
+//! no user of the arrival's scenario is idle, an idle user of another scenario is
+//! retired to make room. A user whose start fails (a unique feeder ran out of rows)
+//! counts its arrival as started and failed and frees its place in the pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,9 +24,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{
-    Command, Control, Slot, Tick, Ticker, Timeline, push_timeline, users_by_scenario, wind_down,
-};
+use super::driver::{Command, Control, Slot, Tick, Ticker, Timeline, push_timeline, wind_down};
 use super::schedule;
 use super::user::{Shared, User, mix_seed};
 use super::{RunConfig, RunResult};
@@ -33,11 +38,36 @@ pub struct Setup {
     pub agg: Arc<Aggregator>,
     pub pattern: Vec<usize>,
     pub planned: Option<Duration>,
+    /// This process's share of a distributed run: its `k`-th arrival is the run's
+    /// arrival `share.id(k)` (for the scenario split) and its `k`-th user has the
+    /// global id `share.id(k)`.
+    pub share: super::driver::Share,
 }
 
 struct Worker {
     tx: mpsc::Sender<Instant>,
     slot: Slot,
+    scenario: usize,
+    alive: bool,
+}
+
+/// What a pool user tells the generator after an arrival.
+enum Back {
+    /// Done with its iteration, ready for the next arrival of its scenario.
+    Idle(usize),
+    /// Could not start (its arrival is counted as failed); its place is free.
+    Gone(usize),
+}
+
+/// Below this rate nothing arrives (the generator looks again shortly): a gap of
+/// `1/rate` seconds past ~11 days is no arrival at all within a run.
+const MIN_ARRIVAL_RATE: f64 = 1e-6;
+
+/// `start + at` seconds, clamped to what the clock can hold.
+fn instant_at(start: Instant, at: f64) -> Instant {
+    let limit = crate::lang::check::MAX_DURATION;
+    let d = Duration::try_from_secs_f64(at.max(0.0)).map_or(limit, |d| d.min(limit));
+    start.checked_add(d).unwrap_or(start)
 }
 
 /// Arrival rate (per second) at `t` seconds: the base rate, ramped by stages.
@@ -68,7 +98,7 @@ fn next_arrival(
     t: f64,
 ) -> Option<f64> {
     let r = rate_at(profile, base, t)?;
-    if r <= 0.0 {
+    if !(r >= MIN_ARRIVAL_RATE && r.is_finite()) {
         // Nothing arrives at rate zero: look again a little later.
         return Some(t + 0.01);
     }
@@ -79,6 +109,113 @@ fn next_arrival(
         1.0 / r
     };
     Some(t + gap)
+}
+
+/// The pool of users serving arrivals.
+struct Pool {
+    workers: Vec<Worker>,
+    /// Idle users, by scenario.
+    idle: Vec<Vec<usize>>,
+    /// Places of users that are gone (retired, or could not start), for reuse: the
+    /// pool never holds more than `max_users` places however often users change.
+    free: Vec<usize>,
+    /// Tasks of users that left the pool, awaited at the end (finished ones pruned).
+    retired: Vec<Slot>,
+    /// Users alive (started or starting).
+    alive: u64,
+    /// Arrivals handed out and not yet back.
+    busy: u64,
+    /// Users started so far (their ids are `share.id(0..started)`), and by scenario.
+    started: u64,
+    by_scenario: Vec<u64>,
+}
+
+impl Pool {
+    fn new(scenarios: usize) -> Self {
+        Self {
+            workers: Vec::new(),
+            idle: vec![Vec::new(); scenarios],
+            free: Vec::new(),
+            retired: Vec::new(),
+            alive: 0,
+            busy: 0,
+            started: 0,
+            by_scenario: vec![0; scenarios],
+        }
+    }
+
+    fn back(&mut self, b: Back) {
+        self.busy = self.busy.saturating_sub(1);
+        match b {
+            Back::Idle(i) => {
+                if let Some(w) = self.workers.get(i).filter(|w| w.alive) {
+                    if let Some(pool) = self.idle.get_mut(w.scenario) {
+                        pool.push(i);
+                    }
+                }
+            }
+            Back::Gone(i) => self.leave(i),
+        }
+    }
+
+    /// The user at place `i` leaves the pool; its place is free for a new one.
+    fn leave(&mut self, i: usize) {
+        if let Some(w) = self.workers.get_mut(i).filter(|w| w.alive) {
+            w.alive = false;
+            w.slot.soft.cancel();
+            self.alive = self.alive.saturating_sub(1);
+            self.free.push(i);
+        }
+    }
+
+    /// Hand an arrival to an idle user of `scenario`. None when none is idle.
+    fn hand_to_idle(&mut self, scenario: usize, intended: Instant) -> Option<bool> {
+        let i = self.idle.get_mut(scenario).and_then(Vec::pop)?;
+        Some(
+            self.workers
+                .get(i)
+                .is_some_and(|w| w.tx.try_send(intended).is_ok()),
+        )
+    }
+
+    /// Room for a new user: below `max_users`, or made by retiring an idle user of
+    /// another scenario.
+    fn make_room(&mut self, max_users: u64) -> bool {
+        if self.alive < max_users {
+            return true;
+        }
+        match self.idle.iter_mut().find_map(Vec::pop) {
+            Some(i) => {
+                self.leave(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The place for a new user, and the global id's index.
+    fn place(&self) -> (usize, u64) {
+        (
+            self.free.last().copied().unwrap_or(self.workers.len()),
+            self.started,
+        )
+    }
+
+    fn add(&mut self, w: Worker) {
+        if let Some(n) = self.by_scenario.get_mut(w.scenario) {
+            *n += 1;
+        }
+        self.started += 1;
+        self.alive += 1;
+        match self.free.pop() {
+            Some(i) if i < self.workers.len() => {
+                let old = std::mem::replace(&mut self.workers[i], w);
+                self.retired.retain(|s| !s.handle.is_finished());
+                self.retired.push(old.slot);
+            }
+            _ => self.workers.push(w),
+        }
+    }
 }
 
 /// Run the open model until the duration or the stages end, or a stop.
@@ -95,6 +232,7 @@ pub async fn run(
         agg,
         pattern,
         planned,
+        share,
     } = setup;
     // Commands may change the rate (ending the stages) and the pool size.
     let mut own = profile.clone();
@@ -109,15 +247,15 @@ pub async fn run(
     };
     let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, u64::MAX));
     let mut gen_rec = agg.recorder();
-    let (idle_tx, mut idle_rx) = mpsc::channel::<usize>(max_users.clamp(1, 1 << 20) as usize);
-    let mut workers: Vec<Worker> = Vec::new();
-    let mut idle: Vec<usize> = Vec::new();
+    let (back_tx, mut back_rx) = mpsc::channel::<Back>(max_users.clamp(1, 1 << 20) as usize);
+    let mut pool = Pool::new(program.scenarios.len());
     let live = Arc::new(AtomicU64::new(0));
     let timeline: Timeline = Arc::new(std::sync::Mutex::new(vec![(0.0, 0)]));
     let start = Instant::now();
     let mut ticker = Ticker::new(agg.clone(), start, planned);
     let mut interrupted = false;
     let mut next_at = Some(0.0);
+    let mut arrivals = 0u64;
     let mut dispatched = 0u64;
 
     'run: loop {
@@ -129,15 +267,17 @@ pub async fn run(
         if planned.is_some_and(|p| now >= p) {
             break;
         }
-        if cfg.iterations.is_some_and(|n| dispatched >= n) && workers.len() == idle.len() {
-            break;
+        while let Ok(b) = back_rx.try_recv() {
+            pool.back(b);
         }
-        while let Ok(id) = idle_rx.try_recv() {
-            idle.push(id);
+        if cfg.iterations.is_some_and(|n| dispatched >= n) && pool.busy == 0 {
+            break;
         }
         for command in control.drain() {
             match command {
-                Command::SetRate { rate } if rate > 0.0 && rate.is_finite() => {
+                Command::SetRate { rate }
+                    if crate::profile::rate_problem("rate", rate).is_none() =>
+                {
                     base = rate;
                     profile.stages.clear();
                     // Re-plan the next arrival at the new rate from now.
@@ -160,36 +300,35 @@ pub async fn run(
                 next_at = None;
                 break;
             }
-            let intended = start + Duration::from_secs_f64(at);
-            let target = match idle.pop() {
-                Some(id) => Some(id),
-                None if (workers.len() as u64) < max_users => {
-                    let id = workers.len();
-                    workers.push(spawn_worker(
-                        id as u64,
-                        &pattern,
-                        &shared,
-                        &agg,
-                        &control,
-                        idle_tx.clone(),
-                        &live,
-                        &timeline,
+            let intended = instant_at(start, at);
+            let scenario = schedule::scenario_of(&pattern, share.id(arrivals));
+            arrivals += 1;
+            let handed = match pool.hand_to_idle(scenario, intended) {
+                Some(ok) => ok,
+                None if pool.make_room(max_users) => {
+                    let (index, k) = pool.place();
+                    let new = Spawn {
+                        index,
+                        id: share.id(k),
+                        scenario,
+                        first: intended,
                         start,
-                    ));
-                    Some(id)
+                    };
+                    pool.add(new.spawn(&shared, &agg, &control, back_tx.clone(), &live, &timeline));
+                    true
                 }
-                None => None,
+                None => false,
             };
-            match target.and_then(|id| workers.get(id)) {
-                Some(w) if w.tx.try_send(intended).is_ok() => {
-                    gen_rec.record_lateness(
-                        Instant::now()
-                            .saturating_duration_since(intended)
-                            .as_micros() as u64,
-                    );
-                    dispatched += 1;
-                }
-                _ => gen_rec.count(Counter::IterationDropped),
+            if handed {
+                gen_rec.record_lateness(
+                    Instant::now()
+                        .saturating_duration_since(intended)
+                        .as_micros() as u64,
+                );
+                dispatched += 1;
+                pool.busy += 1;
+            } else {
+                gen_rec.count(Counter::IterationDropped);
             }
             next_at = next_arrival(profile, base, poisson, &mut rng, at);
             if next_at.is_none() {
@@ -203,28 +342,33 @@ pub async fn run(
             ticker.now(live.load(Ordering::SeqCst), &mut on_tick);
         }
         let wake = match next_at {
-            Some(at) => (start + Duration::from_secs_f64(at))
-                .min(Instant::now() + Duration::from_millis(50)),
+            Some(at) => instant_at(start, at).min(Instant::now() + Duration::from_millis(50)),
             None if cfg.iterations.is_some() => Instant::now() + Duration::from_millis(20),
             None => break,
         };
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
-            Some(id) = idle_rx.recv() => idle.push(id),
+            Some(b) = back_rx.recv() => pool.back(b),
             _ = control.stop.cancelled() => {}
             _ = control.kill.cancelled() => {}
         }
     }
 
-    let started = workers.len() as u64;
-    // Closing the idle queue makes any user still reporting back stop at once.
-    drop(idle_rx);
-    let mut slots: Vec<Slot> = workers.drain(..).map(|w| w.slot).collect();
+    let by: std::collections::BTreeMap<String, u64> = program
+        .scenarios
+        .iter()
+        .zip(&pool.by_scenario)
+        .filter(|(_, n)| **n > 0)
+        .map(|(sc, n)| (sc.name.clone(), *n))
+        .collect();
+    // Closing the report-back queue makes any user still reporting back stop at once.
+    drop(back_rx);
+    let mut slots: Vec<Slot> = pool.workers.drain(..).map(|w| w.slot).collect();
+    slots.append(&mut pool.retired);
     wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     gen_rec.flush();
     agg.set_users(0);
     ticker.now(0, &mut on_tick);
-    let by = users_by_scenario(&program, &pattern, 0..started);
     let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let peak = users_timeline.iter().map(|(_, n)| *n).max().unwrap_or(0);
     RunResult {
@@ -238,51 +382,79 @@ pub async fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_worker(
+/// A pool user about to start: its place in the pool, global id, scenario and first
+/// arrival.
+struct Spawn {
+    index: usize,
     id: u64,
-    pattern: &[usize],
-    shared: &Arc<Shared>,
-    agg: &Arc<Aggregator>,
-    control: &Control,
-    idle_tx: mpsc::Sender<usize>,
-    live: &Arc<AtomicU64>,
-    timeline: &Timeline,
+    scenario: usize,
+    first: Instant,
     start: Instant,
-) -> Worker {
-    let (tx, mut rx) = mpsc::channel::<Instant>(1);
-    let soft = CancellationToken::new();
-    let hard = control.kill.child_token();
-    let scenario = schedule::scenario_of(pattern, id);
-    let mut user = User::new(id, scenario, shared.clone(), agg.recorder(), hard.clone());
-    let (soft2, live2, tl) = (soft.clone(), live.clone(), timeline.clone());
-    let n = live.fetch_add(1, Ordering::SeqCst) + 1;
-    push_timeline(timeline, start, n);
-    let handle = tokio::spawn(async move {
-        if user.start().await {
-            loop {
-                let intended = tokio::select! {
-                    _ = soft2.cancelled() => break,
-                    i = rx.recv() => match i { Some(i) => i, None => break },
-                };
-                let lateness = Instant::now().saturating_duration_since(intended);
-                if user.iteration(Some(lateness)).await.is_none() {
-                    break;
+}
+
+impl Spawn {
+    fn spawn(
+        self,
+        shared: &Arc<Shared>,
+        agg: &Arc<Aggregator>,
+        control: &Control,
+        back: mpsc::Sender<Back>,
+        live: &Arc<AtomicU64>,
+        timeline: &Timeline,
+    ) -> Worker {
+        let Spawn {
+            index,
+            id,
+            scenario,
+            first,
+            start,
+        } = self;
+        let (tx, mut rx) = mpsc::channel::<Instant>(1);
+        let soft = CancellationToken::new();
+        let hard = control.kill.child_token();
+        let mut user = User::new(id, scenario, shared.clone(), agg.recorder(), hard.clone());
+        let (soft2, live2, tl) = (soft.clone(), live.clone(), timeline.clone());
+        let n = live.fetch_add(1, Ordering::SeqCst) + 1;
+        push_timeline(timeline, start, n);
+        let handle = tokio::spawn(async move {
+            if user.start().await {
+                let mut next = Some(first);
+                loop {
+                    let intended = match next.take() {
+                        Some(i) => i,
+                        None => tokio::select! {
+                            _ = soft2.cancelled() => break,
+                            i = rx.recv() => match i { Some(i) => i, None => break },
+                        },
+                    };
+                    let lateness = Instant::now().saturating_duration_since(intended);
+                    if user.iteration(Some(lateness)).await.is_none() {
+                        break;
+                    }
+                    // Idle users must not sit on buffered events.
+                    user.rec.flush();
+                    if back.send(Back::Idle(index)).await.is_err() {
+                        break;
+                    }
                 }
-                // Idle users must not sit on buffered events.
+                user.stop().await;
+            } else {
+                // The arrival it was given is counted (started, failed) and its place in
+                // the pool is freed: the generator neither waits for it nor counts it busy.
+                user.rec.count(Counter::IterationStarted);
+                user.rec.count(Counter::IterationFailed);
                 user.rec.flush();
-                if idle_tx.send(id as usize).await.is_err() {
-                    break;
-                }
+                let _ = back.send(Back::Gone(index)).await;
             }
-            user.stop().await;
+            let n = live2.fetch_sub(1, Ordering::SeqCst) - 1;
+            push_timeline(&tl, start, n);
+        });
+        Worker {
+            tx,
+            slot: Slot { soft, hard, handle },
+            scenario,
+            alive: true,
         }
-        let n = live2.fetch_sub(1, Ordering::SeqCst) - 1;
-        push_timeline(&tl, start, n);
-    });
-    Worker {
-        tx,
-        slot: Slot { soft, hard, handle },
     }
 }
 
@@ -327,5 +499,18 @@ mod tests {
         }];
         assert_eq!(rate_at(&p, 0.0, 5.0), Some(50.0));
         assert_eq!(rate_at(&p, 0.0, 11.0), None);
+    }
+
+    #[test]
+    fn tiny_rates_and_far_arrivals_never_overflow_the_clock() {
+        let p = LoadProfile::closed(1, 1.0, None);
+        let mut rng = StdRng::seed_from_u64(1);
+        for rate in [1e-300, f64::MIN_POSITIVE, 0.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(next_arrival(&p, rate, false, &mut rng, 1.0), Some(1.01));
+        }
+        let start = Instant::now();
+        assert!(instant_at(start, 1e300) > start);
+        assert!(instant_at(start, f64::NAN) >= start);
+        assert_eq!(instant_at(start, -5.0), start);
     }
 }

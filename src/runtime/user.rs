@@ -57,6 +57,9 @@ pub struct User {
     /// Lateness of the current iteration's start (open model, pacing); steps record a
     /// coordinated-omission-corrected latency when set.
     pub lateness: Option<Duration>,
+    /// Steps under way (HTTP requests and the groups around them), innermost last, with
+    /// their start: what a hard stop abandons is recorded from here as `aborted`.
+    pub in_flight: Vec<(crate::metrics::StepId, Instant)>,
     /// Per-user unique feeder rows (mode unique), fixed at start.
     unique_rows: BTreeMap<String, JValue>,
 }
@@ -109,6 +112,23 @@ impl User {
             urls: std::collections::HashMap::new(),
             lateness: None,
             fast: super::fast::FastClient::with_jar(jar),
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// The hard stop dropped the steps under way: count each as a failure of kind
+    /// `aborted`, with the time it had been running as its latency. That latency is a
+    /// lower bound (the answer never came), but leaving these out would drop exactly the
+    /// slowest requests and bias every percentile low.
+    pub fn abandon(&mut self) {
+        for (stat, since) in std::mem::take(&mut self.in_flight) {
+            let waited = since.elapsed();
+            let mut ev = Event::new(stat, waited.as_micros() as u64).with_error(
+                ErrorKind::Aborted,
+                "in flight when the run stopped (latency is a lower bound)",
+            );
+            ev.corrected_us = self.lateness.map(|l| (waited + l).as_micros() as u64);
+            self.rec.record(ev);
         }
     }
 
@@ -194,9 +214,14 @@ impl User {
         let scenario = &program.scenarios[self.scenario];
         if !scenario.on_start.is_empty() {
             let hard = self.hard.clone();
-            tokio::select! {
-                _ = hard.cancelled() => { self.rec.flush(); return false; }
-                _ = interp::run_steps(self, &scenario.on_start) => {}
+            let done = tokio::select! {
+                _ = hard.cancelled() => false,
+                _ = interp::run_steps(self, &scenario.on_start) => true,
+            };
+            if !done {
+                self.abandon();
+                self.rec.flush();
+                return false;
             }
         }
         true
@@ -218,6 +243,9 @@ impl User {
             _ = hard.cancelled() => None,
             f = interp::run_steps(self, &scenario.steps) => Some(f),
         };
+        if flow.is_none() {
+            self.abandon();
+        }
         match flow {
             None => self.rec.count(Counter::IterationFailed),
             Some(Flow::Failed) => self.rec.count(Counter::IterationFailed),
@@ -233,9 +261,12 @@ impl User {
         let scenario = &program.scenarios[self.scenario];
         if !scenario.on_stop.is_empty() && !self.hard.is_cancelled() {
             let hard = self.hard.clone();
-            tokio::select! {
-                _ = hard.cancelled() => {}
-                _ = interp::run_steps(self, &scenario.on_stop) => {}
+            let done = tokio::select! {
+                _ = hard.cancelled() => false,
+                _ = interp::run_steps(self, &scenario.on_stop) => true,
+            };
+            if !done {
+                self.abandon();
             }
         }
         self.conns.close_all().await;
