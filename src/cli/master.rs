@@ -23,7 +23,7 @@ use crate::control::Control;
 use crate::dist::master::{Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport};
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
-use crate::metrics::{Snapshot, render_progress_line, render_summary};
+use crate::metrics::{Snapshot, render_progress_line, render_summary_with};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::Tick;
@@ -248,7 +248,13 @@ async fn finish(
     }
     let r = &outcome.result;
     let infos = super::run::step_infos(program);
-    print!("{}", render_summary(&infos, &r.total, r.elapsed));
+    let host = args.run.host.clone().or_else(|| program.host.clone());
+    let opts = crate::metrics::SummaryOptions {
+        width: crate::metrics::terminal_width(),
+        host: host.clone(),
+        profile: Some(profile.name.clone()),
+    };
+    print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     println!("\nWorkers");
     for w in &outcome.workers {
         let lost = w
@@ -302,6 +308,7 @@ async fn finish(
     let plan_file = args.run.plan.display().to_string();
     let cx = report::model::Context {
         program,
+        host,
         profile,
         plan_file: &plan_file,
         seed,

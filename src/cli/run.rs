@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::lang;
 use crate::lang::check::parse_duration_str;
-use crate::metrics::{render_progress_line, render_summary};
+use crate::metrics::{render_progress_line, render_summary_with};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::{self, Control, Tick};
@@ -358,7 +358,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         d.shutdown().await;
     }
     match result {
-        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks).await,
+        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks, cfg.host.clone()).await,
         Err(e) => {
             eprintln!("error: {e}");
             super::EXIT_FATAL
@@ -373,10 +373,17 @@ async fn finish(
     seed: u64,
     args: &Args,
     sinks: report::sinks::Sinks,
+    host: Option<String>,
 ) -> u8 {
     let kv = args.summary_kv;
     let infos = step_infos(program);
-    print!("{}", render_summary(&infos, &r.total, r.elapsed));
+    let host = host.or_else(|| program.host.clone());
+    let opts = crate::metrics::SummaryOptions {
+        width: crate::metrics::terminal_width(),
+        host: host.clone(),
+        profile: Some(profile.name.clone()),
+    };
+    print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     let verdicts = crate::report::thresholds::evaluate(
         program,
         &profile.thresholds,
@@ -409,6 +416,7 @@ async fn finish(
     let plan_file = args.plan.display().to_string();
     let cx = report::model::Context {
         program,
+        host,
         profile,
         plan_file: &plan_file,
         seed,

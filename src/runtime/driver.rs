@@ -428,9 +428,8 @@ impl Ticker {
         let delta = self.agg.take_delta();
         self.total.accumulate(&delta);
         let elapsed = self.start.elapsed();
-        let interval = self.history.last().map_or(elapsed, |p| {
-            elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
-        });
+        // From the previous tick, or from the start of the statistics (the run, or a reset).
+        let interval = self.history.interval_to(elapsed);
         let point = self
             .history
             .push(elapsed.as_secs_f64(), interval, &delta)
@@ -445,11 +444,19 @@ impl Ticker {
         });
     }
 
-    /// `reset_stats`: start the numbers afresh; the run goes on.
+    /// `reset_stats`: start the numbers afresh; the run goes on. Rates and the history restart
+    /// at the reset (the history remembers when); iterations in progress at the reset count as
+    /// started after it, so `completed` never exceeds `started`.
     pub(super) fn reset(&mut self) {
-        self.agg.take_delta();
+        let delta = self.agg.take_delta();
+        self.total.accumulate(&delta);
+        let it = self.total.iterations;
+        let in_flight = it.started.saturating_sub(it.completed + it.failed);
+        let users = self.total.users;
         self.total = Snapshot::default();
-        self.history = History::new();
+        self.total.iterations.started = in_flight;
+        self.total.users = users;
+        self.history = History::after_reset(self.start.elapsed().as_secs_f64());
     }
 }
 

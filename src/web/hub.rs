@@ -21,12 +21,12 @@ use tokio::sync::broadcast;
 
 use crate::control::{Command, Control};
 use crate::lang::ir::Program;
-use crate::metrics::HistoryPoint;
+use crate::metrics::{HistoryPoint, Protocol};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
     Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
-    counts_in_total, ms,
+    counts_in_total, ms, protocol_of,
 };
 use crate::report::thresholds::{Verdict, evaluate};
 use crate::runtime::RunResult;
@@ -91,6 +91,12 @@ pub struct Hub {
     events: broadcast::Sender<Arc<str>>,
 }
 
+#[derive(Serialize)]
+struct Totals {
+    http: Row,
+    ws: Row,
+}
+
 /// A statistics row with its current (last tick) rates.
 #[derive(Serialize)]
 struct Row {
@@ -103,7 +109,10 @@ struct Row {
 #[derive(Serialize)]
 struct Stats {
     steps: Vec<Row>,
+    /// Locust's `Aggregated` row (every step but groups, both protocols).
     aggregated: Row,
+    /// HTTP requests and WebSocket messages apart (docs/metrics.md).
+    totals: Totals,
     errors: Vec<ErrorReport>,
     checks: Checks,
     iterations: Iterations,
@@ -312,6 +321,7 @@ impl Hub {
             .unwrap_or_else(|| passed(&start.profile, &live.verdicts, result, &live.aborted_by));
         let cx = Context {
             program: &self.program,
+            host: start.host.clone(),
             profile: &start.profile,
             plan_file: &self.plan_file,
             seed: start.seed,
@@ -373,12 +383,26 @@ impl Hub {
         let steps = report.steps.into_iter().map(row).collect();
         let mut all = (0..program.stats.len() as u32).filter(|&id| counts_in_total(program, id));
         let (current_rate, current_failure_rate) = current(&mut all);
+        let total_row = |step: StepReport, protocol: Protocol| {
+            let mut ids = (0..program.stats.len() as u32)
+                .filter(|&id| protocol_of(program, id) == protocol);
+            let (current_rate, current_failure_rate) = current(&mut ids);
+            Row {
+                step,
+                current_rate,
+                current_failure_rate,
+            }
+        };
         let stats = Stats {
             steps,
             aggregated: Row {
                 step: report.aggregated,
                 current_rate,
                 current_failure_rate,
+            },
+            totals: Totals {
+                http: total_row(report.totals.http, Protocol::Http),
+                ws: total_row(report.totals.ws, Protocol::Ws),
             },
             errors: report.errors,
             checks: report.checks,
