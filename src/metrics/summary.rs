@@ -259,7 +259,7 @@ fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
         table.row(cells);
     }
     table.rule();
-    for (name, stats) in [("All HTTP requests", &http), ("All WebSocket messages", &ws)] {
+    for (name, stats) in [("Aggregated HTTP requests", &http), ("Aggregated WebSocket messages", &ws)] {
         if stats.count == 0 {
             continue;
         }
@@ -732,12 +732,18 @@ mod tests {
                 .to_owned()
         };
         // 1000 + 400 + 50 HTTP requests, 11 of them failed.
-        let http = total("All HTTP requests");
+        let http = total("Aggregated HTTP requests");
         assert!(http.contains(" 1450 ") && http.contains("11 (0.76%)"), "{http}");
         // 21 connects + 20 frames; the 20 group events are in neither total.
-        let ws = total("All WebSocket messages");
+        let ws = total("Aggregated WebSocket messages");
         assert!(ws.contains(" 41 ") && ws.contains("1 (2.44%)"), "{ws}");
-        assert!(!text.contains("Aggregated"), "{text}");
+        // No row merges both protocols (1491 events).
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("Aggregated") && l.contains(" 1491 ")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -746,7 +752,7 @@ mod tests {
         let mut s = Snapshot::default();
         s.record(Event::new(0, 1_000));
         let text = render_summary(&steps, &s, Duration::from_secs(1));
-        assert!(text.contains("All HTTP requests"), "{text}");
+        assert!(text.contains("Aggregated HTTP requests"), "{text}");
         assert!(!text.contains("WebSocket"), "{text}");
     }
 

@@ -113,18 +113,18 @@ pub struct UsersInfo {
 /// Per-protocol totals.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
-    /// Every HTTP request (kind `http`, name `HTTP requests`); what a plain `error_rate`,
+    /// Every HTTP request (kind `http`, name `Aggregated HTTP requests`); what a plain `error_rate`,
     /// `p95` or `rate` threshold measures.
     pub http: StepReport,
     /// Every WebSocket message step: connects, sends, receives (one per frame), silences and
-    /// closes (kind `ws`, name `WebSocket messages`); what `ws_*` thresholds measure.
+    /// closes (kind `ws`, name `Aggregated WebSocket messages`); what `ws_*` thresholds measure.
     pub ws: StepReport,
 }
 
 /// Kind and name of the HTTP total row.
-pub const HTTP_TOTAL: (&str, &str) = ("http", "HTTP requests");
+pub const HTTP_TOTAL: (&str, &str) = ("http", "Aggregated HTTP requests");
 /// Kind and name of the WebSocket total row.
-pub const WS_TOTAL: (&str, &str) = ("ws", "WebSocket messages");
+pub const WS_TOTAL: (&str, &str) = ("ws", "Aggregated WebSocket messages");
 
 /// One statistics row (or the aggregated one).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
