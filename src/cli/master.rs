@@ -253,6 +253,8 @@ async fn finish(
         width: crate::metrics::terminal_width(),
         host: host.clone(),
         profile: Some(profile.name.clone()),
+        reset_at: r.history.reset_at(),
+        load_secs: r.history.load_end(),
     };
     print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     println!("\nWorkers");

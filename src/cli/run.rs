@@ -382,13 +382,15 @@ async fn finish(
         width: crate::metrics::terminal_width(),
         host: host.clone(),
         profile: Some(profile.name.clone()),
+        reset_at: r.history.reset_at(),
+        load_secs: r.history.load_end(),
     };
     print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     let verdicts = crate::report::thresholds::evaluate(
         program,
         &profile.thresholds,
         &r.total,
-        r.elapsed.as_secs_f64(),
+        report::model::stats_secs(r),
     );
     let mut failed = false;
     if !verdicts.is_empty() {

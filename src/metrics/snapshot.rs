@@ -423,6 +423,9 @@ pub struct History {
     /// When the statistics were last reset, seconds since the run started.
     #[serde(default)]
     reset_at: Option<f64>,
+    /// When the load phase ended (seconds since the run started); the rest is the drain.
+    #[serde(default)]
+    load_end: Option<f64>,
     /// The ticks of the rolling window: `(end, length in seconds, aggregated window)`.
     #[serde(skip)]
     recent: std::collections::VecDeque<(f64, f64, StepStats)>,
@@ -444,6 +447,16 @@ impl History {
     /// When the statistics were last reset (seconds since the run started), if they were.
     pub fn reset_at(&self) -> Option<f64> {
         self.reset_at
+    }
+
+    /// Records when the load phase ended (the first call counts).
+    pub fn mark_load_end(&mut self, at_secs: f64) {
+        self.load_end.get_or_insert(at_secs);
+    }
+
+    /// When the load phase ended (seconds since the run started), if the runner said.
+    pub fn load_end(&self) -> Option<f64> {
+        self.load_end
     }
 
     /// The end of the last tick (or the start of the statistics): the next tick's interval

@@ -38,7 +38,7 @@ impl StepInfo {
 }
 
 /// What the summary states besides the numbers, and how wide it may be.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SummaryOptions {
     /// Columns available (`None`: no limit, every column shown).
     pub width: Option<usize>,
@@ -46,6 +46,11 @@ pub struct SummaryOptions {
     pub host: Option<String>,
     /// The load profile's name.
     pub profile: Option<String>,
+    /// When the statistics were reset, seconds since the start: counts and req/s cover the
+    /// time after it.
+    pub reset_at: Option<f64>,
+    /// When the load phase ended, seconds since the start; the rest of the run is the drain.
+    pub load_secs: Option<f64>,
 }
 
 /// Columns dropped, in this order, until the requests table fits the width.
@@ -96,7 +101,8 @@ pub fn render_summary_with(
 ) -> String {
     let rows = rows(steps, total);
     let mut out = String::new();
-    let secs = elapsed.as_secs_f64();
+    let whole = elapsed.as_secs_f64();
+    let secs = (whole - opts.reset_at.unwrap_or(0.0)).max(0.0);
     let mut about = Vec::new();
     if let Some(h) = &opts.host {
         about.push(format!("Target {h}"));
@@ -108,10 +114,28 @@ pub fn render_summary_with(
         out.push_str(&about.join(", "));
         out.push('\n');
     }
-    out.push_str(&format!(
-        "Requests over {} (latency in ms, avg size in bytes)\n",
-        fmt_duration(elapsed)
-    ));
+    let window = Duration::from_secs_f64(secs);
+    match (opts.reset_at, opts.load_secs) {
+        (Some(at), _) => out.push_str(&format!(
+            "Requests over {} since the statistics reset at {}; req/s over those {} \
+             (latency in ms, avg size in bytes)\n",
+            fmt_duration(window),
+            fmt_duration(Duration::from_secs_f64(at.max(0.0))),
+            fmt_duration(window),
+        )),
+        (None, Some(load)) if whole - load >= 0.05 => out.push_str(&format!(
+            "Requests over {}: {} of load + {} of drain; req/s over the {} \
+             (latency in ms, avg size in bytes)\n",
+            fmt_duration(elapsed),
+            fmt_duration(Duration::from_secs_f64(load.max(0.0))),
+            fmt_duration(Duration::from_secs_f64(whole - load)),
+            fmt_duration(elapsed),
+        )),
+        _ => out.push_str(&format!(
+            "Requests over {} (latency in ms, avg size in bytes)\n",
+            fmt_duration(elapsed)
+        )),
+    }
     if rows.is_empty() {
         out.push_str("No requests were recorded.\n");
     } else {
@@ -747,6 +771,47 @@ mod tests {
     }
 
     #[test]
+    fn the_header_states_the_load_window_and_the_drain() {
+        let steps = [info(0, "http", "GET", "/health")];
+        let mut s = Snapshot::default();
+        for _ in 0..341 {
+            s.record(Event::new(0, 1_000));
+        }
+        let opts = SummaryOptions {
+            load_secs: Some(30.0),
+            ..SummaryOptions::default()
+        };
+        let text = render_summary_with(&steps, &s, Duration::from_millis(34_100), &opts);
+        assert!(
+            text.starts_with(
+                "Requests over 34.1 s: 30.0 s of load + 4.1 s of drain; req/s over the 34.1 s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" 10.00 "), "341 / 34.1 s: {text}");
+    }
+
+    #[test]
+    fn after_a_reset_rates_cover_the_time_since_it() {
+        let steps = [info(0, "http", "GET", "/health")];
+        let mut s = Snapshot::default();
+        for _ in 0..1_033 {
+            s.record(Event::new(0, 1_000));
+        }
+        let opts = SummaryOptions {
+            reset_at: Some(81.5),
+            ..SummaryOptions::default()
+        };
+        // 1033 requests in the 18.5 s after a reset at 81.5 s of a 100 s run: 55.84/s.
+        let text = render_summary_with(&steps, &s, Duration::from_secs(100), &opts);
+        assert!(
+            text.starts_with("Requests over 18.5 s since the statistics reset at 1m 21s"),
+            "{text}"
+        );
+        assert!(text.contains(" 55.84 "), "{text}");
+    }
+
+    #[test]
     fn a_plan_without_websocket_has_no_websocket_total() {
         let steps = [info(0, "http", "GET", "/health")];
         let mut s = Snapshot::default();
@@ -762,6 +827,7 @@ mod tests {
             width: Some(100),
             host: Some("http://127.0.0.1:8000".into()),
             profile: Some("smoke".into()),
+            ..SummaryOptions::default()
         };
         let full = render_summary(&program(), &run_snapshot(), Duration::from_secs(65));
         assert!(

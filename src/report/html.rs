@@ -95,6 +95,19 @@ fn header(out: &mut String, r: &RunReport) {
         clock(r.elapsed_secs),
         r.seed
     );
+    if let Some(at) = r.stats_reset_at_secs {
+        meta.push_str(&format!(
+            " · statistics reset at {}: counts and rates cover the {} after it",
+            clock(at),
+            clock(r.stats_secs)
+        ));
+    } else if let Some(load) = r.load_secs.filter(|l| r.elapsed_secs - l >= 0.05) {
+        meta.push_str(&format!(
+            " · {} of load + {} of drain",
+            clock(load),
+            clock(r.elapsed_secs - load)
+        ));
+    }
     if let Some(rule) = &r.aborted_by {
         meta.push_str(&format!(" · aborted by threshold {rule}"));
     } else if r.interrupted {

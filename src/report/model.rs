@@ -42,8 +42,20 @@ pub struct RunReport {
     pub seed: u64,
     /// Wall-clock start of the run, seconds since the Unix epoch.
     pub started_at: f64,
-    /// Measured run time in seconds.
+    /// Measured run time in seconds (load and drain, from the start).
     pub elapsed_secs: f64,
+    /// The time every count, rate and the history cover, seconds: `elapsed_secs`, less the
+    /// time before a statistics reset. Rates (`rate`, `failure_rate`) are per second of it.
+    #[serde(default)]
+    pub stats_secs: f64,
+    /// When the statistics were reset (seconds since the start), if they were.
+    #[serde(default)]
+    pub stats_reset_at_secs: Option<f64>,
+    /// The load phase (seconds from the start until the duration passed, the iterations were
+    /// done or the run was stopped); `elapsed_secs` less this is the drain, while the last
+    /// users finished their iterations.
+    #[serde(default)]
+    pub load_secs: Option<f64>,
     /// The run was stopped early (Ctrl-C or a threshold with `abort_on_fail`).
     pub interrupted: bool,
     /// The threshold rule that stopped the run, if one did.
@@ -323,7 +335,8 @@ pub struct Context<'a> {
 
 impl RunReport {
     pub fn build(cx: &Context<'_>, r: &RunResult) -> RunReport {
-        let secs = r.elapsed.as_secs_f64();
+        let elapsed = r.elapsed.as_secs_f64();
+        let secs = stats_secs(r);
         let with_checks = stats_with_checks(cx.program);
         let mut steps = Vec::new();
         for (&id, stats) in &r.total.steps {
@@ -393,8 +406,11 @@ impl RunReport {
             host: cx.host.clone().or_else(|| cx.program.host.clone()),
             profile: profile_info(cx.profile),
             seed: cx.seed,
-            started_at: (now - secs).max(0.0),
-            elapsed_secs: secs,
+            started_at: (now - elapsed).max(0.0),
+            elapsed_secs: elapsed,
+            stats_secs: secs,
+            stats_reset_at_secs: r.history.reset_at(),
+            load_secs: r.history.load_end(),
             interrupted: r.interrupted,
             aborted_by: cx.aborted_by.clone(),
             passed: cx.passed,
@@ -441,6 +457,13 @@ impl RunReport {
     pub fn step(&self, kind: &str, name: &str) -> Option<&StepReport> {
         self.steps.iter().find(|s| s.kind == kind && s.name == name)
     }
+}
+
+/// The seconds a run's counts cover: its elapsed time less the time before a statistics
+/// reset (rates are per second of it).
+pub fn stats_secs(r: &RunResult) -> f64 {
+    let elapsed = r.elapsed.as_secs_f64();
+    (elapsed - r.history.reset_at().unwrap_or(0.0)).max(0.0)
 }
 
 /// All steps but groups, merged: the "Aggregated" row everywhere.

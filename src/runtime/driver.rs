@@ -352,6 +352,7 @@ pub async fn run_share(
         }
     }
 
+    ticker.load_ended();
     // Distinct user ids (ids are reused after a ramp down).
     let started = slots.len() as u64;
     slots.append(&mut retired);
@@ -442,6 +443,12 @@ impl Ticker {
             point: &point,
             delta: &delta,
         });
+    }
+
+    /// The load phase is over (the duration passed, the iterations were done, or a stop):
+    /// what follows until the last user ends is the drain.
+    pub(super) fn load_ended(&mut self) {
+        self.history.mark_load_end(self.start.elapsed().as_secs_f64());
     }
 
     /// `reset_stats`: start the numbers afresh; the run goes on. Rates and the history restart

@@ -216,6 +216,7 @@ pub async fn run(
         }
     }
 
+    ticker.load_ended();
     let started = workers.len() as u64;
     // Closing the idle queue makes any user still reporting back stop at once.
     drop(idle_rx);

@@ -21,12 +21,12 @@ use tokio::sync::broadcast;
 
 use crate::control::{Command, Control};
 use crate::lang::ir::Program;
-use crate::metrics::{HistoryPoint, Protocol};
+use crate::metrics::{History, HistoryPoint, Protocol};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
     Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
-    counts_in_total, ms, protocol_of,
+    counts_in_total, ms, protocol_of, stats_secs,
 };
 use crate::report::thresholds::{Verdict, evaluate};
 use crate::runtime::RunResult;
@@ -193,9 +193,13 @@ impl Hub {
     pub fn tick(&self, t: &Tick) {
         let mut live = self.lock();
         let secs = t.elapsed.as_secs_f64();
-        let interval = live.result.history.last().map_or(t.elapsed, |p| {
-            t.elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
-        });
+        // The driver's statistics restart at a reset: so does the copy here, from the same
+        // instant, so the first rate after it covers the time since the reset.
+        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs)
+        {
+            live.result.history = History::after_reset(t.point.since_secs);
+        }
+        let interval = live.result.history.interval_to(t.elapsed);
         // The same point the driver pushes (all steps, the tick's delta).
         let window = t.delta.aggregate(|_| true);
         live.result
@@ -220,7 +224,8 @@ impl Hub {
             .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
             .collect();
         if let Some(start) = &live.start {
-            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+            let stats_secs = stats_secs(&live.result);
+            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, stats_secs);
             live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(t.point));
@@ -230,7 +235,7 @@ impl Hub {
     pub fn finish(&self, result: RunResult, aborted_by: Option<String>) {
         let mut live = self.lock();
         if let Some(start) = live.start.clone() {
-            let secs = result.elapsed.as_secs_f64();
+            let secs = stats_secs(&result);
             let verdicts = evaluate(
                 &self.program,
                 &start.profile.thresholds,
@@ -287,8 +292,8 @@ impl Hub {
             live.status = Status::Stopping;
         }
         if command == Command::ResetStats {
-            // The driver starts its statistics afresh on its next pass; so does the copy here.
-            live.result.history = Default::default();
+            // The driver starts its statistics afresh on its next pass; the copy here follows
+            // on the next tick (which says when the reset happened).
             live.result.users_timeline = vec![(live.result.elapsed.as_secs_f64(), live.users)];
         }
         control.send(command);
