@@ -90,6 +90,15 @@ pub struct Args {
         value_parser = crate::metrics::prom::parse_listen
     )]
     pub metrics: Option<crate::metrics::prom::Listen>,
+    /// Keep serving the final metrics this long after the run, for one more scrape
+    /// (e.g. 15s; the exporter serves them until the process exits in any case).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "LOADPLAN_METRICS_LINGER",
+        value_parser = crate::lang::check::parse_duration_str
+    )]
+    pub metrics_linger: Option<Duration>,
     /// Serve the web UI while the run goes (stop, users, rate, live charts, downloads).
     #[arg(long)]
     pub ui: bool,
@@ -199,6 +208,7 @@ pub async fn start_sinks(
     let metrics = args.metrics.and_then(|l| l.0);
     report::sinks::Sinks::start(program.clone(), profile, outputs, metrics)
         .await
+        .map(|s| s.with_linger(args.metrics_linger))
         .map_err(|e| match e {
             report::sinks::StartError::Usage(m) => {
                 eprintln!("error: {m}");
