@@ -106,9 +106,12 @@ pub struct StageFile {
 #[serde(deny_unknown_fields)]
 pub struct ThresholdFile {
     /// `p50`, `p90`, `p95`, `p99`, `p99.9`, `max`, `avg` (latency), `error_rate`,
-    /// `check_rate` (share of checks passed) or `rate` (requests per second).
+    /// `check_rate` (share of checks passed) or `rate` (requests per second). A plain metric
+    /// covers HTTP requests (`check_rate`: every check); prefix `ws_` for WebSocket messages
+    /// or `http_` to say HTTP explicitly (`ws_error_rate`, `http_p95`); see docs/metrics.md.
     pub metric: String,
-    /// A statistics entry such as `GET /health` (default: all steps).
+    /// A statistics entry such as `GET /health` (default: the metric's total, HTTP requests for
+    /// a plain metric).
     pub step: Option<String>,
     /// Upper limit (latency `500ms`, rate `5%` or a number).
     pub max: Option<Amount>,
@@ -243,7 +246,7 @@ pub fn unknown_weights(profile: &LoadProfile, program: &Program) -> Vec<String> 
 /// Parse `5%` / `0.05` as a fraction, `500ms` as µs, numbers as is.
 fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     let latency = matches!(
-        metric,
+        crate::report::thresholds::base_metric(metric),
         "p50" | "p90" | "p95" | "p99" | "p99.9" | "max" | "avg"
     );
     match a {
@@ -267,18 +270,6 @@ fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     }
 }
 
-const METRICS: &[&str] = &[
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "p99.9",
-    "max",
-    "avg",
-    "error_rate",
-    "check_rate",
-    "rate",
-];
 
 /// Value checks, with spans from the tree.
 struct Resolver<'a> {
@@ -439,9 +430,15 @@ impl Resolver<'_> {
         let mut out = Vec::new();
         for (i, t) in f.thresholds.iter().enumerate() {
             let i = i.to_string();
-            if !METRICS.contains(&t.metric.as_str()) {
-                let help = crate::diag::did_you_mean(&t.metric, METRICS.iter().copied())
-                    .unwrap_or_else(|| format!("one of: {}", METRICS.join(", ")));
+            if crate::report::thresholds::parse_metric(&t.metric).is_none() {
+                let known = crate::report::thresholds::known_metrics();
+                let help = crate::diag::did_you_mean(&t.metric, known.iter().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "one of: {} (prefix http_ or ws_ to choose the protocol)",
+                            crate::report::thresholds::BASE_METRICS.join(", ")
+                        )
+                    });
                 self.bad(
                     self.at.value(&["thresholds", &i, "metric"]),
                     format!("unknown threshold metric `{}`", t.metric),

@@ -21,6 +21,10 @@ pub struct Args {
     /// Error-rate rises smaller than this many percentage points never count as regressions.
     #[arg(long, default_value_t = 0.1)]
     pub error_floor_pp: f64,
+    /// Rows with fewer events than this in either run are shown but never count as
+    /// regressions (percentiles of a handful of samples are noise).
+    #[arg(long, default_value_t = compare::MIN_SAMPLES)]
+    pub min_samples: u64,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -42,6 +46,7 @@ pub fn run(args: Args) -> u8 {
         tolerance: args.tolerance,
         latency_floor_ms: args.latency_floor_ms,
         error_floor: args.error_floor_pp / 100.0,
+        min_samples: args.min_samples,
     };
     let result = compare::compare(&baseline, &current, &options);
     out!("{}", compare::render(&result, &options));

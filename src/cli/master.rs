@@ -23,7 +23,7 @@ use crate::control::Control;
 use crate::dist::master::{Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport};
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
-use crate::metrics::{Snapshot, render_progress_line, render_summary};
+use crate::metrics::{Snapshot, render_progress_line, render_summary_with};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::Tick;
@@ -264,6 +264,14 @@ async fn finish(
     }
     let r = &outcome.result;
     let infos = super::run::step_infos(program);
+    let host = args.run.host.clone().or_else(|| program.host.clone());
+    let opts = crate::metrics::SummaryOptions {
+        width: crate::metrics::terminal_width(),
+        host: host.clone(),
+        profile: Some(profile.name.clone()),
+        reset_at: r.history.reset_at(),
+        load_secs: r.history.load_end(),
+    };
     let mut judgement =
         report::thresholds::judge(program, profile, &r.total, r.elapsed.as_secs_f64());
     let aborted_by = sinks.aborted_by().cloned();
@@ -276,6 +284,7 @@ async fn finish(
     let plan_file = args.run.plan.display().to_string();
     let cx = report::model::Context {
         program,
+        host,
         profile,
         plan_file: &plan_file,
         seed,
@@ -319,7 +328,7 @@ async fn finish(
             }
         }
     }
-    out!("{}", render_summary(&infos, &r.total, r.elapsed));
+    out!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     outln!("\nWorkers");
     for w in &outcome.workers {
         let lost = w

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::lang;
 use crate::lang::check::parse_duration_str;
-use crate::metrics::{render_progress_line, render_summary};
+use crate::metrics::{render_progress_line, render_summary_with};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::{self, Control, Tick};
@@ -90,6 +90,15 @@ pub struct Args {
         value_parser = crate::metrics::prom::parse_listen
     )]
     pub metrics: Option<crate::metrics::prom::Listen>,
+    /// Keep serving the final metrics this long after the run, for one more scrape
+    /// (e.g. 15s; the exporter serves them until the process exits in any case).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "LOADPLAN_METRICS_LINGER",
+        value_parser = crate::lang::check::parse_duration_str
+    )]
+    pub metrics_linger: Option<Duration>,
     /// Serve the web UI while the run goes (stop, users, rate, live charts, downloads).
     #[arg(long)]
     pub ui: bool,
@@ -224,6 +233,7 @@ pub async fn start_sinks(
     let metrics = args.metrics.and_then(|l| l.0);
     report::sinks::Sinks::start(program.clone(), profile, outputs, metrics)
         .await
+        .map(|s| s.with_linger(args.metrics_linger))
         .map_err(|e| match e {
             report::sinks::StartError::Usage(m) => {
                 errln!("error: {m}");
@@ -412,7 +422,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         d.shutdown().await;
     }
     match result {
-        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks).await,
+        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks, cfg.host.clone()).await,
         Err(e) => {
             errln!("error: {e}");
             super::EXIT_FATAL
@@ -427,10 +437,23 @@ async fn finish(
     seed: u64,
     args: &Args,
     sinks: report::sinks::Sinks,
+    host: Option<String>,
 ) -> u8 {
     let infos = step_infos(program);
-    let mut judgement =
-        crate::report::thresholds::judge(program, profile, &r.total, r.elapsed.as_secs_f64());
+    let host = host.or_else(|| program.host.clone());
+    let opts = crate::metrics::SummaryOptions {
+        width: crate::metrics::terminal_width(),
+        host: host.clone(),
+        profile: Some(profile.name.clone()),
+        reset_at: r.history.reset_at(),
+        load_secs: r.history.load_end(),
+    };
+    let mut judgement = crate::report::thresholds::judge(
+        program,
+        profile,
+        &r.total,
+        report::model::stats_secs(r),
+    );
     let aborted_by = sinks.aborted_by().cloned();
     if aborted_by.is_some() {
         judgement.reasons.push("aborted by a threshold".into());
@@ -438,6 +461,7 @@ async fn finish(
     let plan_file = args.plan.display().to_string();
     let cx = report::model::Context {
         program,
+        host,
         profile,
         plan_file: &plan_file,
         seed,
@@ -450,7 +474,7 @@ async fn finish(
         .wants_report()
         .then(|| report::RunReport::build(&cx, r));
     let files = sinks.finish(built.as_ref()).await;
-    out!("{}", render_summary(&infos, &r.total, r.elapsed));
+    out!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
     print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
     if r.interrupted {
         outln!(

@@ -122,8 +122,18 @@ impl fmt::Display for ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Event {
     pub step: StepId,
-    /// Service time in µs: from the actual send to the end of the step.
+    /// Service time in µs: from the actual send to the end of the step (for a received
+    /// WebSocket frame: the wait for that frame, see docs/metrics.md).
     pub latency_us: u64,
+    /// Nothing was sent or waited for (a request whose template failed): the event counts
+    /// (and fails) but adds no latency sample.
+    pub untimed: bool,
+    /// A received WebSocket frame: µs since the start of the session's latest `send` (the
+    /// "reply latency"); `None` when nothing was sent before.
+    pub reply_us: Option<u64>,
+    /// A received WebSocket frame after the first of its `receive`: µs since the previous
+    /// frame (inter-arrival time, for jitter).
+    pub gap_us: Option<u64>,
     /// Open model only: latency in µs measured from the *intended* start, so time spent waiting
     /// for a free user is included (coordinated-omission correction). `None` in the closed model.
     pub corrected_us: Option<u64>,
@@ -148,6 +158,15 @@ impl Event {
         }
     }
 
+    /// A failed-before-sending event: counted, no latency sample (see [`Event::untimed`]).
+    pub fn untimed(step: StepId) -> Self {
+        Event {
+            step,
+            untimed: true,
+            ..Event::default()
+        }
+    }
+
     /// Sets the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
@@ -163,6 +182,40 @@ impl Event {
     /// Whether the step counts as failed.
     pub fn is_failure(&self) -> bool {
         self.error.is_some()
+    }
+}
+
+/// What a statistics row measures, from its step kind. HTTP requests and WebSocket messages
+/// are separate totals everywhere (docs/metrics.md): a frame wait is not a request, and
+/// mixing them hides an HTTP failure rate behind many successful frames. Groups time other
+/// steps and belong to no total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// An HTTP request (`GET`, `POST`, …).
+    Http,
+    /// A WebSocket step: the connect (`WS`), `send`, `receive`, `silence`, `close`.
+    Ws,
+    /// A timed group (a transaction made of other steps).
+    Group,
+}
+
+impl Protocol {
+    /// The protocol of a statistics row of kind `kind` (as the compiler names kinds).
+    pub fn of_kind(kind: &str) -> Protocol {
+        match kind {
+            "group" => Protocol::Group,
+            "WS" | "send" | "receive" | "silence" | "close" => Protocol::Ws,
+            _ => Protocol::Http,
+        }
+    }
+
+    /// `http`, `ws` or `group` (the Prometheus `protocol` label, threshold prefixes).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Ws => "ws",
+            Protocol::Group => "group",
+        }
     }
 }
 

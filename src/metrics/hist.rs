@@ -155,6 +155,11 @@ impl Latency {
         self.hist.as_deref().map_or(0.0, Histogram::mean)
     }
 
+    /// Standard deviation in µs (from bucket midpoints); 0.0 when empty.
+    pub fn stdev(&self) -> f64 {
+        self.hist.as_deref().map_or(0.0, Histogram::stdev)
+    }
+
     /// Recorded buckets as `(highest value in bucket, count)`, ascending. Sinks use this to
     /// re-bucket (e.g. Prometheus `le` buckets); tests use it to compare histograms exactly.
     pub fn buckets(&self) -> Vec<(u64, u64)> {

@@ -9,12 +9,17 @@
 //!
 //! Invariants:
 //! - Names are `loadplan_*`, with units in the name and `_total` on counters.
-//! - Latency histograms have fixed buckets ([`BUCKETS`], 1 ms to 60 s) filled from the merged
+//! - Latency histograms have fixed buckets ([`BUCKETS`], 100 µs to 60 s) filled from the merged
 //!   HDR histogram with [`Latency::count_le`](super::Latency::count_le), so series from many
 //!   instances (workers, replicas) aggregate with `sum by (le)`.
 //! - Labels are bounded by the plan and the profile: `scenario`, `step` (statistics name),
 //!   `method` (HTTP method or WebSocket step kind), `status_class`, `error_kind` (a closed set),
 //!   `result`, `direction`, `outcome`, `rule`. No label takes a value from a response.
+//! - Every step of the plan is exported from the first scrape, its counters at 0 (every
+//!   `error_kind` of `loadplan_request_failures_total`, the `none` status class), so PromQL's
+//!   `rate()` says 0, not "no data", before the first request or failure.
+//! - `protocol` (`http`, `ws`, `group`) keeps HTTP requests and WebSocket messages apart:
+//!   `sum by (protocol)` gives the separate totals (docs/metrics.md).
 //! - Groups (timed transactions made of other steps) are exported apart, as
 //!   `loadplan_transactions_total` and `loadplan_transaction_duration_seconds`, so summing the
 //!   request series never counts a request twice.
@@ -29,13 +34,15 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::event::ErrorKind;
+use super::event::{ErrorKind, Protocol};
 use super::snapshot::{IterationCounts, Snapshot, StepStats};
 use super::summary::StepInfo;
 
-/// Upper bounds of the latency buckets, seconds (`+Inf` is implicit).
-pub const BUCKETS: [f64; 15] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+/// Upper bounds of the latency buckets, seconds (`+Inf` is implicit): from 100 µs, so
+/// sub-millisecond requests (a local target, a cache) do not all fall into one bucket.
+pub const BUCKETS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
 ];
 
 /// The default listen address (metrics on 9646, opt-in).
@@ -90,6 +97,8 @@ struct RowId {
     scenario: String,
     step: String,
     method: String,
+    /// `http`, `ws` or `group` ([`Protocol`]).
+    protocol: &'static str,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -109,6 +118,8 @@ struct Row {
     sum_secs: f64,
     /// WebSocket frames: `("sent" | "received", count)`.
     ws: Option<(&'static str, u64)>,
+    /// `receive` rows: time since the latest send (sum in seconds, count, buckets).
+    reply: Option<(f64, u64, Vec<u64>)>,
 }
 
 /// Everything one scrape shows; rebuilt on each tick.
@@ -133,25 +144,33 @@ impl Exposition {
                 .entry(k.kind)
                 .or_default() += n;
         }
-        let rows = total
-            .steps
-            .iter()
-            .filter(|(_, s)| s.count > 0)
-            .map(|(id, s)| {
-                let info = steps.iter().find(|i| i.id == *id);
+        let empty = StepStats::default();
+        // Every step of the plan from the start (counters at 0), then rows the snapshot has
+        // that the plan's table lacks.
+        let mut ids: Vec<u32> = steps.iter().map(|i| i.id).collect();
+        ids.extend(total.steps.keys().filter(|id| !steps.iter().any(|i| i.id == **id)));
+        let rows = ids
+            .into_iter()
+            .map(|id| {
+                let s = total.steps.get(&id).unwrap_or(&empty);
+                let info = steps.iter().find(|i| i.id == id);
                 let id_labels = match info {
                     Some(i) => RowId {
                         scenario: i.scenario.clone(),
                         step: i.name.clone(),
                         method: i.kind.clone(),
+                        protocol: Protocol::of_kind(&i.kind).as_str(),
                     },
                     None => RowId {
                         scenario: String::new(),
                         step: format!("step #{id}"),
                         method: "?".into(),
+                        protocol: Protocol::Http.as_str(),
                     },
                 };
-                let fails = failures.remove(id).unwrap_or_default();
+                let mut fails: BTreeMap<ErrorKind, u64> =
+                    ErrorKind::ALL.iter().map(|&k| (k, 0)).collect();
+                fails.extend(failures.remove(&id).unwrap_or_default());
                 row(id_labels, s, fails)
             })
             .collect();
@@ -179,19 +198,16 @@ fn row(id: RowId, s: &StepStats, failures: BTreeMap<ErrorKind, u64>) -> Row {
         *classes.entry(class).or_default() += n;
         with_status += n;
     }
-    if s.count > with_status {
-        classes.insert("none", s.count - with_status);
-    }
-    let mut below = 0;
-    let buckets = BUCKETS
-        .iter()
-        .map(|&le| {
-            let cumulative = s.latency.count_le((le * 1e6) as u64);
-            let n = cumulative.saturating_sub(below);
-            below = below.max(cumulative);
-            n
-        })
-        .collect();
+    // Always present (0 until an event without a status), so the family exists from the start.
+    classes.insert("none", s.count.saturating_sub(with_status));
+    let buckets = rebucket(&s.latency);
+    let reply = (id.method == "receive").then(|| {
+        (
+            s.reply.mean() * s.reply.len() as f64 / 1e6,
+            s.reply.len(),
+            rebucket(&s.reply),
+        )
+    });
     let lost = |kinds: &[ErrorKind]| -> u64 { kinds.iter().filter_map(|k| failures.get(k)).sum() };
     let ws = match id.method.as_str() {
         "send" => Some(("sent", s.count.saturating_sub(s.failures))),
@@ -206,7 +222,7 @@ fn row(id: RowId, s: &StepStats, failures: BTreeMap<ErrorKind, u64>) -> Row {
         _ => None,
     };
     Row {
-        group: id.method == "group",
+        group: id.protocol == Protocol::Group.as_str(),
         id,
         count: s.count,
         statuses: classes.into_iter().collect(),
@@ -218,7 +234,22 @@ fn row(id: RowId, s: &StepStats, failures: BTreeMap<ErrorKind, u64>) -> Row {
         buckets,
         sum_secs: s.latency.mean() * s.latency.len() as f64 / 1e6,
         ws,
+        reply,
     }
+}
+
+/// Non-cumulative counts per [`BUCKETS`] bound.
+fn rebucket(l: &super::Latency) -> Vec<u64> {
+    let mut below = 0;
+    BUCKETS
+        .iter()
+        .map(|&le| {
+            let cumulative = l.count_le((le * 1e6) as u64);
+            let n = cumulative.saturating_sub(below);
+            below = below.max(cumulative);
+            n
+        })
+        .collect()
 }
 
 /// The live exporter: a registry whose one collector encodes the latest [`Exposition`].
@@ -320,6 +351,7 @@ fn labels(id: &RowId) -> Labels<'_> {
         ("scenario", id.scenario.as_str()),
         ("step", id.step.as_str()),
         ("method", id.method.as_str()),
+        ("protocol", id.protocol),
     ]
 }
 
@@ -519,6 +551,21 @@ impl Collector for SnapshotCollector {
         )?;
         family(
             &mut enc,
+            "loadplan_ws_reply_duration",
+            "Received WebSocket frames: time since the session's latest send (reply latency); the request duration of a receive row is the wait for each frame.",
+            Some(Unit::Seconds),
+            Histogram,
+            steps
+                .iter()
+                .filter_map(|r| {
+                    r.reply.as_ref().map(|(sum, count, buckets)| {
+                        (labels(&r.id), V::Histogram(*sum, *count, buckets.clone()))
+                    })
+                })
+                .collect(),
+        )?;
+        family(
+            &mut enc,
             "loadplan_transactions",
             "Finished groups (transactions timed as one).",
             None,
@@ -612,7 +659,7 @@ mod tests {
         e.update(&steps(), &s, 3, vec![]);
         let text = e.encode(false).expect("encode");
         let has = |line: &str| text.lines().any(|l| l == line);
-        let base = "scenario=\"s\",step=\"/health\",method=\"GET\"";
+        let base = "scenario=\"s\",step=\"/health\",method=\"GET\",protocol=\"http\"";
         assert!(
             has(&format!(
                 "loadplan_request_duration_seconds_bucket{{{base},le=\"0.001\"}} 1"
@@ -657,20 +704,78 @@ mod tests {
         );
         assert!(
             has(
-                "loadplan_ws_messages_total{scenario=\"s\",step=\"frame\",method=\"receive\",direction=\"received\"} 1"
+                "loadplan_ws_messages_total{scenario=\"s\",step=\"frame\",method=\"receive\",protocol=\"ws\",direction=\"received\"} 1"
             ),
             "{text}"
         );
         assert!(
-            has("loadplan_transactions_total{scenario=\"s\",step=\"session\",method=\"group\"} 1"),
+            has(
+                "loadplan_transactions_total{scenario=\"s\",step=\"session\",method=\"group\",protocol=\"group\"} 1"
+            ),
             "{text}"
         );
         assert!(
-            !text.contains("step=\"session\",method=\"group\",status_class"),
+            !text.contains("method=\"group\",protocol=\"group\",status_class"),
             "{text}"
         );
         assert!(has("loadplan_users 3"), "{text}");
         let om = e.encode(true).expect("openmetrics");
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_counter_is_exported_at_zero_before_the_first_event() {
+        let e = Exporter::new("p", "smoke");
+        e.update(&steps(), &Snapshot::default(), 0, vec![]);
+        let text = e.encode(false).expect("encode");
+        let has = |line: &str| text.lines().any(|l| l == line);
+        let base = "scenario=\"s\",step=\"/health\",method=\"GET\",protocol=\"http\"";
+        for kind in ErrorKind::ALL {
+            let line = format!(
+                "loadplan_request_failures_total{{{base},error_kind=\"{}\"}} 0",
+                kind.as_str()
+            );
+            assert!(has(&line), "{line}\n{text}");
+        }
+        assert!(
+            has(&format!(
+                "loadplan_requests_total{{{base},status_class=\"none\"}} 0"
+            )),
+            "{text}"
+        );
+        assert!(
+            has(&format!(
+                "loadplan_request_duration_seconds_count{{{base}}} 0"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sub_millisecond_requests_spread_over_buckets_from_100_microseconds() {
+        let mut s = Snapshot::default();
+        for us in [80, 200, 400, 900] {
+            s.record(Event::new(0, us).with_status(200));
+        }
+        let e = Exporter::new("p", "smoke");
+        e.update(&steps(), &s, 1, vec![]);
+        let text = e.encode(false).expect("encode");
+        let base = "scenario=\"s\",step=\"/health\",method=\"GET\",protocol=\"http\"";
+        for (le, n) in [("0.0001", 1), ("0.00025", 2), ("0.0005", 3), ("0.001", 4)] {
+            let line = format!("loadplan_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {n}");
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn http_and_websocket_rows_carry_their_protocol() {
+        let mut s = Snapshot::default();
+        s.record(Event::new(0, 100).with_status(200));
+        s.record(Event::new(1, 100));
+        let e = Exporter::new("p", "smoke");
+        e.update(&steps(), &s, 1, vec![]);
+        let text = e.encode(false).expect("encode");
+        assert!(text.contains("method=\"GET\",protocol=\"http\",status_class=\"2xx\"} 1"), "{text}");
+        assert!(text.contains("method=\"receive\",protocol=\"ws\",status_class=\"none\"} 1"), "{text}");
     }
 }

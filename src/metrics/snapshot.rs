@@ -43,6 +43,12 @@ pub struct StepStats {
     pub latency: Latency,
     /// Open model only: latency from the intended start (coordinated-omission corrected), µs.
     pub corrected: Latency,
+    /// Received WebSocket frames: time since the session's latest `send`, µs.
+    #[serde(default)]
+    pub reply: Latency,
+    /// Received WebSocket frames after the first of a `receive`: inter-arrival time, µs.
+    #[serde(default)]
+    pub gaps: Latency,
 }
 
 impl StepStats {
@@ -57,9 +63,17 @@ impl StepStats {
         if let Some(status) = ev.status {
             *self.statuses.entry(status).or_insert(0) += 1;
         }
-        self.latency.record(ev.latency_us);
+        if !ev.untimed {
+            self.latency.record(ev.latency_us);
+        }
         if let Some(us) = ev.corrected_us {
             self.corrected.record(us);
+        }
+        if let Some(us) = ev.reply_us {
+            self.reply.record(us);
+        }
+        if let Some(us) = ev.gap_us {
+            self.gaps.record(us);
         }
     }
 
@@ -76,6 +90,8 @@ impl StepStats {
         }
         self.latency.merge(&other.latency);
         self.corrected.merge(&other.corrected);
+        self.reply.merge(&other.reply);
+        self.gaps.merge(&other.gaps);
     }
 
     /// Failures / count, 0.0 when nothing was counted.
@@ -240,6 +256,13 @@ impl Snapshot {
 }
 
 /// Adds `n` occurrences of `key`, enforcing the per-`(step, kind)` bound on distinct messages.
+///
+/// Which messages are kept does not depend on arrival order: the [`MAX_MESSAGES_PER_KIND`]
+/// smallest messages (byte order) of a `(step, kind)` keep their own counts, every other one
+/// is counted under [`OTHER_MESSAGES`]. A kept message that a smaller one displaces moves its
+/// count there. A kept message was never displaced (fewer than the bound were ever smaller), so
+/// its count is exact, and the table is a function of the events alone: merging is associative
+/// and commutative in every case.
 fn add_error(errors: &mut BTreeMap<ErrorKey, u64>, mut key: ErrorKey, n: u64) {
     truncate_message(&mut key.message);
     if let Some(count) = errors.get_mut(&key) {
@@ -252,13 +275,25 @@ fn add_error(errors: &mut BTreeMap<ErrorKey, u64>, mut key: ErrorKey, n: u64) {
             kind: key.kind,
             message: String::new(),
         };
-        let distinct = errors
+        let kept: Vec<&ErrorKey> = errors
             .range(first..)
             .take_while(|(k, _)| k.step == key.step && k.kind == key.kind)
             .filter(|(k, _)| k.message != OTHER_MESSAGES)
-            .count();
-        if distinct >= MAX_MESSAGES_PER_KIND {
-            key.message = OTHER_MESSAGES.to_owned();
+            .map(|(k, _)| k)
+            .collect();
+        if kept.len() >= MAX_MESSAGES_PER_KIND {
+            let largest = kept.last().map(|k| (*k).clone());
+            match largest {
+                Some(largest) if largest.message > key.message => {
+                    let moved = errors.remove(&largest).unwrap_or(0);
+                    let other = ErrorKey {
+                        message: OTHER_MESSAGES.to_owned(),
+                        ..largest
+                    };
+                    *errors.entry(other).or_insert(0) += moved;
+                }
+                _ => key.message = OTHER_MESSAGES.to_owned(),
+            }
         }
     }
     *errors.entry(key).or_insert(0) += n;
@@ -358,18 +393,83 @@ pub struct HistoryPoint {
     pub p50_us: Option<u64>,
     pub p95_us: Option<u64>,
     pub p99_us: Option<u64>,
+    /// When the statistics start, seconds since the run started: 0, or the last reset.
+    #[serde(default)]
+    pub since_secs: f64,
+    /// The rolling window the `window_*` figures cover, seconds: the last
+    /// [`ROLLING_SECS`], or less since the start or a reset.
+    #[serde(default)]
+    pub window_secs: f64,
+    /// Events per second over the rolling window.
+    #[serde(default)]
+    pub window_rate: f64,
+    /// Failed events per second over the rolling window.
+    #[serde(default)]
+    pub window_failure_rate: f64,
+    /// Latency p95 over the rolling window, µs.
+    #[serde(default)]
+    pub window_p95_us: Option<u64>,
 }
 
+/// Length of the rolling window of the live figures, seconds.
+pub const ROLLING_SECS: f64 = 10.0;
+
 /// The run's timeline: one [`HistoryPoint`] appended per tick by the ticker. Grows by about
-/// 100 bytes per tick (≈9 MB for a 24 h run at 1 s ticks).
+/// 100 bytes per tick (≈9 MB for a 24 h run at 1 s ticks). After a statistics reset it starts
+/// afresh, remembering when ([`History::after_reset`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     points: Vec<HistoryPoint>,
+    /// When the statistics were last reset, seconds since the run started.
+    #[serde(default)]
+    reset_at: Option<f64>,
+    /// When the load phase ended (seconds since the run started); the rest is the drain.
+    #[serde(default)]
+    load_end: Option<f64>,
+    /// The ticks of the rolling window: `(end, length in seconds, aggregated window)`.
+    #[serde(skip)]
+    recent: std::collections::VecDeque<(f64, f64, StepStats)>,
 }
 
 impl History {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty history whose statistics start `at_secs` into the run (a reset).
+    pub fn after_reset(at_secs: f64) -> Self {
+        History {
+            reset_at: Some(at_secs),
+            ..History::default()
+        }
+    }
+
+    /// When the statistics were last reset (seconds since the run started), if they were.
+    pub fn reset_at(&self) -> Option<f64> {
+        self.reset_at
+    }
+
+    /// Records when the load phase ended (the first call counts).
+    pub fn mark_load_end(&mut self, at_secs: f64) {
+        self.load_end.get_or_insert(at_secs);
+    }
+
+    /// When the load phase ended (seconds since the run started), if the runner said.
+    pub fn load_end(&self) -> Option<f64> {
+        self.load_end
+    }
+
+    /// The end of the last tick (or the start of the statistics): the next tick's interval
+    /// starts there.
+    pub fn since_secs(&self) -> f64 {
+        self.points
+            .last()
+            .map_or(self.reset_at.unwrap_or(0.0), |p| p.t_secs)
+    }
+
+    /// The next tick's interval when it ends `elapsed` into the run.
+    pub fn interval_to(&self, elapsed: Duration) -> Duration {
+        elapsed.saturating_sub(Duration::from_secs_f64(self.since_secs().max(0.0)))
     }
 
     /// Appends the point for a tick ending `t_secs` into the run, lasting `interval`, from the
@@ -396,6 +496,28 @@ impl History {
             .map_or((0, 0), |p| (p.total_requests, p.total_failures));
         let quantile =
             |q| (!window.latency.is_empty()).then(|| window.latency.value_at_quantile(q));
+        self.recent.push_back((t_secs, secs, window.clone()));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(end, len, _)| end - len < t_secs - ROLLING_SECS - 1e-6)
+            && self.recent.len() > 1
+        {
+            self.recent.pop_front();
+        }
+        let mut rolling = StepStats::default();
+        let mut window_secs = 0.0;
+        for (_, len, w) in &self.recent {
+            rolling.merge(w);
+            window_secs += len;
+        }
+        let per_window = |n: u64| {
+            if window_secs > 0.0 {
+                n as f64 / window_secs
+            } else {
+                0.0
+            }
+        };
         self.points.push(HistoryPoint {
             t_secs,
             users,
@@ -408,6 +530,12 @@ impl History {
             p50_us: quantile(0.5),
             p95_us: quantile(0.95),
             p99_us: quantile(0.99),
+            since_secs: self.reset_at.unwrap_or(0.0),
+            window_secs,
+            window_rate: per_window(rolling.count),
+            window_failure_rate: per_window(rolling.failures),
+            window_p95_us: (!rolling.latency.is_empty())
+                .then(|| rolling.latency.value_at_quantile(0.95)),
         });
         self.points.last().expect("a point was just pushed")
     }
@@ -624,5 +752,98 @@ mod tests {
         );
         assert_eq!(p2.p95_us, None);
         assert_eq!(history.len(), 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Many distinct messages, split over parts merged in different groupings and orders,
+        /// always give the table of recording everything in one place.
+        #[test]
+        fn failure_tables_merge_associatively_with_many_messages(
+            events in proptest::collection::vec((0u32..2, 0u32..60, 0usize..4), 1..400),
+            order in proptest::strategy::Strategy::prop_shuffle(
+                proptest::strategy::Just(vec![0usize, 1, 2, 3])
+            ),
+        ) {
+            let mut parts = vec![Snapshot::default(); 4];
+            let mut all = Snapshot::default();
+            for (step, msg, part) in &events {
+                let ev = Event::new(*step, 10).with_error(ErrorKind::Other, format!("m{msg:02}"));
+                parts[*part].record(ev.clone());
+                all.record(ev);
+            }
+            // ((a + b) + c) + d in the given order.
+            let mut left = Snapshot::default();
+            for &i in &order {
+                left.merge(&parts[i]);
+            }
+            // a + (b + (c + d)).
+            let mut right = parts[3].clone();
+            for i in (0..3).rev() {
+                let mut p = parts[i].clone();
+                p.merge(&right);
+                right = p;
+            }
+            proptest::prop_assert_eq!(&left.errors, &all.errors);
+            proptest::prop_assert_eq!(&right.errors, &all.errors);
+            let total: u64 = all.errors.values().sum();
+            proptest::prop_assert_eq!(total, events.len() as u64);
+            for step in 0..2 {
+                let kept = all
+                    .errors
+                    .keys()
+                    .filter(|k| k.step == step && k.message != OTHER_MESSAGES)
+                    .count();
+                proptest::prop_assert!(kept <= MAX_MESSAGES_PER_KIND);
+            }
+        }
+    }
+
+    #[test]
+    fn live_figures_cover_a_rolling_window_of_ten_seconds() {
+        let mut history = History::new();
+        // 30 events a second for 10 s, then 12 silent seconds.
+        for t in 1..=22u64 {
+            let mut delta = Snapshot::default();
+            if t <= 10 {
+                for _ in 0..30 {
+                    delta.record(Event::new(0, 1_000 * t));
+                }
+            }
+            let p = history
+                .push(t as f64, Duration::from_secs(1), &delta)
+                .clone();
+            assert!((p.window_secs - (t.min(10) as f64)).abs() < 1e-9, "{t}: {p:?}");
+            let expected = match t {
+                1..=10 => 30.0,
+                11..=19 => 30.0 * (20 - t) as f64 / 10.0,
+                _ => 0.0,
+            };
+            assert!((p.window_rate - expected).abs() < 1e-9, "{t}: {p:?}");
+        }
+        // The last second alone says 0 while the window still saw requests at t = 15.
+        let at15 = &history.points()[14];
+        assert_eq!(at15.rate, 0.0);
+        assert!((at15.window_rate - 15.0).abs() < 1e-9);
+        assert!(at15.window_p95_us.is_some());
+    }
+
+    #[test]
+    fn after_a_reset_the_first_interval_starts_at_the_reset() {
+        let mut history = History::after_reset(18.0);
+        assert_eq!(
+            history.interval_to(Duration::from_secs(19)),
+            Duration::from_secs(1)
+        );
+        let mut delta = Snapshot::default();
+        for _ in 0..54 {
+            delta.record(Event::new(0, 1_000));
+        }
+        let p = history
+            .push(19.0, history.interval_to(Duration::from_secs(19)), &delta)
+            .clone();
+        assert!((p.rate - 54.0).abs() < 1e-9, "{p:?}");
+        assert_eq!(p.since_secs, 18.0);
+        assert_eq!(history.reset_at(), Some(18.0));
     }
 }

@@ -4,11 +4,16 @@
 //! program's step names, and never touches live state.
 //!
 //! Invariants: output is deterministic for given inputs (rows in the order of `steps`, failures
-//! by count then key), uses no colour and no terminal width detection, and has no trailing
-//! whitespace, so it can be snapshot-tested and pasted into CI logs. Latencies are shown in ms
+//! by count then key), uses no colour, and has no trailing whitespace, so it can be
+//! snapshot-tested and pasted into CI logs. The width is an input ([`SummaryOptions::width`]):
+//! below the full table's width, the least-read columns are dropped in a fixed order
+//! ([`DROP_ORDER`]) and then names are cut, and the summary says which columns it hid (the
+//! files keep them all). [`terminal_width`] is the only place that looks at the terminal.
+//! HTTP requests and WebSocket messages have separate total rows (docs/metrics.md); groups are
+//! in neither. Latencies are shown in ms
 //! with three significant digits, the precision the histograms keep.
 
-use super::event::StepId;
+use super::event::{Protocol, StepId};
 use super::snapshot::{HistoryPoint, Snapshot, StepStats};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,15 +30,51 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
-    /// Whether the step's events count in the "Aggregated" row. Groups time a transaction made
+    /// Whether the step's events count in a protocol total. Groups time a transaction made
     /// of other steps; adding them would count those requests twice.
     pub fn counts_in_total(&self) -> bool {
-        kind_counts_in_total(&self.kind)
+        Protocol::of_kind(&self.kind) != Protocol::Group
     }
 }
 
-fn kind_counts_in_total(kind: &str) -> bool {
-    kind != "group"
+/// What the summary states besides the numbers, and how wide it may be.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SummaryOptions {
+    /// Columns available (`None`: no limit, every column shown).
+    pub width: Option<usize>,
+    /// The target base URL.
+    pub host: Option<String>,
+    /// The load profile's name.
+    pub profile: Option<String>,
+    /// When the statistics were reset, seconds since the start: counts and req/s cover the
+    /// time after it.
+    pub reset_at: Option<f64>,
+    /// When the load phase ended, seconds since the start; the rest of the run is the drain.
+    pub load_secs: Option<f64>,
+}
+
+/// Columns dropped, in this order, until the requests table fits the width.
+pub const DROP_ORDER: [&str; 5] = ["p99.9", "min", "p90", "avg size", "Scenario"];
+
+/// Dropped, in this order, only when cutting names to [`MIN_NAME`] was not enough.
+const LAST_RESORT: [&str; 3] = ["req/s", "p99", "max"];
+
+/// Narrowest the name column gets when cutting names to fit.
+const MIN_NAME: usize = 16;
+
+/// The width of the terminal stdout writes to, or of `$COLUMNS` when stdout is not a terminal;
+/// `None` when neither is known (a file or a pipe: every column is kept).
+pub fn terminal_width() -> Option<usize> {
+    let term = console::Term::stdout();
+    if term.is_term() {
+        if let Some((_, cols)) = term.size_checked() {
+            return Some(usize::from(cols));
+        }
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
 }
 
 /// Longest name shown in the tables (in chars); longer ones are cut with "...".
@@ -46,29 +87,89 @@ const QUANTILES: [(&str, f64); 5] = [
     ("p99.9", 0.999),
 ];
 
-/// The end-of-run summary. `elapsed` is the measured run time (for req/s).
+/// The end-of-run summary, every column shown. `elapsed` is the measured run time (for req/s).
 pub fn render_summary(steps: &[StepInfo], total: &Snapshot, elapsed: Duration) -> String {
+    render_summary_with(steps, total, elapsed, &SummaryOptions::default())
+}
+
+/// The end-of-run summary within `opts.width` columns, headed by the target and profile.
+pub fn render_summary_with(
+    steps: &[StepInfo],
+    total: &Snapshot,
+    elapsed: Duration,
+    opts: &SummaryOptions,
+) -> String {
     let rows = rows(steps, total);
     let mut out = String::new();
-    let secs = elapsed.as_secs_f64();
-    out.push_str(&format!(
-        "Requests over {} (latency in ms, avg size in bytes)\n",
-        fmt_duration(elapsed)
-    ));
+    let whole = elapsed.as_secs_f64();
+    let secs = (whole - opts.reset_at.unwrap_or(0.0)).max(0.0);
+    let mut about = Vec::new();
+    if let Some(h) = &opts.host {
+        about.push(format!("Target {h}"));
+    }
+    if let Some(p) = &opts.profile {
+        about.push(format!("profile {p}"));
+    }
+    if !about.is_empty() {
+        out.push_str(&about.join(", "));
+        out.push('\n');
+    }
+    let window = Duration::from_secs_f64(secs);
+    match (opts.reset_at, opts.load_secs) {
+        (Some(at), _) => out.push_str(&format!(
+            "Requests over {} since the statistics reset at {}; req/s over those {} \
+             (latency in ms, avg size in bytes)\n",
+            fmt_duration(window),
+            fmt_duration(Duration::from_secs_f64(at.max(0.0))),
+            fmt_duration(window),
+        )),
+        (None, Some(load)) if whole - load >= 0.05 => out.push_str(&format!(
+            "Requests over {}: {} of load + {} of drain; req/s over the {} \
+             (latency in ms, avg size in bytes)\n",
+            fmt_duration(elapsed),
+            fmt_duration(Duration::from_secs_f64(load.max(0.0))),
+            fmt_duration(Duration::from_secs_f64(whole - load)),
+            fmt_duration(elapsed),
+        )),
+        _ => out.push_str(&format!(
+            "Requests over {} (latency in ms, avg size in bytes)\n",
+            fmt_duration(elapsed)
+        )),
+    }
     if rows.is_empty() {
         out.push_str("No requests were recorded.\n");
     } else {
-        requests_table(&rows, secs).render(&mut out);
+        let mut table = requests_table(&rows, secs);
+        let hidden = table.fit(opts.width);
+        table.render(&mut out);
+        if !hidden.is_empty() {
+            let width = opts.width.unwrap_or_default();
+            let long = format!(
+                "(hidden to fit {width} columns: {}; the files have every column)",
+                hidden.join(", ")
+            );
+            let note = if long.chars().count() <= width {
+                long
+            } else {
+                format!("(hidden: {})", hidden.join(", "))
+            };
+            out.push_str(&note);
+            out.push('\n');
+        }
         if rows.iter().any(|r| !r.stats.corrected.is_empty()) {
             out.push('\n');
             out.push_str("Latency from intended start, coordinated-omission corrected (ms)\n");
-            corrected_table(&rows).render(&mut out);
+            let mut table = corrected_table(&rows);
+            table.fit(opts.width);
+            table.render(&mut out);
         }
     }
     if !total.errors.is_empty() {
         out.push('\n');
         out.push_str("Failures\n");
-        failures_table(steps, total).render(&mut out);
+        let mut table = failures_table(steps, total);
+        table.fit(opts.width);
+        table.render(&mut out);
     }
     let footer = footer_lines(total);
     if !footer.is_empty() {
@@ -79,8 +180,10 @@ pub fn render_summary(steps: &[StepInfo], total: &Snapshot, elapsed: Duration) -
 }
 
 /// One status line for non-TTY output, e.g.
-/// `[00:01:05/00:05:00] users 50 | 123.4 req/s | 7800 reqs | 12 fails (0.15%) | p95 45.2 ms`.
-/// `point` is the latest tick; `planned` the run's duration if known.
+/// `[00:01:05/00:05:00] users 50 | last 10s: 123.4 req/s, p95 45.2 ms | total 7800 reqs, 12 fails (0.15%)`.
+/// The rate and p95 cover the rolling window the point states (the last 10 s, shorter at the
+/// start or after a reset); the counts cover the statistics so far. `point` is the latest tick;
+/// `planned` the run's duration if known.
 pub fn render_progress_line(
     point: &HistoryPoint,
     elapsed: Duration,
@@ -91,12 +194,13 @@ pub fn render_progress_line(
         None => fmt_clock(elapsed),
     };
     let p95 = point
-        .p95_us
+        .window_p95_us
         .map_or_else(|| "-".to_owned(), |us| format!("{} ms", fmt_ms(us)));
     format!(
-        "[{clock}] users {} | {:.1} req/s | {} reqs | {} fails ({}) | p95 {p95}",
+        "[{clock}] users {} | last {:.0}s: {:.1} req/s, p95 {p95} | total {} reqs, {} fails ({})",
         point.users,
-        point.rate,
+        point.window_secs,
+        point.window_rate,
         point.total_requests,
         point.total_failures,
         fmt_pct(point.total_failures, point.total_requests),
@@ -155,13 +259,20 @@ fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
         ("min", Align::Right),
     ]);
     headers.extend(QUANTILES.iter().map(|(h, _)| (*h, Align::Right)));
-    headers.extend([("max", Align::Right), ("avg size", Align::Right)]);
+    headers.extend([
+        ("max", Align::Right),
+        ("avg", Align::Right),
+        ("avg size", Align::Right),
+    ]);
     let mut table = Table::new(headers);
 
-    let mut aggregated = StepStats::default();
+    let mut http = StepStats::default();
+    let mut ws = StepStats::default();
     for row in rows {
-        if kind_counts_in_total(row.kind) {
-            aggregated.merge(row.stats);
+        match Protocol::of_kind(row.kind) {
+            Protocol::Http => http.merge(row.stats),
+            Protocol::Ws => ws.merge(row.stats),
+            Protocol::Group => {}
         }
         let mut cells = Vec::new();
         if with_scenario {
@@ -172,13 +283,18 @@ fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
         table.row(cells);
     }
     table.rule();
-    let mut cells = Vec::new();
-    if with_scenario {
-        cells.push(String::new());
+    for (name, stats) in [("Aggregated HTTP requests", &http), ("Aggregated WebSocket messages", &ws)] {
+        if stats.count == 0 {
+            continue;
+        }
+        let mut cells = Vec::new();
+        if with_scenario {
+            cells.push(String::new());
+        }
+        cells.extend([String::new(), name.to_owned()]);
+        cells.extend(stat_cells(stats, secs));
+        table.row(cells);
     }
-    cells.extend([String::new(), "Aggregated".to_owned()]);
-    cells.extend(stat_cells(&aggregated, secs));
-    table.row(cells);
     table
 }
 
@@ -204,6 +320,11 @@ fn stat_cells(stats: &StepStats, secs: f64) -> Vec<String> {
             .map(|(_, q)| ms_or_dash(l.len(), l.value_at_quantile(*q))),
     );
     cells.push(ms_or_dash(l.len(), l.max()));
+    cells.push(if l.is_empty() {
+        "-".to_owned()
+    } else {
+        fmt_ms(l.mean().round() as u64)
+    });
     cells.push(match stats.count {
         0 => "-".to_owned(),
         n => (stats.bytes_in / n).to_string(),
@@ -343,10 +464,16 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 fn cut(name: &str) -> String {
-    if name.chars().count() <= MAX_NAME {
+    cut_to(name, MAX_NAME)
+}
+
+/// `name` in at most `max` chars (at least 4), cut with "..." when longer.
+fn cut_to(name: &str, max: usize) -> String {
+    let max = max.max(4);
+    if name.chars().count() <= max {
         name.to_owned()
     } else {
-        let mut s: String = name.chars().take(MAX_NAME - 3).collect();
+        let mut s: String = name.chars().take(max - 3).collect();
         s.push_str("...");
         s
     }
@@ -386,7 +513,7 @@ impl Table {
         self.lines.push(Line::Rule);
     }
 
-    fn render(&self, out: &mut String) {
+    fn widths(&self) -> Vec<usize> {
         let mut widths: Vec<usize> = self.headers.iter().map(|(h, _)| h.len()).collect();
         for line in &self.lines {
             if let Line::Cells(cells) = line {
@@ -395,6 +522,80 @@ impl Table {
                 }
             }
         }
+        widths
+    }
+
+    /// Rendered width in columns (two spaces between columns).
+    fn width(&self) -> usize {
+        let w = self.widths();
+        w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1)
+    }
+
+    fn drop_column(&mut self, name: &str) -> bool {
+        let Some(i) = self.headers.iter().position(|(h, _)| *h == name) else {
+            return false;
+        };
+        self.headers.remove(i);
+        for line in &mut self.lines {
+            if let Line::Cells(cells) = line {
+                cells.remove(i);
+            }
+        }
+        true
+    }
+
+    /// Makes the table fit `width` columns: drops columns in [`DROP_ORDER`], then cuts the
+    /// longest left-aligned cells (names, messages). Returns the dropped columns' names.
+    fn fit(&mut self, width: Option<usize>) -> Vec<&'static str> {
+        let Some(width) = width else {
+            return Vec::new();
+        };
+        let mut hidden = Vec::new();
+        for name in DROP_ORDER {
+            if self.width() <= width {
+                break;
+            }
+            if self.drop_column(name) {
+                hidden.push(name);
+            }
+        }
+        // Then cut the widest left-aligned column, one char at a time, down to MIN_NAME.
+        self.cut_to_fit(width);
+        for name in LAST_RESORT {
+            if self.width() <= width {
+                break;
+            }
+            if self.drop_column(name) {
+                hidden.push(name);
+            }
+        }
+        hidden
+    }
+
+    fn cut_to_fit(&mut self, width: usize) {
+        while self.width() > width {
+            let widths = self.widths();
+            let widest = self
+                .headers
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, a))| matches!(a, Align::Left) && widths[*i] > MIN_NAME)
+                .max_by_key(|(i, _)| widths[*i])
+                .map(|(i, _)| i);
+            let Some(i) = widest else { break };
+            let target = widths[i] - 1;
+            for line in &mut self.lines {
+                if let Line::Cells(cells) = line {
+                    if cells[i].chars().count() > target {
+                        cells[i] = cut_to(&cells[i], target);
+                    }
+                }
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let widths = self.widths();
         let aligns: Vec<Align> = self.headers.iter().map(|(_, a)| *a).collect();
         let headers: Vec<String> = self.headers.iter().map(|(h, _)| (*h).to_owned()).collect();
         self.write_cells(out, &headers, &widths, &aligns);
@@ -546,14 +747,141 @@ mod tests {
     }
 
     #[test]
-    fn aggregated_row_excludes_groups() {
+    fn http_and_websocket_have_separate_totals_without_groups() {
         let text = render_summary(&program(), &run_snapshot(), Duration::from_secs(10));
-        let aggregated = text
-            .lines()
-            .find(|l| l.contains("Aggregated"))
-            .expect("aggregated row");
-        // 1000 + 400 + 50 + 21 (WS) + 20 (receive); the 20 group events are not counted.
-        assert!(aggregated.contains(" 1491 "), "{aggregated}");
+        let total = |name: &str| {
+            text.lines()
+                .find(|l| l.contains(name))
+                .unwrap_or_else(|| panic!("no {name} row:\n{text}"))
+                .to_owned()
+        };
+        // 1000 + 400 + 50 HTTP requests, 11 of them failed.
+        let http = total("Aggregated HTTP requests");
+        assert!(http.contains(" 1450 ") && http.contains("11 (0.76%)"), "{http}");
+        // 21 connects + 20 frames; the 20 group events are in neither total.
+        let ws = total("Aggregated WebSocket messages");
+        assert!(ws.contains(" 41 ") && ws.contains("1 (2.44%)"), "{ws}");
+        // No row merges both protocols (1491 events).
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("Aggregated") && l.contains(" 1491 ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_header_states_the_load_window_and_the_drain() {
+        let steps = [info(0, "http", "GET", "/health")];
+        let mut s = Snapshot::default();
+        for _ in 0..341 {
+            s.record(Event::new(0, 1_000));
+        }
+        let opts = SummaryOptions {
+            load_secs: Some(30.0),
+            ..SummaryOptions::default()
+        };
+        let text = render_summary_with(&steps, &s, Duration::from_millis(34_100), &opts);
+        assert!(
+            text.starts_with(
+                "Requests over 34.1 s: 30.0 s of load + 4.1 s of drain; req/s over the 34.1 s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" 10.00 "), "341 / 34.1 s: {text}");
+    }
+
+    #[test]
+    fn after_a_reset_rates_cover_the_time_since_it() {
+        let steps = [info(0, "http", "GET", "/health")];
+        let mut s = Snapshot::default();
+        for _ in 0..1_033 {
+            s.record(Event::new(0, 1_000));
+        }
+        let opts = SummaryOptions {
+            reset_at: Some(81.5),
+            ..SummaryOptions::default()
+        };
+        // 1033 requests in the 18.5 s after a reset at 81.5 s of a 100 s run: 55.84/s.
+        let text = render_summary_with(&steps, &s, Duration::from_secs(100), &opts);
+        assert!(
+            text.starts_with("Requests over 18.5 s since the statistics reset at 1m 21s"),
+            "{text}"
+        );
+        assert!(text.contains(" 55.84 "), "{text}");
+    }
+
+    #[test]
+    fn a_plan_without_websocket_has_no_websocket_total() {
+        let steps = [info(0, "http", "GET", "/health")];
+        let mut s = Snapshot::default();
+        s.record(Event::new(0, 1_000));
+        let text = render_summary(&steps, &s, Duration::from_secs(1));
+        assert!(text.contains("Aggregated HTTP requests"), "{text}");
+        assert!(!text.contains("WebSocket"), "{text}");
+    }
+
+    #[test]
+    fn summary_fits_a_100_column_terminal_and_says_what_it_hid() {
+        let opts = SummaryOptions {
+            width: Some(100),
+            host: Some("http://127.0.0.1:8000".into()),
+            profile: Some("smoke".into()),
+            ..SummaryOptions::default()
+        };
+        let full = render_summary(&program(), &run_snapshot(), Duration::from_secs(65));
+        assert!(
+            full.lines().any(|l| l.chars().count() > 100),
+            "the full table is wider than 100 columns:\n{full}"
+        );
+        let text = render_summary_with(&program(), &run_snapshot(), Duration::from_secs(65), &opts);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        }
+        assert!(text.starts_with("Target http://127.0.0.1:8000, profile smoke\n"), "{text}");
+        let header = text.lines().nth(2).expect("table header");
+        for kept in ["Name", "# reqs", "# fails", "req/s", "p50", "p95", "p99", "max", "avg"] {
+            assert!(
+                header.contains(&format!("  {kept}")) || header.starts_with(kept),
+                "{kept}: {header}"
+            );
+        }
+        assert!(text.contains("(hidden to fit 100 columns: p99.9"), "{text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_fit_a_narrow_terminal() {
+        let steps = [info(0, "s", "GET", &("/api/".to_owned() + &"x".repeat(55)))];
+        let mut s = Snapshot::default();
+        s.record(Event::new(0, 1_000));
+        let opts = SummaryOptions {
+            width: Some(80),
+            ..SummaryOptions::default()
+        };
+        let text = render_summary_with(&steps, &s, Duration::from_secs(1), &opts);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{line}");
+        }
+        assert!(text.contains("/api/xx"), "{text}");
+    }
+
+    #[test]
+    fn the_average_column_is_the_mean_latency() {
+        let steps = [info(0, "s", "GET", "/a")];
+        let mut s = Snapshot::default();
+        for us in [1_000, 2_000, 6_000] {
+            s.record(Event::new(0, us));
+        }
+        let text = render_summary(&steps, &s, Duration::from_secs(1));
+        let header: Vec<&str> = text.lines().nth(1).expect("header").split_whitespace().collect();
+        let row = text.lines().nth(3).expect("row");
+        let avg_col = header.iter().position(|h| *h == "avg").expect("avg column");
+        // "# reqs"/"# fails"/"avg size" are two words in the header; cells of row 1 are
+        // `GET /a 3 0 (0.00%) …`: compare from the right instead.
+        let from_right = header.len() - avg_col;
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - from_right + 1], "3.00", "{text}");
     }
 
     #[test]
@@ -585,37 +913,44 @@ mod tests {
     }
 
     #[test]
-    fn progress_line_shows_users_rate_failures_and_p95() {
+    fn progress_line_shows_the_rolling_window_and_the_totals() {
         let point = HistoryPoint {
             t_secs: 65.0,
             users: 50,
-            requests: 120,
-            failures: 1,
-            rate: 123.44,
-            failure_rate: 1.0,
+            requests: 0,
+            failures: 0,
+            rate: 0.0,
+            failure_rate: 0.0,
             total_requests: 7_800,
             total_failures: 12,
-            p50_us: Some(20_000),
-            p95_us: Some(45_210),
-            p99_us: Some(80_000),
+            p50_us: None,
+            p95_us: None,
+            p99_us: None,
+            since_secs: 0.0,
+            window_secs: 10.0,
+            window_rate: 123.44,
+            window_failure_rate: 1.0,
+            window_p95_us: Some(45_210),
         };
+        // The last tick alone had nothing: the line shows the window, labelled.
         assert_eq!(
             render_progress_line(
                 &point,
                 Duration::from_secs(65),
                 Some(Duration::from_secs(300))
             ),
-            "[00:01:05/00:05:00] users 50 | 123.4 req/s | 7800 reqs | 12 fails (0.15%) | p95 45.2 ms"
+            "[00:01:05/00:05:00] users 50 | last 10s: 123.4 req/s, p95 45.2 ms | total 7800 reqs, 12 fails (0.15%)"
         );
         let idle = HistoryPoint {
-            p95_us: None,
+            window_p95_us: None,
+            window_secs: 3.0,
             total_requests: 0,
             total_failures: 0,
             ..point
         };
         assert_eq!(
             render_progress_line(&idle, Duration::from_secs(3_725), None),
-            "[01:02:05] users 50 | 123.4 req/s | 0 reqs | 0 fails (0.00%) | p95 -"
+            "[01:02:05] users 50 | last 3s: 123.4 req/s, p95 - | total 0 reqs, 0 fails (0.00%)"
         );
     }
 }

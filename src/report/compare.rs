@@ -2,12 +2,20 @@
 //! run) and the regressions beyond a tolerance — the CI gate "did this change make it slower".
 //!
 //! Rows are matched by kind and statistics name (the plan's stable identity of a step), plus the
-//! `Aggregated` row. Regressions, each needing both the relative tolerance and an absolute floor
-//! so that noise on tiny numbers is not flagged:
-//! - p50/p95/p99 latency rose by more than the tolerance **and** by more than the latency floor;
-//! - the error rate rose by more than the tolerance (relative) **and** by more than the error
-//!   floor (absolute, in percentage points);
-//! - the request rate fell by more than the tolerance.
+//! HTTP and WebSocket totals (`Aggregated` for results written before the totals existed).
+//! Regressions, each needing both the relative tolerance and an absolute floor so that noise on
+//! tiny numbers is not flagged, **and** at least [`Options::min_samples`] events in both runs,
+//! **and** a difference beyond chance at 99 % confidence ([`Z`]), so two identical runs never
+//! show one:
+//! - p50/p95/p99 latency rose by more than the tolerance and the latency floor, and above the
+//!   baseline's upper confidence bound for that percentile (the distribution-free bound of the
+//!   rank `q + Z·√(q(1−q)/n) + 1/n`, read from the baseline's reported percentiles; the
+//!   baseline's max when that rank is past the last sample);
+//! - the error rate rose by more than the tolerance (relative) and the error floor (absolute,
+//!   in percentage points), and a two-proportion z-test says so;
+//! - the request rate fell by more than the tolerance and a Poisson z-test says so.
+//!
+//! Rows below the sample minimum are still shown, marked `few samples`.
 //!
 //! Steps present in only one run are listed as notes, not regressions.
 
@@ -23,7 +31,15 @@ pub struct Options {
     /// Error-rate increases below this fraction (0.001 = 0.1 percentage point) are never
     /// regressions.
     pub error_floor: f64,
+    /// Rows with fewer events than this in either run never regress.
+    pub min_samples: u64,
 }
+
+/// One-sided z for 99 % confidence.
+pub const Z: f64 = 2.326;
+
+/// Default of [`Options::min_samples`].
+pub const MIN_SAMPLES: u64 = 10;
 
 impl Default for Options {
     fn default() -> Self {
@@ -31,6 +47,7 @@ impl Default for Options {
             tolerance: 0.10,
             latency_floor_ms: 1.0,
             error_floor: 0.001,
+            min_samples: MIN_SAMPLES,
         }
     }
 }
@@ -45,6 +62,8 @@ pub struct Delta {
     pub baseline: Option<f64>,
     pub current: Option<f64>,
     pub regression: bool,
+    /// Fewer than the minimum samples in either run: shown, never a regression.
+    pub few_samples: bool,
 }
 
 impl Delta {
@@ -91,8 +110,69 @@ pub fn compare(base: &RunReport, cur: &RunReport, o: &Options) -> Comparison {
                 .push(format!("{} {}: only in the current run", s.kind, s.name));
         }
     }
-    step(&mut c, &base.aggregated, &cur.aggregated, o);
+    let (bt, ct) = (&base.totals, &cur.totals);
+    if bt.http.count + bt.ws.count == 0 || ct.http.count + ct.ws.count == 0 {
+        step(&mut c, &base.aggregated, &cur.aggregated, o);
+    } else {
+        for (b, s) in [(&bt.http, &ct.http), (&bt.ws, &ct.ws)] {
+            if b.count + s.count > 0 {
+                step(&mut c, b, s, o);
+            }
+        }
+    }
     c
+}
+
+/// The baseline's quantile function, linear between its reported percentiles.
+fn quantile_at(p: &super::model::Percentiles, q: f64) -> f64 {
+    let points = [
+        (0.0, p.min),
+        (0.5, p.p50),
+        (0.66, p.p66),
+        (0.75, p.p75),
+        (0.8, p.p80),
+        (0.9, p.p90),
+        (0.95, p.p95),
+        (0.98, p.p98),
+        (0.99, p.p99),
+        (0.999, p.p99_9),
+        (0.9999, p.p99_99),
+        (1.0, p.max),
+    ];
+    let q = q.clamp(0.0, 1.0);
+    for w in points.windows(2) {
+        let ((q0, v0), (q1, v1)) = (w[0], w[1]);
+        if q <= q1 {
+            let t = if q1 > q0 { (q - q0) / (q1 - q0) } else { 1.0 };
+            return v0 + t * (v1 - v0);
+        }
+    }
+    p.max
+}
+
+/// Upper 99 % confidence bound of the baseline's `q` quantile from `n` samples.
+pub fn upper_bound(p: &super::model::Percentiles, n: u64, q: f64) -> f64 {
+    let n = n.max(1) as f64;
+    let rank = q + Z * (q * (1.0 - q) / n).sqrt() + 1.0 / n;
+    if rank >= 1.0 {
+        p.max
+    } else {
+        quantile_at(p, rank)
+    }
+}
+
+/// Whether the error rate rose beyond chance (two-proportion z-test).
+fn errors_rose(b: &StepReport, s: &StepReport) -> bool {
+    let (nb, nc) = (b.count as f64, s.count as f64);
+    let pool = (b.failures + s.failures) as f64 / (nb + nc);
+    let se = (pool * (1.0 - pool) * (1.0 / nb + 1.0 / nc)).sqrt();
+    se > 0.0 && (s.error_rate - b.error_rate) / se > Z
+}
+
+/// Whether the request rate fell beyond chance (counts as Poisson).
+fn rate_fell(b: &StepReport, s: &StepReport) -> bool {
+    let var = b.rate * b.rate / b.count as f64 + s.rate * s.rate / s.count as f64;
+    var > 0.0 && (b.rate - s.rate) / var.sqrt() > Z
 }
 
 fn label(s: &StepReport) -> String {
@@ -106,12 +186,14 @@ fn label(s: &StepReport) -> String {
 fn step(c: &mut Comparison, b: &StepReport, s: &StepReport, o: &Options) {
     let name = label(b);
     let tol = o.tolerance;
+    let few = b.count < o.min_samples.max(1) || s.count < o.min_samples.max(1);
     c.deltas.push(Delta {
         step: name.clone(),
         metric: "req/s",
         baseline: Some(b.rate),
         current: Some(s.rate),
-        regression: b.rate > 0.0 && s.rate < b.rate * (1.0 - tol),
+        regression: !few && b.rate > 0.0 && s.rate < b.rate * (1.0 - tol) && rate_fell(b, s),
+        few_samples: few,
     });
     let rose = |base: f64, cur: f64, floor: f64| cur > base * (1.0 + tol) && cur - base > floor;
     c.deltas.push(Delta {
@@ -119,22 +201,36 @@ fn step(c: &mut Comparison, b: &StepReport, s: &StepReport, o: &Options) {
         metric: "errors",
         baseline: Some(b.error_rate),
         current: Some(s.error_rate),
-        regression: rose(b.error_rate, s.error_rate, o.error_floor),
+        regression: !few
+            && rose(b.error_rate, s.error_rate, o.error_floor)
+            && errors_rose(b, s),
+        few_samples: few,
     });
     type Pick = fn(&super::model::Percentiles) -> f64;
-    let quantiles: [(&'static str, Pick); 3] =
-        [("p50", |p| p.p50), ("p95", |p| p.p95), ("p99", |p| p.p99)];
-    for (metric, pick) in quantiles {
+    let quantiles: [(&'static str, f64, Pick); 3] = [
+        ("p50", 0.5, |p| p.p50),
+        ("p95", 0.95, |p| p.p95),
+        ("p99", 0.99, |p| p.p99),
+    ];
+    for (metric, q, pick) in quantiles {
         let (bv, cv) = (
             b.latency_ms.as_ref().map(pick),
             s.latency_ms.as_ref().map(pick),
         );
+        let beyond_chance = b
+            .latency_ms
+            .as_ref()
+            .zip(cv)
+            .is_some_and(|(p, y)| y > upper_bound(p, b.count, q));
         c.deltas.push(Delta {
             step: name.clone(),
             metric,
             baseline: bv,
             current: cv,
-            regression: matches!((bv, cv), (Some(x), Some(y)) if rose(x, y, o.latency_floor_ms)),
+            regression: !few
+                && beyond_chance
+                && matches!((bv, cv), (Some(x), Some(y)) if rose(x, y, o.latency_floor_ms)),
+            few_samples: few,
         });
     }
 }
@@ -171,7 +267,14 @@ pub fn render(c: &Comparison, o: &Options) -> String {
                 value(d.metric, d.baseline),
                 value(d.metric, d.current),
                 change(d),
-                if d.regression { "REGRESSION" } else { "" }.to_owned(),
+                if d.regression {
+                    "REGRESSION"
+                } else if d.few_samples {
+                    "few samples"
+                } else {
+                    ""
+                }
+                .to_owned(),
             ]
         })
         .collect();
@@ -254,7 +357,87 @@ mod tests {
             baseline: Some(0.01),
             current: Some(0.035),
             regression: true,
+            few_samples: false,
         };
         assert_eq!(change(&d), "+2.50pp");
+    }
+
+    fn row(latencies_ms: &[f64], failures: u64, secs: f64) -> StepReport {
+        let mut l = crate::metrics::Latency::new();
+        for ms in latencies_ms {
+            l.record((ms * 1000.0) as u64);
+        }
+        let count = latencies_ms.len() as u64;
+        StepReport {
+            kind: "GET".into(),
+            name: "/a".into(),
+            count,
+            failures,
+            error_rate: failures as f64 / count as f64,
+            rate: count as f64 / secs,
+            latency_ms: super::super::model::Percentiles::of(&l),
+            ..StepReport::default()
+        }
+    }
+
+    fn deltas(b: &StepReport, s: &StepReport) -> Vec<(&'static str, bool, bool)> {
+        let mut c = Comparison::default();
+        step(&mut c, b, s, &Options::default());
+        c.deltas
+            .iter()
+            .map(|d| (d.metric, d.regression, d.few_samples))
+            .collect()
+    }
+
+    #[test]
+    fn a_step_with_few_samples_never_regresses() {
+        // 5 samples each: one slow outlier moves p95/p99 by 75 % and 1.5 ms, one failure
+        // 0 → 20 %, and a slower elapsed time the rate by 25 %: all flagged by the old rule.
+        let b = row(&[1.0, 1.0, 1.0, 1.0, 2.0], 0, 1.0);
+        let s = row(&[1.0, 1.0, 1.0, 1.0, 3.5], 1, 1.25);
+        for (metric, regression, few) in deltas(&b, &s) {
+            assert!(!regression && few, "{metric}");
+        }
+    }
+
+    #[test]
+    fn a_median_shift_inside_the_confidence_bound_is_not_a_regression() {
+        // 40 samples each (10..55 ms, four of each); four samples move from 20 to 40 ms: the
+        // median rises 30 → 35 ms (+17 %, +5 ms, flagged by the old rule) but stays below
+        // the baseline's 99 % upper bound for the median (~40 ms at n = 40).
+        let base: Vec<f64> = (0..40).map(|i| 10.0 + f64::from(i % 10) * 5.0).collect();
+        let cur: Vec<f64> = base
+            .iter()
+            .map(|&v| if (v - 20.0).abs() < 1e-9 { 40.0 } else { v })
+            .collect();
+        let (b, s) = (row(&base, 0, 4.0), row(&cur, 0, 4.4));
+        let d = deltas(&b, &s);
+        let p50 = (b.latency_ms.as_ref().map(|p| p.p50), s.latency_ms.as_ref().map(|p| p.p50));
+        assert!(p50.1 > p50.0.map(|v| v * 1.1 + 1.0), "{p50:?}");
+        assert!(d.iter().all(|(_, r, _)| !r), "{d:?}");
+    }
+
+    #[test]
+    fn a_real_shift_with_enough_samples_is_a_regression() {
+        let base: Vec<f64> = (0..200).map(|i| 1.0 + f64::from(i % 20) * 0.25).collect();
+        let slow: Vec<f64> = base.iter().map(|v| v * 3.0 + 20.0).collect();
+        let (b, s) = (row(&base, 0, 10.0), row(&slow, 40, 10.0));
+        let d = deltas(&b, &s);
+        for metric in ["p50", "p95", "p99", "errors"] {
+            assert!(
+                d.iter().any(|(m, r, _)| *m == metric && *r),
+                "{metric}: {d:?}"
+            );
+        }
+        // Same counts over the same time: the rate did not fall.
+        assert!(d.iter().any(|(m, r, _)| *m == "req/s" && !r), "{d:?}");
+    }
+
+    #[test]
+    fn the_upper_bound_is_the_max_past_the_last_sample() {
+        let b = row(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0, 1.0);
+        let p = b.latency_ms.as_ref().expect("percentiles");
+        assert!((upper_bound(p, 10, 0.99) - p.max).abs() < 1e-9);
+        assert!(upper_bound(p, 10_000, 0.5) < p.p66);
     }
 }

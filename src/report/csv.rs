@@ -128,15 +128,39 @@ fn stats_row(s: &StepReport) -> Vec<String> {
     row
 }
 
-/// Writes `PREFIX_stats.csv` (rows in plan order, then `Aggregated`) and
+/// The extra row after a `receive` row: the same frames timed from the session's latest
+/// `send` ("reply latency"), named `NAME (since send)`; it counts no failures.
+fn reply_row(s: &StepReport, reply: &Percentiles) -> StepReport {
+    StepReport {
+        name: format!("{}{REPLY_SUFFIX}", s.name),
+        failures: 0,
+        error_rate: 0.0,
+        failure_rate: 0.0,
+        latency_ms: Some(reply.clone()),
+        ..s.clone()
+    }
+}
+
+/// Suffix of the reply-latency rows of `PREFIX_stats.csv`.
+pub const REPLY_SUFFIX: &str = " (since send)";
+
+/// Writes `PREFIX_stats.csv` (rows in plan order, each `receive` row followed by its
+/// reply-latency row, then `Aggregated`: every row but groups and reply rows, HTTP requests
+/// and WebSocket messages together, as Locust writes it; see docs/metrics.md) and
 /// `PREFIX_failures.csv` (most frequent first).
 pub fn write_final(prefix: &Path, report: &RunReport) -> io::Result<()> {
     let [stats, _, failures] = paths(prefix);
     let mut w = csv::Writer::from_path(&stats).map_err(csv_err)?;
     w.write_record(STATS_HEADER).map_err(csv_err)?;
-    for s in report.steps.iter().chain([&report.aggregated]) {
+    for s in &report.steps {
         w.write_record(stats_row(s)).map_err(csv_err)?;
+        if let Some(reply) = &s.reply_ms {
+            w.write_record(stats_row(&reply_row(s, reply)))
+                .map_err(csv_err)?;
+        }
     }
+    w.write_record(stats_row(&report.aggregated))
+        .map_err(csv_err)?;
     w.flush()?;
     let mut w = csv::Writer::from_path(&failures).map_err(csv_err)?;
     w.write_record(FAILURES_HEADER).map_err(csv_err)?;

@@ -86,34 +86,64 @@ fn header(out: &mut String, r: &RunReport) {
     ));
     let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(r.started_at);
     let mut meta = format!(
-        "plan {} · profile {} ({}) · started {} · ran {} · seed {}",
+        "plan {} · target {} · profile {} ({}) · started {} · ran {} · seed {}",
         r.plan.file,
+        r.host.as_deref().unwrap_or("-"),
         r.profile.name,
         r.profile.model,
         humantime::format_rfc3339_seconds(started),
         clock(r.elapsed_secs),
         r.seed
     );
+    if let Some(at) = r.stats_reset_at_secs {
+        meta.push_str(&format!(
+            " · statistics reset at {}: counts and rates cover the {} after it",
+            clock(at),
+            clock(r.stats_secs)
+        ));
+    } else if let Some(load) = r.load_secs.filter(|l| r.elapsed_secs - l >= 0.05) {
+        meta.push_str(&format!(
+            " · {} of load + {} of drain",
+            clock(load),
+            clock(r.elapsed_secs - load)
+        ));
+    }
     if let Some(rule) = &r.aborted_by {
         meta.push_str(&format!(" · aborted by threshold {rule}"));
     } else if r.interrupted {
         meta.push_str(" · interrupted");
     }
     out.push_str(&format!("<p class=\"meta\">{}</p>\n", escape(&meta)));
-    let a = &r.aggregated;
-    let lat = |f: fn(&Percentiles) -> f64| a.latency_ms.as_ref().map_or("-".into(), |p| ms(f(p)));
+    // The headline figures are HTTP requests' (what a plain threshold measures); WebSocket
+    // messages get their own cards when the run had any (docs/metrics.md).
+    let a = &r.totals.http;
+    let lat = |s: &StepReport, f: fn(&Percentiles) -> f64| {
+        s.latency_ms.as_ref().map_or("-".into(), |p| ms(f(p)))
+    };
     let mut cards = vec![
-        (a.count.to_string(), "requests".to_owned()),
+        (a.count.to_string(), "HTTP requests".to_owned()),
         (
             format!("{} ({})", a.failures, pct(a.error_rate)),
-            "failures".into(),
+            "HTTP failures".into(),
         ),
-        (format!("{:.1}", a.rate), "requests/s".into()),
-        (lat(|p| p.p50), "p50 ms".into()),
-        (lat(|p| p.p95), "p95 ms".into()),
-        (lat(|p| p.p99), "p99 ms".into()),
-        (r.users.peak.to_string(), "peak users".into()),
+        (format!("{:.1}", a.rate), "HTTP requests/s".into()),
+        (lat(a, |p| p.p50), "HTTP p50 ms".into()),
+        (lat(a, |p| p.p95), "HTTP p95 ms".into()),
+        (lat(a, |p| p.p99), "HTTP p99 ms".into()),
+        (lat(a, |p| p.mean), "HTTP avg ms".into()),
     ];
+    let w = &r.totals.ws;
+    if w.count > 0 {
+        cards.extend([
+            (w.count.to_string(), "WebSocket messages".to_owned()),
+            (
+                format!("{} ({})", w.failures, pct(w.error_rate)),
+                "WebSocket failures".into(),
+            ),
+            (lat(w, |p| p.p95), "WebSocket p95 ms".into()),
+        ]);
+    }
+    cards.push((r.users.peak.to_string(), "peak users".into()));
     if r.checks.passed + r.checks.failed > 0 {
         cards.push((
             format!(
@@ -236,11 +266,15 @@ fn users_steps(r: &RunReport) -> Vec<(f64, Option<f64>)> {
 }
 
 fn steps(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Requests</h2>\n<table><tr><th class=\"l\">Scenario</th><th class=\"l\">Type</th><th class=\"l\">Name</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg size</th><th>checks</th></tr>\n");
+    out.push_str("<h2>Requests</h2>\n<table><tr><th class=\"l\">Scenario</th><th class=\"l\">Type</th><th class=\"l\">Name</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg</th><th>avg size</th><th>checks</th></tr>\n");
     for s in &r.steps {
         step_row(out, s, "");
     }
-    step_row(out, &r.aggregated, " class=\"total\"");
+    for total in [&r.totals.http, &r.totals.ws] {
+        if total.count > 0 {
+            step_row(out, total, " class=\"total\"");
+        }
+    }
     out.push_str("</table>\n<p class=\"meta\">Latency in milliseconds (service time, from the actual send); sizes in bytes.</p>\n");
 }
 
@@ -270,6 +304,7 @@ fn step_row(out: &mut String, s: &StepReport, class: &str) {
         lat(|p| p.p99),
         lat(|p| p.p99_9),
         lat(|p| p.max),
+        lat(|p| p.mean),
         size,
         checks,
     ];

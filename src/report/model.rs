@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::thresholds::Verdict;
 use crate::lang::ir::{Program, Step, WsStep};
-use crate::metrics::{Latency, Snapshot, StepStats};
+use crate::metrics::{Latency, Protocol, Snapshot, StepStats};
 use crate::profile::{LoadProfile, Model};
 use crate::runtime::RunResult;
 
@@ -34,13 +34,28 @@ pub struct RunReport {
     /// The tool that wrote the file, e.g. `loadplan 0.1.0`.
     pub tool: String,
     pub plan: PlanInfo,
+    /// The target base URL the load went to (`--host`, the demo target, or the plan's host).
+    #[serde(default)]
+    pub host: Option<String>,
     pub profile: ProfileInfo,
     /// The seed every random choice derived from (`--seed` reproduces the run).
     pub seed: u64,
     /// Wall-clock start of the run, seconds since the Unix epoch.
     pub started_at: f64,
-    /// Measured run time in seconds.
+    /// Measured run time in seconds (load and drain, from the start).
     pub elapsed_secs: f64,
+    /// The time every count, rate and the history cover, seconds: `elapsed_secs`, less the
+    /// time before a statistics reset. Rates (`rate`, `failure_rate`) are per second of it.
+    #[serde(default)]
+    pub stats_secs: f64,
+    /// When the statistics were reset (seconds since the start), if they were.
+    #[serde(default)]
+    pub stats_reset_at_secs: Option<f64>,
+    /// The load phase (seconds from the start until the duration passed, the iterations were
+    /// done or the run was stopped); `elapsed_secs` less this is the drain, while the last
+    /// users finished their iterations.
+    #[serde(default)]
+    pub load_secs: Option<f64>,
     /// The run was stopped early (Ctrl-C or a threshold with `abort_on_fail`).
     pub interrupted: bool,
     /// The threshold rule that stopped the run, if one did.
@@ -51,8 +66,13 @@ pub struct RunReport {
     pub users: UsersInfo,
     /// One entry per statistics row that recorded anything, in the plan's order.
     pub steps: Vec<StepReport>,
-    /// All steps but groups merged (groups time other steps; adding them would count twice).
+    /// Locust's `Aggregated` row: every step but groups merged, HTTP requests and WebSocket
+    /// messages together (groups time other steps; adding them would count twice). For what a
+    /// user acts on, read [`totals`](Self::totals), which keeps the protocols apart.
     pub aggregated: StepReport,
+    /// HTTP requests and WebSocket messages as separate totals (docs/metrics.md).
+    #[serde(default)]
+    pub totals: Totals,
     /// Failures by step, error kind and message, most frequent first.
     pub errors: Vec<ErrorReport>,
     pub iterations: Iterations,
@@ -102,8 +122,24 @@ pub struct UsersInfo {
     pub timeline: Vec<(f64, u64)>,
 }
 
+/// Per-protocol totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    /// Every HTTP request (kind `http`, name `Aggregated HTTP requests`); what a plain `error_rate`,
+    /// `p95` or `rate` threshold measures.
+    pub http: StepReport,
+    /// Every WebSocket message step: connects, sends, receives (one per frame), silences and
+    /// closes (kind `ws`, name `Aggregated WebSocket messages`); what `ws_*` thresholds measure.
+    pub ws: StepReport,
+}
+
+/// Kind and name of the HTTP total row.
+pub const HTTP_TOTAL: (&str, &str) = ("http", "Aggregated HTTP requests");
+/// Kind and name of the WebSocket total row.
+pub const WS_TOTAL: (&str, &str) = ("ws", "Aggregated WebSocket messages");
+
 /// One statistics row (or the aggregated one).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepReport {
     /// Scenarios whose steps record into this row, comma-separated.
     pub scenario: String,
@@ -132,6 +168,16 @@ pub struct StepReport {
     pub latency_ms: Option<Percentiles>,
     /// Open model: latency from the intended start (coordinated-omission corrected).
     pub corrected_ms: Option<Percentiles>,
+    /// `receive` rows: time from the start of the session's latest `send` to each frame
+    /// ("reply latency"); `latency_ms` is the wait for each frame.
+    #[serde(default)]
+    pub reply_ms: Option<Percentiles>,
+    /// `receive` rows: time between consecutive frames of a `receive` (inter-arrival).
+    #[serde(default)]
+    pub interarrival_ms: Option<Percentiles>,
+    /// `receive` rows: jitter, the standard deviation of the inter-arrival time (ms).
+    #[serde(default)]
+    pub jitter_ms: Option<f64>,
 }
 
 /// Latency distribution in milliseconds (from the HDR histogram: 3 significant digits).
@@ -275,6 +321,8 @@ pub struct HistoryRow {
 /// What [`RunReport::build`] needs besides the run itself.
 pub struct Context<'a> {
     pub program: &'a Program,
+    /// The target base URL the run used (`--host`, the demo's address, or the plan's).
+    pub host: Option<String>,
     pub profile: &'a LoadProfile,
     pub plan_file: &'a str,
     pub seed: u64,
@@ -287,7 +335,8 @@ pub struct Context<'a> {
 
 impl RunReport {
     pub fn build(cx: &Context<'_>, r: &RunResult) -> RunReport {
-        let secs = r.elapsed.as_secs_f64();
+        let elapsed = r.elapsed.as_secs_f64();
+        let secs = stats_secs(r);
         let with_checks = stats_with_checks(cx.program);
         let mut steps = Vec::new();
         for (&id, stats) in &r.total.steps {
@@ -309,6 +358,22 @@ impl RunReport {
             secs,
             with_checks.iter().any(|&b| b),
         );
+        let total_of = |protocol: Protocol, (kind, name): (&str, &str)| {
+            step_report(
+                String::new(),
+                kind.into(),
+                name.into(),
+                &protocol_total(cx.program, &r.total, protocol),
+                secs,
+                with_checks.iter().enumerate().any(|(id, &b)| {
+                    b && protocol_of(cx.program, id as u32) == protocol
+                }),
+            )
+        };
+        let totals = Totals {
+            http: total_of(Protocol::Http, HTTP_TOTAL),
+            ws: total_of(Protocol::Ws, WS_TOTAL),
+        };
         let (passed_checks, failed_checks) = r.total.checks();
         let it = &r.total.iterations;
         let thresholds: Vec<ThresholdReport> = cx
@@ -341,10 +406,14 @@ impl RunReport {
                 name: cx.program.name.clone(),
                 file: cx.plan_file.to_owned(),
             },
+            host: cx.host.clone().or_else(|| cx.program.host.clone()),
             profile: profile_info(cx.profile),
             seed: cx.seed,
-            started_at: (now - secs).max(0.0),
-            elapsed_secs: secs,
+            started_at: (now - elapsed).max(0.0),
+            elapsed_secs: elapsed,
+            stats_secs: secs,
+            stats_reset_at_secs: r.history.reset_at(),
+            load_secs: r.history.load_end(),
             interrupted: r.interrupted,
             aborted_by: cx.aborted_by.clone(),
             passed: cx.passed,
@@ -355,6 +424,7 @@ impl RunReport {
             },
             steps,
             aggregated,
+            totals,
             errors: errors(cx.program, &r.total),
             iterations: Iterations {
                 started: it.started,
@@ -392,6 +462,13 @@ impl RunReport {
     }
 }
 
+/// The seconds a run's counts cover: its elapsed time less the time before a statistics
+/// reset (rates are per second of it).
+pub fn stats_secs(r: &RunResult) -> f64 {
+    let elapsed = r.elapsed.as_secs_f64();
+    (elapsed - r.history.reset_at().unwrap_or(0.0)).max(0.0)
+}
+
 /// All steps but groups, merged: the "Aggregated" row everywhere.
 pub fn aggregate(program: &Program, total: &Snapshot) -> StepStats {
     total.aggregate(|id| counts_in_total(program, id))
@@ -399,10 +476,20 @@ pub fn aggregate(program: &Program, total: &Snapshot) -> StepStats {
 
 /// Groups time other steps; counting them in totals would count those steps twice.
 pub fn counts_in_total(program: &Program, id: u32) -> bool {
+    protocol_of(program, id) != Protocol::Group
+}
+
+/// The protocol of statistics row `id` (an unknown row counts as HTTP).
+pub fn protocol_of(program: &Program, id: u32) -> Protocol {
     program
         .stats
         .get(id as usize)
-        .is_none_or(|s| s.kind != "group")
+        .map_or(Protocol::Http, |s| Protocol::of_kind(&s.kind))
+}
+
+/// Every row of `protocol` merged: the HTTP or the WebSocket total.
+pub fn protocol_total(program: &Program, total: &Snapshot, protocol: Protocol) -> StepStats {
+    total.aggregate(|id| protocol_of(program, id) == protocol)
 }
 
 fn step_report(
@@ -435,6 +522,9 @@ fn step_report(
             .collect(),
         latency_ms: Percentiles::of(&s.latency),
         corrected_ms: Percentiles::of(&s.corrected),
+        reply_ms: Percentiles::of(&s.reply),
+        interarrival_ms: Percentiles::of(&s.gaps),
+        jitter_ms: (!s.gaps.is_empty()).then(|| s.gaps.stdev() / 1000.0),
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Invariants: a tick does bounded work (one CSV block, one exposition rebuild, the threshold
 //! rules) and never blocks on the network; the exporter's server runs on its own task and
-//! stops in `finish`.
+//! stops in `finish`, after the files are written and, with `--metrics-linger`, after serving
+//! the final values that much longer (the last tick put them in the exposition).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub struct Sinks {
     server: Option<(JoinHandle<std::io::Result<()>>, CancellationToken)>,
     metrics_addr: Option<SocketAddr>,
     watch: Watch,
+    /// `--metrics-linger`: how long the exporter keeps serving the final values.
+    linger: Option<std::time::Duration>,
 }
 
 /// Statistics rows labelled for tables and metrics.
@@ -127,6 +130,13 @@ impl Sinks {
                 })?;
                 let bound = listener.local_addr().unwrap_or(addr);
                 let exporter = Arc::new(Exporter::new(&program.name, &profile.name));
+                // Every step's counters at 0 from the first scrape, before the first tick.
+                exporter.update(
+                    &step_infos(&program),
+                    &crate::metrics::Snapshot::default(),
+                    0,
+                    Vec::new(),
+                );
                 let stop = CancellationToken::new();
                 let task = tokio::spawn(exporter.clone().serve(listener, stop.clone()));
                 (Some(exporter), Some((task, stop)), Some(bound))
@@ -144,7 +154,15 @@ impl Sinks {
             server,
             metrics_addr,
             watch: Watch::default(),
+            linger: None,
         })
+    }
+
+    /// Keeps the exporter serving the final values for `linger` after the files are written
+    /// (`--metrics-linger`), so a scraper gets one more scrape of the finished run.
+    pub fn with_linger(mut self, linger: Option<std::time::Duration>) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// The address `/metrics` is served on (with the real port when 0 was asked).
@@ -222,6 +240,15 @@ impl Sinks {
             write_files(&self.outputs, report, &mut written, &mut problems);
         }
         if let Some((task, stop)) = self.server.take() {
+            if let Some(linger) = self.linger.filter(|d| !d.is_zero()) {
+                if let Some(addr) = self.metrics_addr {
+                    eprintln!(
+                        "metrics: serving the final values on http://{addr}/metrics for {} more",
+                        humantime::format_duration(linger)
+                    );
+                }
+                tokio::time::sleep(linger).await;
+            }
             stop.cancel();
             match task.await {
                 Ok(Ok(())) => {}

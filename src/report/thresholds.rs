@@ -2,6 +2,11 @@
 //! run for the verdicts and the exit code, and on every tick for rules with `abort_on_fail`
 //! ([`Watch`]), which stop the run as soon as they fail.
 //!
+//! What a rule covers: a plain metric (`error_rate`, `p95`, `rate`) means HTTP requests, as
+//! k6's `http_req_failed` does; `ws_*` means WebSocket messages and `http_*` says HTTP
+//! explicitly; plain `check_rate` covers every check; a `step` selector covers that step
+//! ([`parse_metric`], docs/metrics.md).
+//!
 //! Invariants: a rule is evaluated on the run's cumulative [`Snapshot`] only; a rule without
 //! data FAILS at the end ("no data": a gate must not pass on nothing), unless the profile says
 //! `allow_no_data: true`, while mid-run a rule without data is pending: it shows as passing
@@ -9,7 +14,7 @@
 //! obeys: at least one request completed.
 
 use crate::lang::ir::Program;
-use crate::metrics::{ErrorKind, Snapshot, StepStats};
+use crate::metrics::{ErrorKind, Protocol, Snapshot, StepStats};
 use crate::profile::{LoadProfile, Threshold};
 
 /// One threshold's outcome.
@@ -38,14 +43,77 @@ impl Verdict {
     }
 }
 
-fn stats_for(program: &Program, total: &Snapshot, step: Option<&str>) -> Option<StepStats> {
-    match step {
-        None => Some(total.aggregate(|id| {
-            program
-                .stats
-                .get(id as usize)
-                .is_none_or(|s| s.kind != "group")
-        })),
+/// The metrics a threshold can name, without a protocol prefix.
+pub const BASE_METRICS: &[&str] = &[
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "max",
+    "avg",
+    "error_rate",
+    "check_rate",
+    "rate",
+];
+
+/// What a threshold's numbers cover (docs/metrics.md, "Totals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// HTTP requests only: a plain metric (`error_rate`, `p95`, `rate`) and `http_*`.
+    Http,
+    /// WebSocket messages only (connects, sends, receives, silences, closes): `ws_*`.
+    Ws,
+    /// Every step but groups: plain `check_rate`, and any metric with a `step`.
+    All,
+}
+
+/// Splits a threshold metric into what it covers and its base metric: `ws_error_rate` →
+/// `(Ws, "error_rate")`, `p95` → `(Http, "p95")`. `None` for an unknown metric.
+pub fn parse_metric(metric: &str) -> Option<(Scope, &str)> {
+    let (scope, base) = if let Some(b) = metric.strip_prefix("http_") {
+        (Scope::Http, b)
+    } else if let Some(b) = metric.strip_prefix("ws_") {
+        (Scope::Ws, b)
+    } else if metric == "check_rate" {
+        (Scope::All, metric)
+    } else {
+        (Scope::Http, metric)
+    };
+    BASE_METRICS.contains(&base).then_some((scope, base))
+}
+
+/// The base metric of a threshold metric (`ws_p95` → `p95`); unknown metrics unchanged.
+pub fn base_metric(metric: &str) -> &str {
+    parse_metric(metric).map_or(metric, |(_, b)| b)
+}
+
+/// Every metric name a threshold accepts (for "did you mean" help).
+pub fn known_metrics() -> Vec<String> {
+    let mut all: Vec<String> = BASE_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    for prefix in ["http_", "ws_"] {
+        all.extend(BASE_METRICS.iter().map(|m| format!("{prefix}{m}")));
+    }
+    all
+}
+
+fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepStats> {
+    let scope = parse_metric(&t.metric).map_or(Scope::Http, |(s, _)| s);
+    let kind_of = |id: u32| {
+        program
+            .stats
+            .get(id as usize)
+            .map_or(Protocol::Http, |s| Protocol::of_kind(&s.kind))
+    };
+    let in_scope = |id: u32, explicit_step: bool| match (scope, kind_of(id)) {
+        (_, Protocol::Group) => explicit_step,
+        (Scope::Http, Protocol::Http) | (Scope::Ws, Protocol::Ws) | (Scope::All, _) => true,
+        // A plain metric on a named step covers that step, whatever its protocol.
+        (Scope::Http, Protocol::Ws) => explicit_step && !t.metric.starts_with("http_"),
+        (Scope::Ws, Protocol::Http) => false,
+    };
+    match t.step.as_deref() {
+        None => Some(total.aggregate(|id| in_scope(id, false))),
         Some(name) => {
             let ids: Vec<u32> = program
                 .stats
@@ -53,6 +121,7 @@ fn stats_for(program: &Program, total: &Snapshot, step: Option<&str>) -> Option<
                 .enumerate()
                 .filter(|(_, s)| s.name == name || format!("{} {}", s.kind, s.name) == name)
                 .map(|(i, _)| i as u32)
+                .filter(|&i| in_scope(i, true))
                 .collect();
             if ids.is_empty() {
                 return None;
@@ -63,7 +132,7 @@ fn stats_for(program: &Program, total: &Snapshot, step: Option<&str>) -> Option<
 }
 
 fn fmt(metric: &str, v: f64) -> String {
-    match metric {
+    match base_metric(metric) {
         "error_rate" | "check_rate" => format!("{:.2}%", v * 100.0),
         "rate" => format!("{v:.1}/s"),
         _ => format!("{:.1}ms", v / 1000.0),
@@ -72,7 +141,7 @@ fn fmt(metric: &str, v: f64) -> String {
 
 /// A base-unit value in the unit reports show: ms for latency metrics, unchanged otherwise.
 pub fn display_unit(metric: &str, v: f64) -> f64 {
-    match metric {
+    match base_metric(metric) {
         "error_rate" | "check_rate" | "rate" | "requests" => v,
         _ => v / 1000.0,
     }
@@ -91,7 +160,7 @@ fn limit_text(t: &Threshold) -> String {
 
 fn actual(t: &Threshold, s: &StepStats, elapsed_secs: f64) -> Option<f64> {
     let lat = &s.latency;
-    match t.metric.as_str() {
+    match base_metric(&t.metric) {
         "error_rate" => (s.count > 0).then(|| s.failures as f64 / s.count as f64),
         "check_rate" => {
             let n = s.checks_passed + s.checks_failed;
@@ -122,8 +191,7 @@ pub fn evaluate_one(
     elapsed_secs: f64,
     allow_no_data: bool,
 ) -> Verdict {
-    let actual =
-        stats_for(program, total, t.step.as_deref()).and_then(|s| actual(t, &s, elapsed_secs));
+    let actual = stats_for(program, total, t).and_then(|s| actual(t, &s, elapsed_secs));
     let passed = match actual {
         Some(a) => t.max.is_none_or(|m| a <= m) && t.min.is_none_or(|m| a >= m),
         None => allow_no_data,

@@ -353,6 +353,7 @@ pub async fn run_share(
         }
     }
 
+    ticker.load_ended();
     // Distinct user ids (ids are reused after a ramp down).
     let started = slots.len() as u64;
     slots.append(&mut retired);
@@ -429,9 +430,8 @@ impl Ticker {
         let delta = self.agg.take_delta();
         self.total.accumulate(&delta);
         let elapsed = self.start.elapsed();
-        let interval = self.history.last().map_or(elapsed, |p| {
-            elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
-        });
+        // From the previous tick, or from the start of the statistics (the run, or a reset).
+        let interval = self.history.interval_to(elapsed);
         let point = self
             .history
             .push(elapsed.as_secs_f64(), interval, &delta)
@@ -446,11 +446,25 @@ impl Ticker {
         });
     }
 
-    /// `reset_stats`: start the numbers afresh; the run goes on.
+    /// The load phase is over (the duration passed, the iterations were done, or a stop):
+    /// what follows until the last user ends is the drain.
+    pub(super) fn load_ended(&mut self) {
+        self.history.mark_load_end(self.start.elapsed().as_secs_f64());
+    }
+
+    /// `reset_stats`: start the numbers afresh; the run goes on. Rates and the history restart
+    /// at the reset (the history remembers when); iterations in progress at the reset count as
+    /// started after it, so `completed` never exceeds `started`.
     pub(super) fn reset(&mut self) {
-        self.agg.take_delta();
+        let delta = self.agg.take_delta();
+        self.total.accumulate(&delta);
+        let it = self.total.iterations;
+        let in_flight = it.started.saturating_sub(it.completed + it.failed);
+        let users = self.total.users;
         self.total = Snapshot::default();
-        self.history = History::new();
+        self.total.iterations.started = in_flight;
+        self.total.users = users;
+        self.history = History::after_reset(self.start.elapsed().as_secs_f64());
     }
 }
 

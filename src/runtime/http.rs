@@ -612,7 +612,7 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         Ok(p) => p,
         Err(m) => {
             user.rec
-                .record(Event::new(step.stat, 0).with_error(ErrorKind::Template, m));
+                .record(Event::untimed(step.stat).with_error(ErrorKind::Template, m));
             return Flow::Failed;
         }
     };

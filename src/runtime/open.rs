@@ -354,6 +354,7 @@ pub async fn run(
         }
     }
 
+    ticker.load_ended();
     let by: std::collections::BTreeMap<String, u64> = program
         .scenarios
         .iter()

@@ -21,12 +21,12 @@ use tokio::sync::broadcast;
 
 use crate::control::{Command, Control};
 use crate::lang::ir::Program;
-use crate::metrics::HistoryPoint;
+use crate::metrics::{History, HistoryPoint, Protocol};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
     Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
-    counts_in_total, ms,
+    counts_in_total, ms, protocol_of, stats_secs,
 };
 use crate::report::thresholds::{Verdict, evaluate};
 use crate::runtime::RunResult;
@@ -91,6 +91,12 @@ pub struct Hub {
     events: broadcast::Sender<Arc<str>>,
 }
 
+#[derive(Serialize)]
+struct Totals {
+    http: Row,
+    ws: Row,
+}
+
 /// A statistics row with its current (last tick) rates.
 #[derive(Serialize)]
 struct Row {
@@ -103,7 +109,10 @@ struct Row {
 #[derive(Serialize)]
 struct Stats {
     steps: Vec<Row>,
+    /// Locust's `Aggregated` row (every step but groups, both protocols).
     aggregated: Row,
+    /// HTTP requests and WebSocket messages apart (docs/metrics.md).
+    totals: Totals,
     errors: Vec<ErrorReport>,
     checks: Checks,
     iterations: Iterations,
@@ -184,9 +193,13 @@ impl Hub {
     pub fn tick(&self, t: &Tick) {
         let mut live = self.lock();
         let secs = t.elapsed.as_secs_f64();
-        let interval = live.result.history.last().map_or(t.elapsed, |p| {
-            t.elapsed.saturating_sub(Duration::from_secs_f64(p.t_secs))
-        });
+        // The driver's statistics restart at a reset: so does the copy here, from the same
+        // instant, so the first rate after it covers the time since the reset.
+        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs)
+        {
+            live.result.history = History::after_reset(t.point.since_secs);
+        }
+        let interval = live.result.history.interval_to(t.elapsed);
         // The same point the driver pushes (all steps, the tick's delta).
         let window = t.delta.aggregate(|_| true);
         live.result
@@ -211,7 +224,8 @@ impl Hub {
             .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
             .collect();
         if let Some(start) = &live.start {
-            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+            let stats_secs = stats_secs(&live.result);
+            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, stats_secs);
             live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(t.point));
@@ -221,7 +235,7 @@ impl Hub {
     pub fn finish(&self, result: RunResult, aborted_by: Option<String>) {
         let mut live = self.lock();
         if let Some(start) = live.start.clone() {
-            let secs = result.elapsed.as_secs_f64();
+            let secs = stats_secs(&result);
             let verdicts = evaluate(
                 &self.program,
                 &start.profile.thresholds,
@@ -278,8 +292,8 @@ impl Hub {
             live.status = Status::Stopping;
         }
         if command == Command::ResetStats {
-            // The driver starts its statistics afresh on its next pass; so does the copy here.
-            live.result.history = Default::default();
+            // The driver starts its statistics afresh on its next pass; the copy here follows
+            // on the next tick (which says when the reset happened).
             live.result.users_timeline = vec![(live.result.elapsed.as_secs_f64(), live.users)];
         }
         control.send(command);
@@ -312,6 +326,7 @@ impl Hub {
             .unwrap_or_else(|| passed(&start.profile, &live.verdicts, result, &live.aborted_by));
         let cx = Context {
             program: &self.program,
+            host: start.host.clone(),
             profile: &start.profile,
             plan_file: &self.plan_file,
             seed: start.seed,
@@ -373,12 +388,26 @@ impl Hub {
         let steps = report.steps.into_iter().map(row).collect();
         let mut all = (0..program.stats.len() as u32).filter(|&id| counts_in_total(program, id));
         let (current_rate, current_failure_rate) = current(&mut all);
+        let total_row = |step: StepReport, protocol: Protocol| {
+            let mut ids = (0..program.stats.len() as u32)
+                .filter(|&id| protocol_of(program, id) == protocol);
+            let (current_rate, current_failure_rate) = current(&mut ids);
+            Row {
+                step,
+                current_rate,
+                current_failure_rate,
+            }
+        };
         let stats = Stats {
             steps,
             aggregated: Row {
                 step: report.aggregated,
                 current_rate,
                 current_failure_rate,
+            },
+            totals: Totals {
+                http: total_row(report.totals.http, Protocol::Http),
+                ws: total_row(report.totals.ws, Protocol::Ws),
             },
             errors: report.errors,
             checks: report.checks,

@@ -11,9 +11,12 @@
 //!   `connect`, an expired connect timeout `timeout`. A reused named connection records
 //!   no connect event.
 //! - `send`: one event, latency = time to write and flush the frame, `bytes_out`.
-//! - `receive`: one event per frame that matches, latency from the start of the latest
-//!   `send` of the session (from the start of the wait when there was none) to the
-//!   moment the frame was read, `bytes_in`, checks and captures on that frame. A frame
+//! - `receive`: one event per frame that matches, latency = the wait for that frame: from
+//!   the start of the `receive` (first frame) or the previous frame to the moment the frame
+//!   was read (what Locust shows; 0 for a frame read ahead); beside it the time since the
+//!   start of the session's latest `send` ("reply latency", `reply_us`) and, from the second
+//!   frame of the receive on, the inter-arrival time (`gap_us`, for jitter); `bytes_in`,
+//!   checks and captures on that frame. A frame
 //!   that does **not** match is one event with error `unmatched` on the same row (so
 //!   the row's count is matched + unmatched frames and its failures are the unmatched
 //!   ones; the metrics have no other place for a separate count). Not enough matching
@@ -227,7 +230,7 @@ impl Run {
     fn no_connection(&mut self, user: &mut User, stat: StatId) -> bool {
         self.record(
             user,
-            Event::new(stat, 0).with_error(
+            Event::untimed(stat).with_error(
                 ErrorKind::WsClosed,
                 "the connection was already closed by `close`",
             ),
@@ -251,7 +254,9 @@ impl Run {
                     return self.no_connection(user, *stat);
                 };
                 let wait_start = Instant::now();
-                let reference = self.last_send.unwrap_or(wait_start);
+                // The wait for each frame starts at the receive, then at the previous frame.
+                let mut since = wait_start;
+                let mut previous: Option<Instant> = None;
                 let deadline = tokio::time::Instant::now() + *timeout;
                 let mut got = 0u32;
                 while got < *count {
@@ -273,9 +278,15 @@ impl Run {
                             return true;
                         }
                     };
-                    let elapsed = arrived.at.saturating_duration_since(reference);
+                    let elapsed = arrived.at.saturating_duration_since(since);
                     let subject = Subject::new(None, None, &arrived.data, elapsed);
                     let mut ev = Event::new(*stat, micros(elapsed));
+                    ev.reply_us = self
+                        .last_send
+                        .map(|s| micros(arrived.at.saturating_duration_since(s)));
+                    ev.gap_us = previous.map(|p| micros(arrived.at.saturating_duration_since(p)));
+                    previous = Some(arrived.at);
+                    since = since.max(arrived.at);
                     ev.bytes_in = arrived.data.len() as u64;
                     if !frame::matches(matcher, arrived.text, &subject) {
                         let message = format!(
@@ -400,7 +411,7 @@ impl Run {
             Frame::Text(t) | Frame::Json(t) => match render(user, t, &mut None) {
                 Ok(s) => Message::text(s),
                 Err(m) => {
-                    self.record(user, Event::new(stat, 0).with_error(ErrorKind::Template, m));
+                    self.record(user, Event::untimed(stat).with_error(ErrorKind::Template, m));
                     return true;
                 }
             },

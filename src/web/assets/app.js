@@ -4,7 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const token = new URLSearchParams(location.search).get('token');
-  const WS_KINDS = new Set(['WS', 'send', 'receive', 'close']);
+  const WS_KINDS = new Set(['WS', 'send', 'receive', 'silence', 'close']);
   let state = null;
   let history = [];
   let run = -1;
@@ -58,6 +58,10 @@
   function renderState(s) {
     state = s;
     $('plan-name').textContent = s.plan ? s.plan.name : '';
+    const target = [];
+    if (s.host) target.push('→ ' + s.host);
+    if (s.profile && s.profile.name) target.push('profile ' + s.profile.name);
+    $('run-target').textContent = target.join(' · ');
     const st = $('status');
     st.textContent = s.status;
     st.className = 'badge ' + s.status;
@@ -161,11 +165,14 @@
     const rows = stats.steps || [];
     const http = rows.filter((r) => !WS_KINDS.has(r.kind));
     const ws = rows.filter((r) => WS_KINDS.has(r.kind));
-    fillTable($('stats-table'), http, stats.aggregated);
-    fillTable($('ws-table'), ws, null);
+    // HTTP requests and WebSocket messages are separate totals (docs/metrics.md).
+    const totals = stats.totals || { http: stats.aggregated, ws: null };
+    fillTable($('stats-table'), http, totals.http);
+    fillTable($('ws-table'), ws, ws.length ? totals.ws : null);
     $('no-ws').hidden = ws.length > 0;
     $('ws-table').hidden = ws.length === 0;
-    const a = stats.aggregated;
+    const a = totals.http;
+    $('ws-total').textContent = totals.ws ? totals.ws.count : 0;
     $('requests-total').textContent = a.count;
     $('rps-live').textContent = fmt(a.current_rate);
     $('failures-live').textContent = (100 * (a.error_rate || 0)).toFixed(1) + '%';
