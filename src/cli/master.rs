@@ -328,7 +328,10 @@ async fn finish(
             }
         }
     }
-    out!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
+    out!(
+        "{}",
+        render_summary_with(&infos, &r.total, r.elapsed, &opts)
+    );
     outln!("\nWorkers");
     for w in &outcome.workers {
         let lost = w

@@ -448,12 +448,8 @@ async fn finish(
         reset_at: r.history.reset_at(),
         load_secs: r.history.load_end(),
     };
-    let mut judgement = crate::report::thresholds::judge(
-        program,
-        profile,
-        &r.total,
-        report::model::stats_secs(r),
-    );
+    let mut judgement =
+        crate::report::thresholds::judge(program, profile, &r.total, report::model::stats_secs(r));
     let aborted_by = sinks.aborted_by().cloned();
     if aborted_by.is_some() {
         judgement.reasons.push("aborted by a threshold".into());
@@ -474,7 +470,10 @@ async fn finish(
         .wants_report()
         .then(|| report::RunReport::build(&cx, r));
     let files = sinks.finish(built.as_ref()).await;
-    out!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
+    out!(
+        "{}",
+        render_summary_with(&infos, &r.total, r.elapsed, &opts)
+    );
     print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
     if r.interrupted {
         outln!(

@@ -195,8 +195,7 @@ impl Hub {
         let secs = t.elapsed.as_secs_f64();
         // The driver's statistics restart at a reset: so does the copy here, from the same
         // instant, so the first rate after it covers the time since the reset.
-        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs)
-        {
+        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs) {
             live.result.history = History::after_reset(t.point.since_secs);
         }
         let interval = live.result.history.interval_to(t.elapsed);
@@ -225,7 +224,12 @@ impl Hub {
             .collect();
         if let Some(start) = &live.start {
             let stats_secs = stats_secs(&live.result);
-            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, stats_secs);
+            let verdicts = evaluate(
+                &self.program,
+                &start.profile.thresholds,
+                t.total,
+                stats_secs,
+            );
             live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(t.point));
@@ -389,8 +393,8 @@ impl Hub {
         let mut all = (0..program.stats.len() as u32).filter(|&id| counts_in_total(program, id));
         let (current_rate, current_failure_rate) = current(&mut all);
         let total_row = |step: StepReport, protocol: Protocol| {
-            let mut ids = (0..program.stats.len() as u32)
-                .filter(|&id| protocol_of(program, id) == protocol);
+            let mut ids =
+                (0..program.stats.len() as u32).filter(|&id| protocol_of(program, id) == protocol);
             let (current_rate, current_failure_rate) = current(&mut ids);
             Row {
                 step,
