@@ -651,7 +651,11 @@ impl Compiler<'_> {
                         n.name_span,
                         "`repeat` has nothing to repeat",
                         "empty",
-                        "add the steps to repeat inside its block",
+                        if self.yaml {
+                            "add the steps to repeat under its `steps:`"
+                        } else {
+                            "add the steps to repeat inside its block"
+                        },
                     );
                     return None;
                 }
