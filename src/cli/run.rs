@@ -567,7 +567,7 @@ impl Interrupts {
 
     /// The next stop signal's name; None when no more can come.
     #[cfg(unix)]
-    async fn next(&mut self) -> Option<&'static str> {
+    pub async fn next(&mut self) -> Option<&'static str> {
         let [int, term, hup] = &mut self.sigs;
         tokio::select! {
             s = int.recv() => s.map(|()| "SIGINT"),
@@ -577,7 +577,7 @@ impl Interrupts {
     }
 
     #[cfg(not(unix))]
-    async fn next(&mut self) -> Option<&'static str> {
+    pub async fn next(&mut self) -> Option<&'static str> {
         tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
     }
 
