@@ -28,7 +28,7 @@ use crate::report::model::{
     Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
     counts_in_total, ms,
 };
-use crate::report::thresholds::{Verdict, evaluate};
+use crate::report::thresholds::{Verdict, evaluate_live, judge};
 use crate::runtime::RunResult;
 use crate::runtime::driver::Tick;
 
@@ -211,7 +211,7 @@ impl Hub {
             .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
             .collect();
         if let Some(start) = &live.start {
-            let verdicts = evaluate(&self.program, &start.profile.thresholds, t.total, secs);
+            let verdicts = evaluate_live(&self.program, &start.profile.thresholds, t.total, secs);
             live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(t.point));
@@ -222,14 +222,10 @@ impl Hub {
         let mut live = self.lock();
         if let Some(start) = live.start.clone() {
             let secs = result.elapsed.as_secs_f64();
-            let verdicts = evaluate(
-                &self.program,
-                &start.profile.thresholds,
-                &result.total,
-                secs,
-            );
-            live.passed = Some(passed(&start.profile, &verdicts, &result, &aborted_by));
-            live.verdicts = verdicts;
+            // The same verdict as `loadplan run` (grammar/run.md).
+            let j = judge(&self.program, &start.profile, &result.total, secs);
+            live.passed = Some(j.passed() && aborted_by.is_none());
+            live.verdicts = j.verdicts;
         }
         live.result = result;
         live.users = 0;
