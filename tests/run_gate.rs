@@ -779,3 +779,64 @@ async fn distributed_open_model_shares_split_by_weight_with_global_user_ids() {
         );
     }
 }
+
+/// A target that answers every request after `delay`, telling the test when a request
+/// has arrived.
+fn slow_target(delay: Duration) -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tx.send(());
+                std::thread::sleep(delay);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn a_repeated_sigterm_still_lets_the_iteration_finish() {
+    // `timeout` sends SIGTERM to the process and to its group: two signals for one stop.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, arrived) = slow_target(Duration::from_millis(1500));
+    write(dir.path(), "p.kdl", SLOW_PLAN);
+    let child = bin()
+        .args([
+            "run", "p.kdl", "--host", &host, "-u", "1", "--quiet", "--json", "r.json",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadplan");
+    arrived
+        .recv_timeout(DEADLINE)
+        .expect("the request reached the target");
+    signal(&child, "TERM");
+    signal(&child, "TERM");
+    let (code, stdout) = wait_stdout(child, "double SIGTERM");
+    assert_eq!(code, Some(4), "{stdout}");
+    let r = json(&dir.path().join("r.json"));
+    assert_eq!(r["steps"][0]["count"], 1, "{}", r["steps"]);
+    assert_eq!(
+        r["steps"][0]["failures"], 0,
+        "the request was answered: {}",
+        r["errors"]
+    );
+}

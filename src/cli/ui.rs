@@ -119,7 +119,7 @@ async fn serve(args: Args, listen: web::Listen, program: Arc<lang::ir::Program>)
             tokio::select! {
                 _ = events.recv() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-                Some(_) = signals.next() => {
+                Some("SIGINT") = signals.next() => {
                     if hub.send(crate::control::Command::Kill).is_err() {
                         break;
                     }
