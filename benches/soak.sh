@@ -3,10 +3,12 @@
 #
 # Starts the built-in demo target (`loadplan demo`) as its own process, then runs
 # plans/mixed.kdl (HTTP and WebSocket scenarios, the `soak` profile's 70/30 weights) with
-# 50 users for SOAK_MINUTES (default 30) against it, samples the resident set size (RSS)
-# of the loadplan *run* process every 10 s into a CSV, and prints the mean RSS of the
-# first and of the last minute and their difference in percent (issue 12 asks for
-# within 5 %). Only the load generator is measured: the target lives in another process.
+# 50 users (all started at once) for SOAK_MINUTES (default 30) against it, samples the
+# resident set size (RSS) of the loadplan *run* process every 10 s into a CSV, and prints
+# the mean RSS of the first and of the last minute and their difference in percent
+# (issue 12 asks for within 5 %). The first minute starts after WARMUP seconds (default
+# 10: the process starting up and opening its connections is not a trend). Only the
+# load generator is measured: the target lives in another process.
 #
 #   benches/soak.sh                                # 30 min, release build
 #   SOAK_MINUTES=2 benches/soak.sh                 # a quick check of the script
@@ -20,6 +22,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 SOAK_MINUTES="${SOAK_MINUTES:-30}"
 USERS="${USERS:-50}"
 INTERVAL="${INTERVAL:-10}"
+WARMUP="${WARMUP:-10}"
 PROFILE="${PROFILE:-release}"
 case "$SOAK_MINUTES" in
     '' | *[!0-9]* | 0 | 1)
@@ -57,7 +60,7 @@ for _ in $(seq 1 100); do
 done
 
 echo "soak: $USERS users, ${SOAK_MINUTES} min, demo target on :$port, RSS every ${INTERVAL}s -> $OUT" >&2
-"$bin" run "$root/plans/mixed.kdl" --profile soak -u "$USERS" -t "${SOAK_MINUTES}m" \
+"$bin" run "$root/plans/mixed.kdl" --profile soak -u "$USERS" -r "$USERS" -t "${SOAK_MINUTES}m" \
     --host "http://127.0.0.1:$port" --seed 1 --quiet --json "$work/result.json" \
     >"$work/run.out" 2>"$work/run.err" &
 run_pid=$!
@@ -77,18 +80,19 @@ run_pid=""
 
 echo "--- loadplan run (exit $code), last lines:" >&2
 tail -n 8 "$work/run.out" >&2 || true
-python3 - "$OUT" "$SOAK_MINUTES" <<'PY'
+python3 - "$OUT" "$WARMUP" <<'PY'
 import csv, sys
-path, minutes = sys.argv[1], int(sys.argv[2])
+path, warmup = sys.argv[1], int(sys.argv[2])
 rows = [(int(r["t_secs"]), int(r["rss_kb"])) for r in csv.DictReader(open(path))]
 if not rows:
     sys.exit("no RSS sample")
 end = max(t for t, _ in rows)
-first = [kb for t, kb in rows if t < 60]
+first = [kb for t, kb in rows if warmup <= t < warmup + 60] or [rows[0][1]]
 last = [kb for t, kb in rows if t >= end - 60]
 mean = lambda xs: sum(xs) / len(xs)
 f, l = mean(first), mean(last)
-print(f"samples: {len(rows)} over {end} s (RSS of the loadplan run process)")
+print(f"samples: {len(rows)} over {end} s (RSS of the loadplan run process; "
+      f"first minute from {warmup} s, last minute from {end - 60} s)")
 print(f"first minute: {f / 1024:.1f} MB   last minute: {l / 1024:.1f} MB   "
       f"difference: {(l - f) / f * 100:+.1f} %")
 PY

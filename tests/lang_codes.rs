@@ -465,4 +465,11 @@ fn empty_repeat_points_at_the_repeat_in_both_spellings() {
         "repeat",
         0,
     );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: GET /\n      - repeat: { count: 3, steps: [] }\n",
+        Code::EmptySteps,
+        "repeat",
+        0,
+    );
 }

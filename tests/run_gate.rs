@@ -710,3 +710,133 @@ async fn open_model_users_that_cannot_start_free_their_place_and_count_the_arriv
     );
     assert_eq!(m.values().sum::<u64>(), it.completed, "{m:?} vs {it:?}");
 }
+
+/// Hits per scenario (`/a/…`, `/b/…`, `/c/…`) and the user ids seen (`/x/ID`).
+fn by_scenario_and_users(hits: &Hits) -> (BTreeMap<String, u64>, Vec<u64>) {
+    let m = hits.lock().expect("hits").clone();
+    let mut by = BTreeMap::new();
+    let mut users = Vec::new();
+    for (path, n) in m {
+        let mut parts = path.trim_start_matches('/').split('/');
+        let sc = parts.next().unwrap_or_default().to_string();
+        *by.entry(sc).or_insert(0) += n;
+        if let Some(id) = parts.next().and_then(|s| s.parse().ok()) {
+            users.push(id);
+        }
+    }
+    (by, users)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_open_model_shares_split_by_weight_with_global_user_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = program_in(
+        dir.path(),
+        "scenario \"a\" weight=6 { http GET \"/a/{{ user }}\"; }\n\
+         scenario \"b\" weight=3 { http GET \"/b/{{ user }}\"; }\n\
+         scenario \"c\" weight=1 { http GET \"/c/{{ user }}\"; }\n",
+    );
+    // Two workers, each its own target, each half of a 400/s, 1000-arrival run.
+    let profile = open_profile(400.0, 40);
+    let mut runs = Vec::new();
+    let mut targets = Vec::new();
+    for offset in 0..2 {
+        let (host, hits) = counting_target().await;
+        targets.push(hits);
+        let cfg = RunConfig {
+            host: Some(host),
+            seed: 9,
+            iterations: Some(1000),
+            ..RunConfig::default()
+        };
+        let (p, profile) = (p.clone(), profile.clone());
+        runs.push(tokio::spawn(async move {
+            let share = driver::Share { offset, stride: 2 };
+            driver::run_share(p, &profile, &cfg, share, Control::default(), |_| {})
+                .await
+                .expect("run starts")
+        }));
+    }
+    for r in runs {
+        tokio::time::timeout(DEADLINE, r)
+            .await
+            .expect("a share ended in time")
+            .expect("share task");
+    }
+    let (w0, ids0) = by_scenario_and_users(&targets[0]);
+    let (w1, ids1) = by_scenario_and_users(&targets[1]);
+    // Global ids: worker 0 has the even ones, worker 1 the odd ones; none shared.
+    assert!(ids0.iter().all(|id| id % 2 == 0), "{ids0:?}");
+    assert!(ids1.iter().all(|id| id % 2 == 1), "{ids1:?}");
+    let n: u64 = w0.values().chain(w1.values()).sum();
+    assert!(n >= 980, "{n} requests of 1000 arrivals: {w0:?} {w1:?}");
+    for (sc, want) in [("a", 0.6), ("b", 0.3), ("c", 0.1)] {
+        let got =
+            (w0.get(sc).copied().unwrap_or(0) + w1.get(sc).copied().unwrap_or(0)) as f64 / n as f64;
+        assert!(
+            (got - want).abs() <= 0.02,
+            "{sc}: {got} vs {want}: {w0:?} {w1:?}"
+        );
+    }
+}
+
+/// A target that answers every request after `delay`, telling the test when a request
+/// has arrived.
+fn slow_target(delay: Duration) -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tx.send(());
+                std::thread::sleep(delay);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn a_repeated_sigterm_still_lets_the_iteration_finish() {
+    // `timeout` sends SIGTERM to the process and to its group: two signals for one stop.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (host, arrived) = slow_target(Duration::from_millis(1500));
+    write(dir.path(), "p.kdl", SLOW_PLAN);
+    let child = bin()
+        .args([
+            "run", "p.kdl", "--host", &host, "-u", "1", "--quiet", "--json", "r.json",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadplan");
+    arrived
+        .recv_timeout(DEADLINE)
+        .expect("the request reached the target");
+    signal(&child, "TERM");
+    signal(&child, "TERM");
+    let (code, stdout) = wait_stdout(child, "double SIGTERM");
+    assert_eq!(code, Some(4), "{stdout}");
+    let r = json(&dir.path().join("r.json"));
+    assert_eq!(r["steps"][0]["count"], 1, "{}", r["steps"]);
+    assert_eq!(
+        r["steps"][0]["failures"], 0,
+        "the request was answered: {}",
+        r["errors"]
+    );
+}

@@ -575,8 +575,8 @@ fn summary_kv(program: &lang::ir::Program, r: &RunResult) -> String {
 
 /// Stop signals: SIGINT (Ctrl-C), SIGTERM (`docker stop`, Kubernetes, `timeout`) and
 /// SIGHUP (the terminal went away). The first stops gracefully — users finish their
-/// iteration within `stop_timeout`, then the summary, every file and the verdict — the
-/// second (any of them) stops at once, still writing everything.
+/// iteration within `stop_timeout`, then the summary, every file and the verdict — and a
+/// second Ctrl-C stops at once, still writing everything.
 pub struct Interrupts {
     #[cfg(unix)]
     sigs: [tokio::signal::unix::Signal; 3],
@@ -603,17 +603,17 @@ impl Interrupts {
 
     /// The next stop signal's name; None when no more can come.
     #[cfg(unix)]
-    async fn next(&mut self) -> Option<&'static str> {
+    pub async fn next(&mut self) -> Option<&'static str> {
         let [int, term, hup] = &mut self.sigs;
         tokio::select! {
-            s = int.recv() => s.map(|()| "SIGINT"),
+            s = int.recv() => s.map(|()| SIGINT),
             s = term.recv() => s.map(|()| "SIGTERM"),
             s = hup.recv() => s.map(|()| "SIGHUP"),
         }
     }
 
     #[cfg(not(unix))]
-    async fn next(&mut self) -> Option<&'static str> {
+    pub async fn next(&mut self) -> Option<&'static str> {
         tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
     }
 
@@ -626,10 +626,18 @@ impl Interrupts {
                         "\n{name}: stopping, letting iterations finish (Ctrl-C again to stop at once)"
                     );
                 }
-                if self.next().await.is_some() {
-                    c.kill.cancel();
+                // Only a person presses Ctrl-C twice. SIGTERM and SIGHUP may come more
+                // than once for one stop (`timeout` signals the process and its group;
+                // orchestrators follow with SIGKILL anyway), so they never escalate.
+                while let Some(again) = self.next().await {
+                    if again == SIGINT {
+                        c.kill.cancel();
+                        break;
+                    }
                 }
             }
         })
     }
 }
+
+const SIGINT: &str = "SIGINT";

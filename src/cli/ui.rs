@@ -99,9 +99,15 @@ async fn serve(args: Args, listen: web::Listen, program: Arc<lang::ir::Program>)
             return super::EXIT_FATAL;
         }
     };
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("error: cannot listen for Ctrl-C: {e}");
-    }
+    // SIGINT, SIGTERM (docker stop) and SIGHUP all stop the UI the same way.
+    let mut signals = match super::run::Interrupts::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen for stop signals: {e}");
+            return super::EXIT_FATAL;
+        }
+    };
+    signals.next().await;
     // A run in progress gets a graceful stop; the server goes once it has ended.
     if hub.send(crate::control::Command::Stop).is_ok() {
         eprintln!("stopping the run in progress…");
@@ -113,7 +119,7 @@ async fn serve(args: Args, listen: web::Listen, program: Arc<lang::ir::Program>)
             tokio::select! {
                 _ = events.recv() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-                _ = tokio::signal::ctrl_c() => {
+                Some("SIGINT") = signals.next() => {
                     if hub.send(crate::control::Command::Kill).is_err() {
                         break;
                     }

@@ -67,10 +67,16 @@ pub struct HostError {
 /// for `--host`/`LOADPLAN_HOST`, so both get the same diagnostic.
 pub fn check_host(s: &str) -> Result<String, HostError> {
     if !s.contains("://") {
+        // `:8000` means a port on this machine.
+        let at = if s.starts_with(':') {
+            format!("localhost{s}")
+        } else {
+            s.to_string()
+        };
         return Err(HostError {
             message: format!("host `{s}` has no scheme"),
             label: "missing `http://`",
-            help: format!("write `http://{s}` (or `https://{s}`)"),
+            help: format!("write `http://{at}` (or `https://{at}`)"),
         });
     }
     match url::Url::parse(s) {
@@ -650,7 +656,11 @@ impl Compiler<'_> {
                         n.name_span,
                         "`repeat` has nothing to repeat",
                         "empty",
-                        "add the steps to repeat inside its block",
+                        if self.yaml {
+                            "add the steps to repeat under its `steps:`"
+                        } else {
+                            "add the steps to repeat inside its block"
+                        },
                     );
                     return None;
                 }

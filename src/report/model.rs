@@ -56,12 +56,14 @@ pub struct RunReport {
     /// users finished their iterations.
     #[serde(default)]
     pub load_secs: Option<f64>,
-    /// The run was stopped early (Ctrl-C or a threshold with `abort_on_fail`).
+    /// The run was stopped early (Ctrl-C, SIGTERM, SIGHUP, a stop from the UI, or a threshold
+    /// with `abort_on_fail`); see grammar/run.md.
     pub interrupted: bool,
     /// The threshold rule that stopped the run, if one did.
     pub aborted_by: Option<String>,
-    /// The run passed (exit code 0): thresholds held, no check failed, nothing aborted the run,
-    /// and, when the profile has no thresholds, no request failed.
+    /// Nothing failed: thresholds held (a threshold without data fails unless the profile allows
+    /// it), no check failed, at least one request completed, nothing aborted the run, and, when
+    /// the profile has no thresholds, no request failed. Exit code 0, or 4 when `interrupted`.
     pub passed: bool,
     pub users: UsersInfo,
     /// One entry per statistics row that recorded anything, in the plan's order.

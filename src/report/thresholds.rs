@@ -224,6 +224,26 @@ pub fn evaluate(
         .collect()
 }
 
+/// Mid-run evaluation for live displays: a rule without data is pending (shown as
+/// passing, `no data`), since the ramp may not have reached its step yet.
+pub fn evaluate_live(
+    program: &Program,
+    thresholds: &[Threshold],
+    total: &Snapshot,
+    elapsed_secs: f64,
+) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .map(|t| evaluate_one(program, t, total, elapsed_secs, true))
+        .map(|mut v| {
+            if v.actual.is_none() {
+                v.shown = "no data".into();
+            }
+            v
+        })
+        .collect()
+}
+
 /// Requests that completed: events of every non-group step (HTTP requests, WebSocket
 /// messages), successful or failed, except those still in flight when the run stopped
 /// (`aborted`).

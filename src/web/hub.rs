@@ -28,7 +28,7 @@ use crate::report::model::{
     Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
     counts_in_total, ms, protocol_of, stats_secs,
 };
-use crate::report::thresholds::{Verdict, evaluate};
+use crate::report::thresholds::{Verdict, evaluate_live, judge};
 use crate::runtime::RunResult;
 use crate::runtime::driver::Tick;
 
@@ -224,7 +224,7 @@ impl Hub {
             .collect();
         if let Some(start) = &live.start {
             let stats_secs = stats_secs(&live.result);
-            let verdicts = evaluate(
+            let verdicts = evaluate_live(
                 &self.program,
                 &start.profile.thresholds,
                 t.total,
@@ -240,14 +240,10 @@ impl Hub {
         let mut live = self.lock();
         if let Some(start) = live.start.clone() {
             let secs = stats_secs(&result);
-            let verdicts = evaluate(
-                &self.program,
-                &start.profile.thresholds,
-                &result.total,
-                secs,
-            );
-            live.passed = Some(passed(&start.profile, &verdicts, &result, &aborted_by));
-            live.verdicts = verdicts;
+            // The same verdict as `loadplan run` (grammar/run.md).
+            let j = judge(&self.program, &start.profile, &result.total, secs);
+            live.passed = Some(j.passed() && aborted_by.is_none());
+            live.verdicts = j.verdicts;
         }
         live.result = result;
         live.users = 0;
