@@ -68,7 +68,11 @@ fn run_with(plan: &str, host: &str, args: &[&str], nofile: Option<u32>) -> Outco
     let plan_path = dir.path().join("plan.kdl");
     std::fs::write(&plan_path, plan).expect("write plan");
     let json_path: PathBuf = dir.path().join("out.json");
-    let bin = assert_cmd::cargo::cargo_bin!("loadplan");
+    // LOADPLAN_BIN runs the suite against another build (e.g. an older one, to see
+    // which faults it mishandles).
+    let bin = std::env::var_os("LOADPLAN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin!("loadplan").to_path_buf());
     let mut argv: Vec<String> = vec![
         "run".into(),
         plan_path.display().to_string(),
@@ -83,7 +87,7 @@ fn run_with(plan: &str, host: &str, args: &[&str], nofile: Option<u32>) -> Outco
     argv.extend(args.iter().map(|s| s.to_string()));
     let mut cmd = match nofile {
         None => {
-            let mut c = Command::new(bin);
+            let mut c = Command::new(&bin);
             c.args(&argv);
             c
         }
@@ -92,7 +96,7 @@ fn run_with(plan: &str, host: &str, args: &[&str], nofile: Option<u32>) -> Outco
             let mut c = Command::new("sh");
             c.arg("-c")
                 .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                .arg(bin)
+                .arg(&bin)
                 .args(&argv);
             c
         }
