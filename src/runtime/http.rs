@@ -548,6 +548,7 @@ async fn send_reqwest(
     })?;
     let status = resp.status().as_u16();
     let headers = std::mem::take(resp.headers_mut());
+    rx.announce(resp.content_length());
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => rx.push(chunk),
