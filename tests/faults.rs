@@ -296,6 +296,9 @@ fn ws_fault(fault: Fault, kind: &str) {
         &["-u", "2", "--iterations", "2"],
     );
     assert_eq!(server.connections(), 4, "{fault:?}");
+    assert_eq!(server.requests(), 4, "{fault:?}: upgrades");
+    let ua = format!("user-agent: loadplan/{}", env!("CARGO_PKG_VERSION"));
+    assert!(server.heads()[0].contains(&ua), "{:?}", server.heads());
     let kinds = out.kinds();
     assert_eq!(
         kinds.get(kind),
