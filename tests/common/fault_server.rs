@@ -413,6 +413,8 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
 
 async fn ws<S: Wire>(stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    // The callback's error type is tungstenite's (a whole HTTP response).
+    #[allow(clippy::result_large_err)]
     let record = |req: &Request, resp: Response| {
         let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), req.uri());
         for (k, v) in req.headers() {
