@@ -407,6 +407,8 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
             }
             Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => unreachable!(),
         }
+        // TLS keeps the tail of a response in its buffer until flushed.
+        stream.flush().await?;
     }
     Ok(())
 }
