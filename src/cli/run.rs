@@ -325,16 +325,7 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         Err(code) => return code,
     };
     // Too low a `ulimit -n` for the users: say so before connects fail with `local`.
-    let peak_users = match profile.model {
-        Model::Closed { users, .. } => profile
-            .stages
-            .iter()
-            .map(|s| s.target.max(0.0).ceil() as u64)
-            .fold(users, u64::max),
-        Model::Open { max_users, .. } => max_users,
-    };
-    let fds = crate::runtime::http::soft_nofile();
-    if let Some(w) = crate::runtime::http::nofile_warning(&program, peak_users, fds) {
+    if let Some(w) = crate::runtime::http::profile_nofile_warning(&program, &profile) {
         eprintln!("warning: {w}");
     }
     let seed = super::seed_or_clock(args.seed);

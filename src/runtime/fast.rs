@@ -68,6 +68,8 @@ pub struct Received {
     joined: Vec<u8>,
     /// Every body byte read, kept or not.
     pub total: u64,
+    /// The announced body length (`Content-Length`), when known.
+    announced: Option<u64>,
 }
 
 impl Received {
@@ -77,6 +79,11 @@ impl Received {
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
             ..Self::default()
         }
+    }
+
+    /// The body's announced length, so the kept bytes are allocated once.
+    pub fn announce(&mut self, len: Option<u64>) {
+        self.announced = len;
     }
 
     /// Count a chunk and keep what fits.
@@ -90,6 +97,12 @@ impl Received {
         if kept == 0 && chunk.len() <= room {
             self.first = chunk;
             return;
+        }
+        if self.joined.is_empty() {
+            if let Some(len) = self.announced {
+                let want = usize::try_from(len).unwrap_or(usize::MAX).min(self.keep);
+                self.joined.reserve_exact(want);
+            }
         }
         if !self.first.is_empty() {
             self.joined.extend_from_slice(&self.first);
@@ -400,6 +413,7 @@ pub async fn read_body(
     status: u16,
     rx: &mut Received,
 ) -> Result<(), Failure> {
+    rx.announce(hyper::body::Body::size_hint(&incoming).exact());
     while let Some(frame) = incoming.frame().await {
         match frame {
             Ok(f) => {

@@ -169,6 +169,24 @@ pub fn nofile_warning(program: &Program, users: u64, limit: Option<u64>) -> Opti
     })
 }
 
+/// [`nofile_warning`] for the most users `profile` runs at once, against this
+/// process's `ulimit -n`.
+pub fn profile_nofile_warning(
+    program: &Program,
+    profile: &crate::profile::LoadProfile,
+) -> Option<String> {
+    use crate::profile::Model;
+    let peak_users = match profile.model {
+        Model::Closed { users, .. } => profile
+            .stages
+            .iter()
+            .map(|s| s.target.max(0.0).ceil() as u64)
+            .fold(users, u64::max),
+        Model::Open { max_users, .. } => max_users,
+    };
+    nofile_warning(program, peak_users, soft_nofile())
+}
+
 /// Classify a reqwest error into a bounded kind and a short message: an I/O cause
 /// (reset, refusal, local shortage, timeout) or hyper's own reading of the exchange
 /// decides before the text does.
@@ -548,6 +566,7 @@ async fn send_reqwest(
     })?;
     let status = resp.status().as_u16();
     let headers = std::mem::take(resp.headers_mut());
+    rx.announce(resp.content_length());
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => rx.push(chunk),

@@ -295,7 +295,9 @@ const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/p
 
 async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {
     match fault {
-        Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => return ws(stream, fault).await,
+        Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => {
+            return ws(stream, fault, c).await;
+        }
         _ => {}
     }
     let mut on_this_connection = 0u64;
@@ -405,12 +407,29 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
             }
             Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => unreachable!(),
         }
+        // TLS keeps the tail of a response in its buffer until flushed.
+        stream.flush().await?;
     }
     Ok(())
 }
 
-async fn ws<S: Wire>(stream: S, fault: Fault) -> std::io::Result<()> {
-    let mut ws = tokio_tungstenite::accept_async(stream)
+async fn ws<S: Wire>(stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    // The callback's error type is tungstenite's (a whole HTTP response).
+    #[allow(clippy::result_large_err)]
+    let record = |req: &Request, resp: Response| {
+        let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), req.uri());
+        for (k, v) in req.headers() {
+            head.push_str(&format!(
+                "{k}: {}\r\n",
+                String::from_utf8_lossy(v.as_bytes())
+            ));
+        }
+        c.requests.fetch_add(1, Ordering::SeqCst);
+        c.heads.lock().expect("heads").push(head);
+        Ok(resp)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(stream, record)
         .await
         .map_err(std::io::Error::other)?;
     let raw = ws.get_mut();
