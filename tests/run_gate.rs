@@ -503,7 +503,23 @@ fn a_closed_stdout_never_panics_and_the_files_are_written() {
     assert_ne!(out.status.code(), Some(101), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
+    // Diagnostics on a closed stderr (`loadplan check bad.kdl 2>&1 | head -1`).
     let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.kdl",
+        "scenario \"s\" {\n    repeat count=2\n}\n",
+    );
+    let bad = bin()
+        .args(["check", "bad.kdl"])
+        .current_dir(dir.path())
+        .stdout(closed_stdout())
+        .stderr(closed_stdout())
+        .spawn()
+        .expect("spawn");
+    let out = wait_output(bad, "check bad.kdl 2>&1 | true");
+    assert_eq!(out.status.code(), Some(2));
+
     let json_path = dir.path().join("x.json");
     let run = bin()
         .args([
