@@ -311,6 +311,21 @@ fn bad_hosts_are_refused_with_the_plans_diagnostic() {
         assert!(stderr.contains("--host"), "{host}: {stderr}");
         assert!(!stdout.contains("Aggregated"), "{host} ran: {stdout}");
     }
+    // `loadplan ui --host` too, before serving anything.
+    let out = run_bin(
+        &[
+            "ui",
+            "plans/http.kdl",
+            "--host",
+            "ftp://example.test",
+            "--ui-bind",
+            "127.0.0.1:0",
+        ],
+        &root,
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plan::bad-url"), "{stderr}");
     // The environment variable gets the same check, named as such.
     let child = bin()
         .args(["run", "plans/http.kdl", "--iterations", "1", "--quiet"])
