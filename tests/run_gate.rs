@@ -311,6 +311,21 @@ fn bad_hosts_are_refused_with_the_plans_diagnostic() {
         assert!(stderr.contains("--host"), "{host}: {stderr}");
         assert!(!stdout.contains("Aggregated"), "{host} ran: {stdout}");
     }
+    // `loadplan ui --host` too, before serving anything.
+    let out = run_bin(
+        &[
+            "ui",
+            "plans/http.kdl",
+            "--host",
+            "ftp://example.test",
+            "--ui-bind",
+            "127.0.0.1:0",
+        ],
+        &root,
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plan::bad-url"), "{stderr}");
     // The environment variable gets the same check, named as such.
     let child = bin()
         .args(["run", "plans/http.kdl", "--iterations", "1", "--quiet"])
@@ -503,7 +518,23 @@ fn a_closed_stdout_never_panics_and_the_files_are_written() {
     assert_ne!(out.status.code(), Some(101), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
+    // Diagnostics on a closed stderr (`loadplan check bad.kdl 2>&1 | head -1`).
     let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.kdl",
+        "scenario \"s\" {\n    repeat count=2\n}\n",
+    );
+    let bad = bin()
+        .args(["check", "bad.kdl"])
+        .current_dir(dir.path())
+        .stdout(closed_stdout())
+        .stderr(closed_stdout())
+        .spawn()
+        .expect("spawn");
+    let out = wait_output(bad, "check bad.kdl 2>&1 | true");
+    assert_eq!(out.status.code(), Some(2));
+
     let json_path = dir.path().join("x.json");
     let run = bin()
         .args([

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> u8 {
     let mut profile_line = String::new();
     if let Some(name) = &args.profile {
         let Some(src) = profile::locate(name, args.plan.parent()) else {
-            eprintln!(
+            errln!(
                 "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
             );
             return super::EXIT_USAGE;
@@ -50,7 +50,7 @@ pub fn run(args: Args) -> u8 {
         match profile::parse(&src, Some(&program)) {
             Ok(p) => {
                 for name in profile::unknown_weights(&p, &program) {
-                    eprintln!(
+                    errln!(
                         "note: profile `{}` weights scenario `{name}`, which this plan does not have; that weight is ignored",
                         p.name
                     );

@@ -33,13 +33,13 @@ pub fn run(args: Args) -> u8 {
         (Ok(b), Ok(c)) => (b, c),
         (b, c) => {
             for e in [b.err(), c.err()].into_iter().flatten() {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
             return super::EXIT_USAGE;
         }
     };
     if !(args.latency_floor_ms >= 0.0 && args.error_floor_pp >= 0.0) {
-        eprintln!("error: floors must be 0 or more");
+        errln!("error: floors must be 0 or more");
         return super::EXIT_USAGE;
     }
     let options = Options {

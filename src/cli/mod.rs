@@ -216,10 +216,19 @@ pub fn report(diags: Diagnostics) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let all = diags.into_sorted();
     let n = all.len();
+    // Never panics on a closed stderr (`loadplan check plan.kdl 2>&1 | head -1`).
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
     for d in all {
-        eprint!("{}", d.render(color));
+        if write!(err, "{}", d.render(color)).is_err() {
+            return;
+        }
     }
-    eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
+    let _ = writeln!(
+        err,
+        "error: {n} problem{} found",
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 /// The async runtime for load: one scheduler thread per core this process may use.

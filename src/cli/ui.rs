@@ -69,7 +69,14 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn serve(args: Args, listen: web::Listen, program: Arc<lang::ir::Program>) -> u8 {
-    let mut host = args.host.clone();
+    // The default host obeys the plan's `host` rule (exit 2 before serving anything).
+    let mut host = match &args.host {
+        Some(h) => match super::run::check_host_flag(h) {
+            Ok(h) => Some(h),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let demo = if args.demo {
         match super::start_demo(args.seed, true).await {
             Ok(d) => {
