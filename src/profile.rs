@@ -243,7 +243,6 @@ fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     }
 }
 
-
 /// Value checks, with spans from the tree.
 struct Resolver<'a> {
     source: &'a Source,

@@ -29,7 +29,16 @@ fn run(dir: &Path, name: &str) -> PathBuf {
     let out = bin()
         .arg("run")
         .arg(&plan)
-        .args(["--demo", "-u", "1", "--iterations", "5", "--seed", "9", "--quiet"])
+        .args([
+            "--demo",
+            "-u",
+            "1",
+            "--iterations",
+            "5",
+            "--seed",
+            "9",
+            "--quiet",
+        ])
         .arg("--json")
         .arg(&json)
         .output()

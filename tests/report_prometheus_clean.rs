@@ -180,8 +180,11 @@ fn rate_of_failures_is_zero_on_a_clean_run_and_final_values_linger() {
     );
     // rate() of failures through Prometheus: 0, not "no data", while requests flow.
     let requests = wait_for("a request rate", Duration::from_secs(30), || {
-        value(web, "sum(rate(loadplan_requests_total{protocol=\"http\"}[5s]))")
-            .filter(|v| *v > 0.0)
+        value(
+            web,
+            "sum(rate(loadplan_requests_total{protocol=\"http\"}[5s]))",
+        )
+        .filter(|v| *v > 0.0)
     });
     assert!(requests > 0.0);
     let failures = wait_for("the failure rate", Duration::from_secs(30), || {
@@ -193,16 +196,19 @@ fn rate_of_failures_is_zero_on_a_clean_run_and_final_values_linger() {
     wait_for("the result file", Duration::from_secs(60), || {
         json.is_file().then_some(())
     });
-    let report: serde_json::Value = wait_for("a complete result file", Duration::from_secs(10), || {
-        serde_json::from_str(&std::fs::read_to_string(&json).ok()?).ok()
-    });
+    let report: serde_json::Value =
+        wait_for("a complete result file", Duration::from_secs(10), || {
+            serde_json::from_str(&std::fs::read_to_string(&json).ok()?).ok()
+        });
     let (status, last) = get(metrics, "/metrics").expect("the exporter lingers after the run");
     assert_eq!(status, 200);
     assert!(
         loadplan.0.try_wait().ok().flatten().is_none(),
         "loadplan is still lingering"
     );
-    let count = report["totals"]["http"]["count"].as_f64().expect("HTTP total");
+    let count = report["totals"]["http"]["count"]
+        .as_f64()
+        .expect("HTTP total");
     assert!(count > 0.0);
     assert_eq!(
         sum(&last, "loadplan_requests_total", "protocol=\"http\""),

@@ -79,7 +79,9 @@ async fn rates_after_a_reset_cover_the_time_since_it() {
         passed: true,
     };
     let report = RunReport::build(&cx, &r);
-    let at = report.stats_reset_at_secs.expect("the report says when the reset was");
+    let at = report
+        .stats_reset_at_secs
+        .expect("the report says when the reset was");
     assert!((0.9..2.0).contains(&at), "reset at {at} s");
     assert!(
         (report.stats_secs - window).abs() < 0.15,

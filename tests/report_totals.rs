@@ -93,7 +93,12 @@ async fn http_failures_are_not_diluted_by_websocket_frames() {
     let r = run(&program).await;
     let rules = "  - metric: error_rate\n    max: 5%\n  - metric: http_error_rate\n    max: 5%\n  - metric: ws_error_rate\n    max: 1%\n  - metric: error_rate\n    step: missing\n    min: 99%\n";
     let prof = profile(&program, rules);
-    let verdicts = evaluate(&program, &prof.thresholds, &r.total, r.elapsed.as_secs_f64());
+    let verdicts = evaluate(
+        &program,
+        &prof.thresholds,
+        &r.total,
+        r.elapsed.as_secs_f64(),
+    );
 
     // Ground truth: 2 × 16 HTTP requests, 2 failed; 2 × 34 WebSocket messages, none failed.
     let cx = Context {
@@ -123,7 +128,10 @@ async fn http_failures_are_not_diluted_by_websocket_frames() {
     // Plain error_rate means HTTP requests (as k6's http_req_failed): 6.25 % > 5 % fails.
     assert_eq!(by_rule[0].0, "error_rate <= 5%");
     assert!(!by_rule[0].1, "{by_rule:?}");
-    assert!((by_rule[0].2.unwrap_or(0.0) - 0.0625).abs() < 1e-9, "{by_rule:?}");
+    assert!(
+        (by_rule[0].2.unwrap_or(0.0) - 0.0625).abs() < 1e-9,
+        "{by_rule:?}"
+    );
     assert!(!by_rule[1].1, "http_error_rate: {by_rule:?}");
     // WebSocket messages alone: nothing failed.
     assert!(by_rule[2].1, "ws_error_rate: {by_rule:?}");
@@ -140,7 +148,12 @@ async fn plain_p95_covers_http_requests_only_and_ws_p95_the_frames() {
         &program,
         "  - metric: p95\n    max: 1h\n  - metric: ws_p95\n    max: 1h\n  - metric: rate\n    min: 0.001\n",
     );
-    let verdicts = evaluate(&program, &prof.thresholds, &r.total, r.elapsed.as_secs_f64());
+    let verdicts = evaluate(
+        &program,
+        &prof.thresholds,
+        &r.total,
+        r.elapsed.as_secs_f64(),
+    );
     let http_p95 = {
         let mut l = loadplan::metrics::Latency::new();
         for (id, s) in &r.total.steps {
@@ -155,7 +168,11 @@ async fn plain_p95_covers_http_requests_only_and_ws_p95_the_frames() {
     // `rate` is HTTP requests per second: 32 over the run.
     let secs = r.elapsed.as_secs_f64();
     let rate = verdicts[2].actual.expect("a rate");
-    assert!((rate - 32.0 / secs).abs() < 1e-6, "{rate} vs {}", 32.0 / secs);
+    assert!(
+        (rate - 32.0 / secs).abs() < 1e-6,
+        "{rate} vs {}",
+        32.0 / secs
+    );
     assert!(verdicts[1].actual.is_some(), "{verdicts:?}");
 }
 

@@ -24,8 +24,14 @@ const PERIOD_MS: f64 = 100.0;
 const FRAMES: u64 = 10;
 
 fn compile(body: &str) -> Program {
-    let text = format!("plan \"ws-timing\" {{\n    host \"http://localhost:1\"\n}}\nscenario \"ws\" {{\n{body}\n}}\n");
-    match compile_source(&Source::new("t.kdl", text.as_str()), Syntax::Kdl, Path::new(".")) {
+    let text = format!(
+        "plan \"ws-timing\" {{\n    host \"http://localhost:1\"\n}}\nscenario \"ws\" {{\n{body}\n}}\n"
+    );
+    match compile_source(
+        &Source::new("t.kdl", text.as_str()),
+        Syntax::Kdl,
+        Path::new("."),
+    ) {
         Ok(p) => p,
         Err(d) => panic!("the test plan compiles: {d:?}\n{text}"),
     }
@@ -129,9 +135,17 @@ async fn receive_latency_is_the_wait_for_each_frame_and_reply_latency_is_kept_ap
     let json_reply = step.reply_ms.as_ref().map(|p| p.p50).unwrap_or_default();
     assert!((json_p50 - PERIOD_MS).abs() <= 5.0, "{json_p50}");
     assert!((json_reply - 5.0 * PERIOD_MS).abs() <= 10.0, "{json_reply}");
-    assert!(step.jitter_ms.is_some_and(|j| j < 20.0), "{:?}", step.jitter_ms);
+    assert!(
+        step.jitter_ms.is_some_and(|j| j < 20.0),
+        "{:?}",
+        step.jitter_ms
+    );
     // A send has no reply latency.
-    assert!(report.step("send", "start").is_some_and(|s| s.reply_ms.is_none()));
+    assert!(
+        report
+            .step("send", "start")
+            .is_some_and(|s| s.reply_ms.is_none())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +161,12 @@ async fn a_step_whose_template_fails_counts_on_its_own_row_without_a_sample() {
     let r = run(&program, 2).await;
     for name in ["bad", "bad_http"] {
         let bad = row(&program, &r, name);
-        assert_eq!((bad.count, bad.failures), (2, 2), "{name}: {:?}", r.total.errors);
+        assert_eq!(
+            (bad.count, bad.failures),
+            (2, 2),
+            "{name}: {:?}",
+            r.total.errors
+        );
         assert!(
             bad.latency.is_empty(),
             "{name}: no request was sent, so no latency sample"
@@ -155,7 +174,13 @@ async fn a_step_whose_template_fails_counts_on_its_own_row_without_a_sample() {
     }
     let ids: Vec<u32> = ["bad", "bad_http"]
         .iter()
-        .map(|n| program.stats.iter().position(|s| s.name == *n).expect("row") as u32)
+        .map(|n| {
+            program
+                .stats
+                .iter()
+                .position(|s| s.name == *n)
+                .expect("row") as u32
+        })
         .collect();
     assert!(
         r.total

@@ -256,7 +256,10 @@ async fn finish(
         reset_at: r.history.reset_at(),
         load_secs: r.history.load_end(),
     };
-    print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
+    print!(
+        "{}",
+        render_summary_with(&infos, &r.total, r.elapsed, &opts)
+    );
     println!("\nWorkers");
     for w in &outcome.workers {
         let lost = w

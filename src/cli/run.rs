@@ -395,7 +395,10 @@ async fn finish(
         reset_at: r.history.reset_at(),
         load_secs: r.history.load_end(),
     };
-    print!("{}", render_summary_with(&infos, &r.total, r.elapsed, &opts));
+    print!(
+        "{}",
+        render_summary_with(&infos, &r.total, r.elapsed, &opts)
+    );
     let verdicts = crate::report::thresholds::evaluate(
         program,
         &profile.thresholds,

@@ -148,7 +148,12 @@ impl Exposition {
         // Every step of the plan from the start (counters at 0), then rows the snapshot has
         // that the plan's table lacks.
         let mut ids: Vec<u32> = steps.iter().map(|i| i.id).collect();
-        ids.extend(total.steps.keys().filter(|id| !steps.iter().any(|i| i.id == **id)));
+        ids.extend(
+            total
+                .steps
+                .keys()
+                .filter(|id| !steps.iter().any(|i| i.id == **id)),
+        );
         let rows = ids
             .into_iter()
             .map(|id| {
@@ -762,7 +767,8 @@ mod tests {
         let text = e.encode(false).expect("encode");
         let base = "scenario=\"s\",step=\"/health\",method=\"GET\",protocol=\"http\"";
         for (le, n) in [("0.0001", 1), ("0.00025", 2), ("0.0005", 3), ("0.001", 4)] {
-            let line = format!("loadplan_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {n}");
+            let line =
+                format!("loadplan_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {n}");
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
     }
@@ -775,7 +781,13 @@ mod tests {
         let e = Exporter::new("p", "smoke");
         e.update(&steps(), &s, 1, vec![]);
         let text = e.encode(false).expect("encode");
-        assert!(text.contains("method=\"GET\",protocol=\"http\",status_class=\"2xx\"} 1"), "{text}");
-        assert!(text.contains("method=\"receive\",protocol=\"ws\",status_class=\"none\"} 1"), "{text}");
+        assert!(
+            text.contains("method=\"GET\",protocol=\"http\",status_class=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("method=\"receive\",protocol=\"ws\",status_class=\"none\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -813,7 +813,10 @@ mod tests {
             let p = history
                 .push(t as f64, Duration::from_secs(1), &delta)
                 .clone();
-            assert!((p.window_secs - (t.min(10) as f64)).abs() < 1e-9, "{t}: {p:?}");
+            assert!(
+                (p.window_secs - (t.min(10) as f64)).abs() < 1e-9,
+                "{t}: {p:?}"
+            );
             let expected = match t {
                 1..=10 => 30.0,
                 11..=19 => 30.0 * (20 - t) as f64 / 10.0,

@@ -283,7 +283,10 @@ fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
         table.row(cells);
     }
     table.rule();
-    for (name, stats) in [("Aggregated HTTP requests", &http), ("Aggregated WebSocket messages", &ws)] {
+    for (name, stats) in [
+        ("Aggregated HTTP requests", &http),
+        ("Aggregated WebSocket messages", &ws),
+    ] {
         if stats.count == 0 {
             continue;
         }
@@ -757,7 +760,10 @@ mod tests {
         };
         // 1000 + 400 + 50 HTTP requests, 11 of them failed.
         let http = total("Aggregated HTTP requests");
-        assert!(http.contains(" 1450 ") && http.contains("11 (0.76%)"), "{http}");
+        assert!(
+            http.contains(" 1450 ") && http.contains("11 (0.76%)"),
+            "{http}"
+        );
         // 21 connects + 20 frames; the 20 group events are in neither total.
         let ws = total("Aggregated WebSocket messages");
         assert!(ws.contains(" 41 ") && ws.contains("1 (2.44%)"), "{ws}");
@@ -836,11 +842,20 @@ mod tests {
         );
         let text = render_summary_with(&program(), &run_snapshot(), Duration::from_secs(65), &opts);
         for line in text.lines() {
-            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.chars().count()
+            );
         }
-        assert!(text.starts_with("Target http://127.0.0.1:8000, profile smoke\n"), "{text}");
+        assert!(
+            text.starts_with("Target http://127.0.0.1:8000, profile smoke\n"),
+            "{text}"
+        );
         let header = text.lines().nth(2).expect("table header");
-        for kept in ["Name", "# reqs", "# fails", "req/s", "p50", "p95", "p99", "max", "avg"] {
+        for kept in [
+            "Name", "# reqs", "# fails", "req/s", "p50", "p95", "p99", "max", "avg",
+        ] {
             assert!(
                 header.contains(&format!("  {kept}")) || header.starts_with(kept),
                 "{kept}: {header}"
@@ -874,7 +889,12 @@ mod tests {
             s.record(Event::new(0, us));
         }
         let text = render_summary(&steps, &s, Duration::from_secs(1));
-        let header: Vec<&str> = text.lines().nth(1).expect("header").split_whitespace().collect();
+        let header: Vec<&str> = text
+            .lines()
+            .nth(1)
+            .expect("header")
+            .split_whitespace()
+            .collect();
         let row = text.lines().nth(3).expect("row");
         let avg_col = header.iter().position(|h| *h == "avg").expect("avg column");
         // "# reqs"/"# fails"/"avg size" are two words in the header; cells of row 1 are

@@ -201,9 +201,7 @@ fn step(c: &mut Comparison, b: &StepReport, s: &StepReport, o: &Options) {
         metric: "errors",
         baseline: Some(b.error_rate),
         current: Some(s.error_rate),
-        regression: !few
-            && rose(b.error_rate, s.error_rate, o.error_floor)
-            && errors_rose(b, s),
+        regression: !few && rose(b.error_rate, s.error_rate, o.error_floor) && errors_rose(b, s),
         few_samples: few,
     });
     type Pick = fn(&super::model::Percentiles) -> f64;
@@ -412,7 +410,10 @@ mod tests {
             .collect();
         let (b, s) = (row(&base, 0, 4.0), row(&cur, 0, 4.4));
         let d = deltas(&b, &s);
-        let p50 = (b.latency_ms.as_ref().map(|p| p.p50), s.latency_ms.as_ref().map(|p| p.p50));
+        let p50 = (
+            b.latency_ms.as_ref().map(|p| p.p50),
+            s.latency_ms.as_ref().map(|p| p.p50),
+        );
         assert!(p50.1 > p50.0.map(|v| v * 1.1 + 1.0), "{p50:?}");
         assert!(d.iter().all(|(_, r, _)| !r), "{d:?}");
     }

@@ -365,9 +365,10 @@ impl RunReport {
                 name.into(),
                 &protocol_total(cx.program, &r.total, protocol),
                 secs,
-                with_checks.iter().enumerate().any(|(id, &b)| {
-                    b && protocol_of(cx.program, id as u32) == protocol
-                }),
+                with_checks
+                    .iter()
+                    .enumerate()
+                    .any(|(id, &b)| b && protocol_of(cx.program, id as u32) == protocol),
             )
         };
         let totals = Totals {

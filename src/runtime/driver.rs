@@ -448,7 +448,8 @@ impl Ticker {
     /// The load phase is over (the duration passed, the iterations were done, or a stop):
     /// what follows until the last user ends is the drain.
     pub(super) fn load_ended(&mut self) {
-        self.history.mark_load_end(self.start.elapsed().as_secs_f64());
+        self.history
+            .mark_load_end(self.start.elapsed().as_secs_f64());
     }
 
     /// `reset_stats`: start the numbers afresh; the run goes on. Rates and the history restart

@@ -78,7 +78,7 @@ struct Live {
     /// [`ROLLING_SECS`], less at the start or after a reset).
     current: BTreeMap<u32, (f64, f64)>,
     /// The ticks of the rolling window: (length in seconds, per row (events, failures)).
-    recent: std::collections::VecDeque<(f64, BTreeMap<u32, (u64, u64)>)>,
+    recent: std::collections::VecDeque<(f64, RowCounts)>,
     verdicts: Vec<Verdict>,
     /// Set when the run has ended: the run's verdict as `loadplan run` states it.
     passed: Option<bool>,
@@ -98,6 +98,9 @@ pub struct Hub {
     /// The run the ticks belong to (mirrors `Live::run` without taking the lock).
     run_id: std::sync::atomic::AtomicU64,
 }
+
+/// Per statistics row: (events, failures).
+type RowCounts = BTreeMap<u32, (u64, u64)>;
 
 /// A tick as the hub's task receives it.
 struct OwnedTick {
@@ -265,15 +268,13 @@ impl Hub {
         let mut live = self.lock();
         // A tick that arrives after its run ended (or from an earlier run) changes nothing:
         // `finish` holds the run's final numbers.
-        if t.run != live.run || live.status != Status::Running && live.status != Status::Stopping
-        {
+        if t.run != live.run || live.status != Status::Running && live.status != Status::Stopping {
             return;
         }
         let secs = t.elapsed.as_secs_f64();
         // The driver's statistics restart at a reset: so does the copy here, from the same
         // instant, so the first rate after it covers the time since the reset.
-        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs)
-        {
+        if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs) {
             live.result.history = History::after_reset(t.point.since_secs);
             live.recent.clear();
         }
@@ -313,14 +314,25 @@ impl Hub {
                 e.1 += f;
             }
         }
-        let per_sec = |n: u64| if covered > 0.0 { n as f64 / covered } else { 0.0 };
+        let per_sec = |n: u64| {
+            if covered > 0.0 {
+                n as f64 / covered
+            } else {
+                0.0
+            }
+        };
         live.current = sums
             .into_iter()
             .map(|(id, (n, f))| (id, (per_sec(n), per_sec(f))))
             .collect();
         if let Some(start) = &live.start {
             let stats_secs = stats_secs(&live.result);
-            let verdicts = evaluate(&self.program, &start.profile.thresholds, &t.total, stats_secs);
+            let verdicts = evaluate(
+                &self.program,
+                &start.profile.thresholds,
+                &t.total,
+                stats_secs,
+            );
             live.verdicts = verdicts;
         }
         self.publish(&mut live, Some(&t.point));
@@ -484,8 +496,8 @@ impl Hub {
         let mut all = (0..program.stats.len() as u32).filter(|&id| counts_in_total(program, id));
         let (current_rate, current_failure_rate) = current(&mut all);
         let total_row = |step: StepReport, protocol: Protocol| {
-            let mut ids = (0..program.stats.len() as u32)
-                .filter(|&id| protocol_of(program, id) == protocol);
+            let mut ids =
+                (0..program.stats.len() as u32).filter(|&id| protocol_of(program, id) == protocol);
             let (current_rate, current_failure_rate) = current(&mut ids);
             Row {
                 step,

@@ -408,7 +408,10 @@ impl Run {
             Frame::Text(t) | Frame::Json(t) => match render(user, t, &mut None) {
                 Ok(s) => Message::text(s),
                 Err(m) => {
-                    self.record(user, Event::untimed(stat).with_error(ErrorKind::Template, m));
+                    self.record(
+                        user,
+                        Event::untimed(stat).with_error(ErrorKind::Template, m),
+                    );
                     return true;
                 }
             },
