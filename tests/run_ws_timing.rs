@@ -115,9 +115,10 @@ async fn receive_latency_is_the_wait_for_each_frame_and_reply_latency_is_kept_ap
         (reply_p50 - 5.0 * PERIOD_MS).abs() <= 25.0,
         "reply p50 {reply_p50} ms after the offset"
     );
+    // The last frame of a receive is about FRAMES periods after the send (cumulative).
     let reply_max = ms(frames.reply.max()) - offset;
     assert!(
-        (reply_max - FRAMES as f64 * PERIOD_MS).abs() <= 40.0,
+        reply_max >= (FRAMES as f64 - 0.5) * PERIOD_MS,
         "reply max {reply_max} ms after the offset"
     );
     // Inter-arrival: every frame after the first of its receive, one period apart.
