@@ -210,6 +210,7 @@ impl Sinks {
             None => (None, None, None),
         };
         let aborted = Arc::new(std::sync::Mutex::new(None));
+        let active = history.is_some() || exporter.is_some() || !profile.thresholds.is_empty();
         let mut collector = Collector {
             steps: step_infos(&program),
             program,
@@ -229,7 +230,8 @@ impl Sinks {
         });
         Ok(Sinks {
             outputs,
-            tx: Some(tx),
+            // Without a per-tick sink nothing is cloned or sent.
+            tx: active.then_some(tx),
             collector: Some(collector),
             aborted,
             seen_abort: None,
