@@ -595,3 +595,97 @@ fn profile_json(p: &LoadProfile) -> serde_json::Value {
         "thresholds": p.thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Event, Snapshot};
+
+    fn program() -> Arc<Program> {
+        let src = crate::source::Source::new(
+            "p.kdl",
+            "scenario \"s\" {\n  http GET \"/a\"\n  ws \"/ws\" name=\"c\" { receive \"f\" count=2; }\n}\n",
+        );
+        Arc::new(
+            crate::lang::compile_source(
+                &src,
+                crate::source::Syntax::Kdl,
+                std::path::Path::new("."),
+            )
+            .expect("compiles"),
+        )
+    }
+
+    fn id(p: &Program, name: &str) -> u32 {
+        p.stats.iter().position(|s| s.name == name).expect("row") as u32
+    }
+
+    /// Applies one tick of `secs` seconds ending at `t` (outside a runtime: in place).
+    fn tick(hub: &Hub, history: &mut History, total: &mut Snapshot, delta: Snapshot, t: u64) {
+        total.accumulate(&delta);
+        let elapsed = Duration::from_secs(t);
+        let point = history
+            .push(t as f64, history.interval_to(elapsed), &delta)
+            .clone();
+        hub.tick(&Tick {
+            elapsed,
+            planned: None,
+            users: 1,
+            total,
+            point: &point,
+            delta: &delta,
+        });
+    }
+
+    #[test]
+    fn the_ui_has_separate_totals_and_rates_over_the_last_ten_seconds() {
+        let p = program();
+        let hub = Hub::new(p.clone(), "p.kdl".into());
+        let start = Start {
+            profile: LoadProfile::closed(1, 1.0, None),
+            host: Some("http://127.0.0.1:1".into()),
+            seed: 1,
+        };
+        hub.begin(start, Control::default()).expect("starts");
+        let (mut history, mut total) = (History::new(), Snapshot::default());
+        // 20 requests a second (one failed each second) and 100 frames a second for 5 s,
+        // then 5 quiet seconds.
+        for t in 1..=10u64 {
+            let mut d = Snapshot::default();
+            if t <= 5 {
+                for i in 0..20 {
+                    let ev = Event::new(id(&p, "/a"), 1_000);
+                    d.record(if i == 0 {
+                        ev.with_error(crate::metrics::ErrorKind::Status, "500")
+                    } else {
+                        ev
+                    });
+                }
+                for _ in 0..100 {
+                    d.record(Event::new(id(&p, "f"), 100_000));
+                }
+            }
+            tick(&hub, &mut history, &mut total, d, t);
+        }
+        let stats = hub.stats();
+        let http = &stats["totals"]["http"];
+        let ws = &stats["totals"]["ws"];
+        assert_eq!(http["count"], 100);
+        assert_eq!(http["failures"], 5);
+        assert_eq!(ws["count"], 500);
+        assert_eq!(ws["failures"], 0);
+        // The last tick had nothing; the last 10 s had 100 requests and 5 failures.
+        assert!(
+            (http["current_rate"].as_f64().unwrap_or(0.0) - 10.0).abs() < 1e-9,
+            "{http}"
+        );
+        assert!((http["current_failure_rate"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9);
+        assert!(
+            (ws["current_rate"].as_f64().unwrap_or(0.0) - 50.0).abs() < 1e-9,
+            "{ws}"
+        );
+        // Locust's row still merges both.
+        assert_eq!(stats["aggregated"]["count"], 600);
+        assert_eq!(hub.state()["host"], "http://127.0.0.1:1");
+    }
+}
