@@ -112,6 +112,19 @@ async fn http_failures_are_not_diluted_by_websocket_frames() {
         passed: false,
     };
     let report = RunReport::build(&cx, &r);
+    // The target and the profile are in the result and the HTML report (no --host here:
+    // the plan's host).
+    assert_eq!(report.host.as_deref(), Some("http://localhost:1"));
+    assert_eq!(report.profile.name, "gate");
+    let html = loadplan::report::html::render(&report);
+    assert!(
+        html.contains("target http&#58;//localhost&#58;1 · profile gate"),
+        "no target in the HTML header"
+    );
+    assert!(
+        html.contains("<th>avg</th>"),
+        "no average column in the HTML"
+    );
     let (http, ws) = (&report.totals.http, &report.totals.ws);
     assert_eq!((http.count, http.failures), (32, 2), "{http:?}");
     assert_eq!((ws.count, ws.failures), (68, 0), "{ws:?}");

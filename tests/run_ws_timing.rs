@@ -100,17 +100,26 @@ async fn receive_latency_is_the_wait_for_each_frame_and_reply_latency_is_kept_ap
     // The wait for each frame: one period (the first frame comes one period after `start`).
     let p50 = ms(frames.latency.value_at_quantile(0.5));
     assert!((p50 - PERIOD_MS).abs() <= 5.0, "receive p50 {p50} ms");
-    // The reply latency: k periods after the send for the k-th frame (median ≈ 5-6 periods).
+    // The reply latency: k periods after the send for the k-th frame, plus the same start-up
+    // offset for every frame (the target's handling of `start`, the send itself): measured
+    // from the first frame's, the median is 5 periods and the largest 10 periods after it
+    // (the offset differs a little between the two sessions: a looser bound than the wait's).
     assert_eq!(frames.reply.len(), FRAMES * iterations);
-    let reply_p50 = ms(frames.reply.value_at_quantile(0.5));
+    let offset = ms(frames.reply.min()) - PERIOD_MS;
     assert!(
-        (reply_p50 - 5.0 * PERIOD_MS).abs() <= 10.0,
-        "reply p50 {reply_p50} ms"
+        (0.0..60.0).contains(&(offset + 5.0)),
+        "start-up offset {offset} ms"
     );
-    let reply_max = ms(frames.reply.max());
+    let reply_p50 = ms(frames.reply.value_at_quantile(0.5)) - offset;
     assert!(
-        (reply_max - FRAMES as f64 * PERIOD_MS).abs() <= 20.0,
-        "reply max {reply_max} ms"
+        (reply_p50 - 5.0 * PERIOD_MS).abs() <= 25.0,
+        "reply p50 {reply_p50} ms after the offset"
+    );
+    // The last frame of a receive is about FRAMES periods after the send (cumulative).
+    let reply_max = ms(frames.reply.max()) - offset;
+    assert!(
+        reply_max >= (FRAMES as f64 - 0.5) * PERIOD_MS,
+        "reply max {reply_max} ms after the offset"
     );
     // Inter-arrival: every frame after the first of its receive, one period apart.
     assert_eq!(frames.gaps.len(), (FRAMES - 1) * iterations);
@@ -134,7 +143,10 @@ async fn receive_latency_is_the_wait_for_each_frame_and_reply_latency_is_kept_ap
     let json_p50 = step.latency_ms.as_ref().map(|p| p.p50).unwrap_or_default();
     let json_reply = step.reply_ms.as_ref().map(|p| p.p50).unwrap_or_default();
     assert!((json_p50 - PERIOD_MS).abs() <= 5.0, "{json_p50}");
-    assert!((json_reply - 5.0 * PERIOD_MS).abs() <= 10.0, "{json_reply}");
+    assert!(
+        (json_reply - offset - 5.0 * PERIOD_MS).abs() <= 25.0,
+        "{json_reply}"
+    );
     assert!(
         step.jitter_ms.is_some_and(|j| j < 20.0),
         "{:?}",
@@ -191,4 +203,23 @@ async fn a_step_whose_template_fails_counts_on_its_own_row_without_a_sample() {
         r.total.errors
     );
     assert_eq!(row(&program, &r, "/health").failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_set_adds_no_latency_sample_to_any_row() {
+    // `set` has no statistics row of its own: its failure is counted (on the first row), but
+    // it must not add a 0 µs sample to that row's latency (it did, pulling p50 down).
+    let program = Arc::new(compile(
+        r#"http GET "/health"
+        set "x" "{{ random_int(5, 1) }}""#,
+    ));
+    let r = run(&program, 2).await;
+    let health = row(&program, &r, "/health");
+    assert_eq!(health.failures, 2, "{:?}", r.total.errors);
+    assert_eq!(
+        health.latency.len(),
+        2,
+        "two requests were sent, so two latency samples"
+    );
+    assert!(health.latency.min() > 0, "no 0 µs sample");
 }

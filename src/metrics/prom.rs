@@ -147,18 +147,15 @@ impl Exposition {
         let empty = StepStats::default();
         // Every step of the plan from the start (counters at 0), then rows the snapshot has
         // that the plan's table lacks.
+        // One lookup per row (the plan's table by id), not a scan per row.
+        let by_id: BTreeMap<u32, &StepInfo> = steps.iter().map(|i| (i.id, i)).collect();
         let mut ids: Vec<u32> = steps.iter().map(|i| i.id).collect();
-        ids.extend(
-            total
-                .steps
-                .keys()
-                .filter(|id| !steps.iter().any(|i| i.id == **id)),
-        );
+        ids.extend(total.steps.keys().filter(|id| !by_id.contains_key(id)));
         let rows = ids
             .into_iter()
             .map(|id| {
                 let s = total.steps.get(&id).unwrap_or(&empty);
-                let info = steps.iter().find(|i| i.id == id);
+                let info = by_id.get(&id).copied();
                 let id_labels = match info {
                     Some(i) => RowId {
                         scenario: i.scenario.clone(),

@@ -7,8 +7,10 @@
 //! [`Sinks::tick`] from the driver's per-second callback, then [`Sinks::finish`] once the run
 //! has ended, normally or after Ctrl-C, so an interrupted run still writes every file.
 //!
-//! Invariants: a tick does bounded work (one CSV block, one exposition rebuild, the threshold
-//! rules) and never blocks on the network; the exporter's server runs on its own task and
+//! Invariants: the sinks run on a collector task fed over a channel, never on the task that
+//! generates load: [`Sinks::tick`] only clones the tick's snapshots and sends them. A tick does
+//! bounded work there (one CSV block, one exposition rebuild, the threshold rules) and never
+//! blocks on the network; the exporter's server runs on its own task and
 //! stops in `finish`, after the files are written and, with `--metrics-linger`, after serving
 //! the final values that much longer (the last tick put them in the exposition).
 
@@ -49,18 +51,82 @@ pub enum StartError {
 
 /// The run's sinks; see the module docs.
 pub struct Sinks {
+    outputs: Outputs,
+    /// The collector task's inbox; `None` once the run is over.
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Owned>>,
+    collector: Option<JoinHandle<Collector>>,
+    /// The verdict that aborted the run, as the collector found it.
+    aborted: Arc<std::sync::Mutex<Option<Verdict>>>,
+    /// The same, once this side has seen it (reported by [`Sinks::tick`] once).
+    seen_abort: Option<Verdict>,
+    server: Option<(JoinHandle<std::io::Result<()>>, CancellationToken)>,
+    metrics_addr: Option<SocketAddr>,
+    /// `--metrics-linger`: how long the exporter keeps serving the final values.
+    linger: Option<std::time::Duration>,
+}
+
+/// What one tick hands the collector: owned, so the work happens off the load path.
+struct Owned {
+    elapsed: std::time::Duration,
+    /// When the statistics start (0, or the last reset), seconds.
+    since_secs: f64,
+    users: u64,
+    total: crate::metrics::Snapshot,
+    delta: crate::metrics::Snapshot,
+    control: Control,
+}
+
+/// The collector task's state: every per-tick sink (CSV history, exporter, threshold watch).
+struct Collector {
     program: Arc<Program>,
     steps: Vec<StepInfo>,
     thresholds: Vec<Threshold>,
-    outputs: Outputs,
     history: Option<HistoryWriter>,
     history_error: Option<String>,
     exporter: Option<Arc<Exporter>>,
-    server: Option<(JoinHandle<std::io::Result<()>>, CancellationToken)>,
-    metrics_addr: Option<SocketAddr>,
     watch: Watch,
-    /// `--metrics-linger`: how long the exporter keeps serving the final values.
-    linger: Option<std::time::Duration>,
+    aborted: Arc<std::sync::Mutex<Option<Verdict>>>,
+}
+
+impl Collector {
+    fn tick(&mut self, t: &Owned) {
+        if let Some(h) = &mut self.history {
+            if let Err(e) = h.tick(&self.program, t.elapsed, t.users, &t.delta, &t.total) {
+                self.history_error = Some(e.to_string());
+                self.history = None;
+            }
+        }
+        let already = self.watch.aborted.is_some();
+        let states = self.watch.tick(
+            &self.program,
+            &self.thresholds,
+            &t.total,
+            (t.elapsed.as_secs_f64() - t.since_secs).max(0.0),
+            self.exporter.is_some(),
+        );
+        if let Some(exporter) = &self.exporter {
+            let states = self
+                .thresholds
+                .iter()
+                .zip(states)
+                .filter_map(|(rule, v)| {
+                    v.map(|v| ThresholdState {
+                        rule: rule.text.clone(),
+                        metric: rule.metric.clone(),
+                        passing: v.passed,
+                    })
+                })
+                .collect();
+            exporter.update(&self.steps, &t.total, t.users, states);
+        }
+        if let (Some(v), false) = (&self.watch.aborted, already) {
+            // Published before the stop, so the runner sees it by its final tick.
+            if let Ok(mut a) = self.aborted.lock() {
+                *a = Some(v.clone());
+            }
+            t.control.stop.cancel();
+        }
+    }
 }
 
 /// Statistics rows labelled for tables and metrics.
@@ -143,17 +209,34 @@ impl Sinks {
             }
             None => (None, None, None),
         };
-        Ok(Sinks {
+        let aborted = Arc::new(std::sync::Mutex::new(None));
+        let active = history.is_some() || exporter.is_some() || !profile.thresholds.is_empty();
+        let mut collector = Collector {
             steps: step_infos(&program),
             program,
             thresholds: profile.thresholds.clone(),
-            outputs,
             history,
             history_error: None,
             exporter,
+            watch: Watch::default(),
+            aborted: aborted.clone(),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Owned>();
+        let collector = tokio::spawn(async move {
+            while let Some(t) = rx.recv().await {
+                collector.tick(&t);
+            }
+            collector
+        });
+        Ok(Sinks {
+            outputs,
+            // Without a per-tick sink nothing is cloned or sent.
+            tx: active.then_some(tx),
+            collector: Some(collector),
+            aborted,
+            seen_abort: None,
             server,
             metrics_addr,
-            watch: Watch::default(),
             linger: None,
         })
     }
@@ -170,50 +253,37 @@ impl Sinks {
         self.metrics_addr
     }
 
-    /// Feeds one tick to every sink. Returns the verdict that aborts the run when a rule with
-    /// `abort_on_fail` fails for the first time (the run is then stopped through `control`).
+    /// Hands one tick to the collector task, which feeds every sink (the CSV history, the
+    /// exporter, the threshold watch) off the load path: the caller only clones the snapshots.
+    /// Returns, once, the verdict that aborted the run when a rule with `abort_on_fail` failed
+    /// (the collector stops the run through `control` as soon as it sees it).
     pub fn tick(&mut self, t: &Tick, control: &Control) -> Option<Verdict> {
-        if let Some(h) = &mut self.history {
-            if let Err(e) = h.tick(&self.program, t.elapsed, t.users, t.delta, t.total) {
-                self.history_error = Some(e.to_string());
-                self.history = None;
+        if let Some(tx) = &self.tx {
+            let owned = Owned {
+                elapsed: t.elapsed,
+                since_secs: t.point.since_secs,
+                users: t.users,
+                total: t.total.clone(),
+                delta: t.delta.clone(),
+                control: control.clone(),
+            };
+            if tx.send(owned).is_err() {
+                tracing::debug!("sinks: the collector has ended");
             }
         }
-        let already = self.watch.aborted.is_some();
-        let states = self.watch.tick(
-            &self.program,
-            &self.thresholds,
-            t.total,
-            t.elapsed.as_secs_f64(),
-            self.exporter.is_some(),
-        );
-        if let Some(exporter) = &self.exporter {
-            let states = self
-                .thresholds
-                .iter()
-                .zip(states)
-                .filter_map(|(rule, v)| {
-                    v.map(|v| ThresholdState {
-                        rule: rule.text.clone(),
-                        metric: rule.metric.clone(),
-                        passing: v.passed,
-                    })
-                })
-                .collect();
-            exporter.update(&self.steps, t.total, t.users, states);
-        }
-        match &self.watch.aborted {
-            Some(v) if !already => {
-                control.stop.cancel();
-                Some(v.clone())
+        if self.seen_abort.is_none() {
+            let found = self.aborted.lock().ok().and_then(|a| a.clone());
+            if found.is_some() {
+                self.seen_abort = found.clone();
+                return found;
             }
-            _ => None,
         }
+        None
     }
 
     /// The rule that aborted the run, if one did.
     pub fn aborted_by(&self) -> Option<&Verdict> {
-        self.watch.aborted.as_ref()
+        self.seen_abort.as_ref()
     }
 
     /// Whether any end-of-run file was asked for (the report needs building).
@@ -228,12 +298,21 @@ impl Sinks {
     pub async fn finish(mut self, report: Option<&RunReport>) -> Result<Vec<PathBuf>, Vec<String>> {
         let mut written = Vec::new();
         let mut problems = Vec::new();
-        if let Some(e) = self.history_error.take() {
-            problems.push(format!("--csv history: {e}"));
-        }
-        if let Some(h) = self.history.take() {
-            if let Err(e) = h.finish() {
-                problems.push(format!("--csv history: {e}"));
+        // Every tick handed over is processed before the files are written.
+        self.tx = None;
+        if let Some(task) = self.collector.take() {
+            match task.await {
+                Ok(mut c) => {
+                    if let Some(e) = c.history_error.take() {
+                        problems.push(format!("--csv history: {e}"));
+                    }
+                    if let Some(h) = c.history.take() {
+                        if let Err(e) = h.finish() {
+                            problems.push(format!("--csv history: {e}"));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("sinks: {e}")),
             }
         }
         if let Some(report) = report {

@@ -467,4 +467,24 @@ mod tests {
         assert_eq!(completed_requests(&p, &s), 1);
         assert!(judge(&p, &profile(Vec::new(), true), &Snapshot::default(), 1.0).passed());
     }
+
+    #[test]
+    fn metric_names_say_what_they_cover() {
+        assert_eq!(
+            parse_metric("error_rate"),
+            Some((Scope::Http, "error_rate"))
+        );
+        assert_eq!(parse_metric("p95"), Some((Scope::Http, "p95")));
+        assert_eq!(parse_metric("http_p95"), Some((Scope::Http, "p95")));
+        assert_eq!(parse_metric("ws_p99.9"), Some((Scope::Ws, "p99.9")));
+        assert_eq!(parse_metric("check_rate"), Some((Scope::All, "check_rate")));
+        assert_eq!(
+            parse_metric("ws_check_rate"),
+            Some((Scope::Ws, "check_rate"))
+        );
+        assert_eq!(parse_metric("grpc_rate"), None);
+        assert_eq!(parse_metric("ws_"), None);
+        assert_eq!(base_metric("ws_error_rate"), "error_rate");
+        assert!(known_metrics().contains(&"ws_error_rate".to_owned()));
+    }
 }

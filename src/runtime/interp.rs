@@ -77,7 +77,7 @@ pub fn set_var(user: &mut User, var: &str, value: &crate::lang::template::Tpl) -
         }
         Err(e) => {
             user.rec.record(
-                Event::new(0, 0).with_error(ErrorKind::Template, format!("set {var}: {e}")),
+                Event::untimed(0).with_error(ErrorKind::Template, format!("set {var}: {e}")),
             );
             Flow::Failed
         }
@@ -169,7 +169,7 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
                 Ok(false) => run_steps(user, otherwise).await,
                 Err(e) => {
                     user.rec.record(
-                        Event::new(0, 0).with_error(
+                        Event::untimed(0).with_error(
                             ErrorKind::Template,
                             format!("if {}: {e}", condition.source),
                         ),

@@ -155,7 +155,7 @@ impl User {
                             .insert(f.name.clone(), super::interp::jv(row));
                     }
                     None => {
-                        self.rec.record(Event::new(0, 0).with_error(
+                        self.rec.record(Event::untimed(0).with_error(
                             ErrorKind::Other,
                             format!("feeder `{}` has no row left for user {}", f.name, self.id),
                         ));

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::control::{Command, Control};
 use crate::lang::ir::Program;
-use crate::metrics::{History, HistoryPoint, Protocol};
+use crate::metrics::{History, HistoryPoint, Protocol, ROLLING_SECS};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
@@ -74,8 +74,11 @@ struct Live {
     result: RunResult,
     planned: Option<Duration>,
     users: u64,
-    /// Per statistics row: (events/s, failures/s) over the last tick.
+    /// Per statistics row: (events/s, failures/s) over the rolling window (the last
+    /// [`ROLLING_SECS`], less at the start or after a reset).
     current: BTreeMap<u32, (f64, f64)>,
+    /// The ticks of the rolling window: (length in seconds, per row (events, failures)).
+    recent: std::collections::VecDeque<(f64, RowCounts)>,
     verdicts: Vec<Verdict>,
     /// Set when the run has ended: the run's verdict as `loadplan run` states it.
     passed: Option<bool>,
@@ -89,6 +92,25 @@ pub struct Hub {
     plan_file: String,
     live: Mutex<Live>,
     events: broadcast::Sender<Arc<str>>,
+    /// Ticks go to the hub's own task (off the load path); `None` outside a runtime, where
+    /// they are applied in place.
+    ticks: Option<tokio::sync::mpsc::UnboundedSender<OwnedTick>>,
+    /// The run the ticks belong to (mirrors `Live::run` without taking the lock).
+    run_id: std::sync::atomic::AtomicU64,
+}
+
+/// Per statistics row: (events, failures).
+type RowCounts = BTreeMap<u32, (u64, u64)>;
+
+/// A tick as the hub's task receives it.
+struct OwnedTick {
+    run: u64,
+    elapsed: Duration,
+    planned: Option<Duration>,
+    users: u64,
+    total: crate::metrics::Snapshot,
+    delta: crate::metrics::Snapshot,
+    point: HistoryPoint,
 }
 
 #[derive(Serialize)]
@@ -124,7 +146,34 @@ struct Stats {
 impl Hub {
     pub fn new(program: Arc<Program>, plan_file: String) -> Arc<Hub> {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
-        Arc::new(Hub {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        Arc::new_cyclic(|me: &std::sync::Weak<Hub>| {
+            let ticks = runtime.map(|rt| {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OwnedTick>();
+                let me = me.clone();
+                rt.spawn(async move {
+                    while let Some(t) = rx.recv().await {
+                        match me.upgrade() {
+                            Some(hub) => hub.apply(&t),
+                            None => break,
+                        }
+                    }
+                });
+                tx
+            });
+            Hub::with_ticks(program, plan_file, events, ticks)
+        })
+    }
+
+    fn with_ticks(
+        program: Arc<Program>,
+        plan_file: String,
+        events: broadcast::Sender<Arc<str>>,
+        ticks: Option<tokio::sync::mpsc::UnboundedSender<OwnedTick>>,
+    ) -> Hub {
+        Hub {
+            ticks,
+            run_id: std::sync::atomic::AtomicU64::new(0),
             program,
             plan_file,
             live: Mutex::new(Live {
@@ -136,13 +185,14 @@ impl Hub {
                 planned: None,
                 users: 0,
                 current: BTreeMap::new(),
+                recent: std::collections::VecDeque::new(),
                 verdicts: Vec::new(),
                 passed: None,
                 aborted_by: None,
                 error: None,
             }),
             events,
-        })
+        }
     }
 
     pub fn program(&self) -> &Arc<Program> {
@@ -170,6 +220,8 @@ impl Hub {
             return Err(Refusal::Conflict("a run is already in progress".into()));
         }
         live.run += 1;
+        self.run_id
+            .store(live.run, std::sync::atomic::Ordering::SeqCst);
         live.status = Status::Running;
         live.planned = start
             .profile
@@ -180,6 +232,7 @@ impl Hub {
         live.result = RunResult::default();
         live.users = 0;
         live.current.clear();
+        live.recent.clear();
         live.verdicts.clear();
         live.passed = None;
         live.aborted_by = None;
@@ -189,14 +242,41 @@ impl Hub {
         Ok(run)
     }
 
-    /// One driver tick: fold it in and tell the subscribers.
+    /// One driver tick: handed to the hub's task, which folds it in and tells the subscribers
+    /// (building the statistics JSON is not done on the task that generates load).
     pub fn tick(&self, t: &Tick) {
+        let owned = OwnedTick {
+            run: self.run_id.load(std::sync::atomic::Ordering::SeqCst),
+            elapsed: t.elapsed,
+            planned: t.planned,
+            users: t.users,
+            total: t.total.clone(),
+            delta: t.delta.clone(),
+            point: t.point.clone(),
+        };
+        match &self.ticks {
+            Some(tx) => {
+                if tx.send(owned).is_err() {
+                    tracing::debug!("web ui: the hub's task has ended");
+                }
+            }
+            None => self.apply(&owned),
+        }
+    }
+
+    fn apply(&self, t: &OwnedTick) {
         let mut live = self.lock();
+        // A tick that arrives after its run ended (or from an earlier run) changes nothing:
+        // `finish` holds the run's final numbers.
+        if t.run != live.run || live.status != Status::Running && live.status != Status::Stopping {
+            return;
+        }
         let secs = t.elapsed.as_secs_f64();
         // The driver's statistics restart at a reset: so does the copy here, from the same
         // instant, so the first rate after it covers the time since the reset.
         if t.point.since_secs > 0.0 && live.result.history.reset_at() != Some(t.point.since_secs) {
             live.result.history = History::after_reset(t.point.since_secs);
+            live.recent.clear();
         }
         let interval = live.result.history.interval_to(t.elapsed);
         // The same point the driver pushes (all steps, the tick's delta).
@@ -212,27 +292,50 @@ impl Hub {
         live.result.peak_users = live.result.peak_users.max(t.users);
         live.users = t.users;
         live.planned = t.planned;
-        let per_sec = |n: u64| {
-            let s = interval.as_secs_f64();
-            if s > 0.0 { n as f64 / s } else { 0.0 }
-        };
-        live.current = t
+        // Current rates over the rolling window, as the progress line states them.
+        let counts = t
             .delta
             .steps
             .iter()
-            .map(|(&id, s)| (id, (per_sec(s.count), per_sec(s.failures))))
+            .map(|(&id, s)| (id, (s.count, s.failures)))
+            .collect();
+        live.recent.push_back((interval.as_secs_f64(), counts));
+        let mut covered: f64 = live.recent.iter().map(|(s, _)| s).sum();
+        while covered > ROLLING_SECS + 1e-6 && live.recent.len() > 1 {
+            if let Some((s, _)) = live.recent.pop_front() {
+                covered -= s;
+            }
+        }
+        let mut sums: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for (_, counts) in &live.recent {
+            for (&id, &(n, f)) in counts {
+                let e = sums.entry(id).or_default();
+                e.0 += n;
+                e.1 += f;
+            }
+        }
+        let per_sec = |n: u64| {
+            if covered > 0.0 {
+                n as f64 / covered
+            } else {
+                0.0
+            }
+        };
+        live.current = sums
+            .into_iter()
+            .map(|(id, (n, f))| (id, (per_sec(n), per_sec(f))))
             .collect();
         if let Some(start) = &live.start {
             let stats_secs = stats_secs(&live.result);
             let verdicts = evaluate_live(
                 &self.program,
                 &start.profile.thresholds,
-                t.total,
+                &t.total,
                 stats_secs,
             );
             live.verdicts = verdicts;
         }
-        self.publish(&mut live, Some(t.point));
+        self.publish(&mut live, Some(&t.point));
     }
 
     /// The run has ended: keep its result and verdicts, tell the subscribers.
@@ -487,4 +590,98 @@ fn profile_json(p: &LoadProfile) -> serde_json::Value {
         "stages": p.stages.len(),
         "thresholds": p.thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Event, Snapshot};
+
+    fn program() -> Arc<Program> {
+        let src = crate::source::Source::new(
+            "p.kdl",
+            "scenario \"s\" {\n  http GET \"/a\"\n  ws \"/ws\" name=\"c\" { receive \"f\" count=2; }\n}\n",
+        );
+        Arc::new(
+            crate::lang::compile_source(
+                &src,
+                crate::source::Syntax::Kdl,
+                std::path::Path::new("."),
+            )
+            .expect("compiles"),
+        )
+    }
+
+    fn id(p: &Program, name: &str) -> u32 {
+        p.stats.iter().position(|s| s.name == name).expect("row") as u32
+    }
+
+    /// Applies one tick of `secs` seconds ending at `t` (outside a runtime: in place).
+    fn tick(hub: &Hub, history: &mut History, total: &mut Snapshot, delta: Snapshot, t: u64) {
+        total.accumulate(&delta);
+        let elapsed = Duration::from_secs(t);
+        let point = history
+            .push(t as f64, history.interval_to(elapsed), &delta)
+            .clone();
+        hub.tick(&Tick {
+            elapsed,
+            planned: None,
+            users: 1,
+            total,
+            point: &point,
+            delta: &delta,
+        });
+    }
+
+    #[test]
+    fn the_ui_has_separate_totals_and_rates_over_the_last_ten_seconds() {
+        let p = program();
+        let hub = Hub::new(p.clone(), "p.kdl".into());
+        let start = Start {
+            profile: LoadProfile::closed(1, 1.0, None),
+            host: Some("http://127.0.0.1:1".into()),
+            seed: 1,
+        };
+        hub.begin(start, Control::default()).expect("starts");
+        let (mut history, mut total) = (History::new(), Snapshot::default());
+        // 20 requests a second (one failed each second) and 100 frames a second for 5 s,
+        // then 5 quiet seconds.
+        for t in 1..=10u64 {
+            let mut d = Snapshot::default();
+            if t <= 5 {
+                for i in 0..20 {
+                    let ev = Event::new(id(&p, "/a"), 1_000);
+                    d.record(if i == 0 {
+                        ev.with_error(crate::metrics::ErrorKind::Status, "500")
+                    } else {
+                        ev
+                    });
+                }
+                for _ in 0..100 {
+                    d.record(Event::new(id(&p, "f"), 100_000));
+                }
+            }
+            tick(&hub, &mut history, &mut total, d, t);
+        }
+        let stats = hub.stats();
+        let http = &stats["totals"]["http"];
+        let ws = &stats["totals"]["ws"];
+        assert_eq!(http["count"], 100);
+        assert_eq!(http["failures"], 5);
+        assert_eq!(ws["count"], 500);
+        assert_eq!(ws["failures"], 0);
+        // The last tick had nothing; the last 10 s had 100 requests and 5 failures.
+        assert!(
+            (http["current_rate"].as_f64().unwrap_or(0.0) - 10.0).abs() < 1e-9,
+            "{http}"
+        );
+        assert!((http["current_failure_rate"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9);
+        assert!(
+            (ws["current_rate"].as_f64().unwrap_or(0.0) - 50.0).abs() < 1e-9,
+            "{ws}"
+        );
+        // Locust's row still merges both.
+        assert_eq!(stats["aggregated"]["count"], 600);
+        assert_eq!(hub.state()["host"], "http://127.0.0.1:1");
+    }
 }

@@ -154,7 +154,7 @@ async fn connect(user: &mut User, s: &WsSession) -> Option<Conn> {
         Ok(r) => r,
         Err(m) => {
             user.rec
-                .record(Event::new(s.stat, 0).with_error(ErrorKind::Template, m));
+                .record(Event::untimed(s.stat).with_error(ErrorKind::Template, m));
             return None;
         }
     };

@@ -134,8 +134,8 @@
     ['Min', '', (r) => ms(r.latency_ms && r.latency_ms.min)],
     ['Max', '', (r) => ms(r.latency_ms && r.latency_ms.max)],
     ['Avg size', '', (r) => r.count ? Math.round(r.bytes_in / r.count) : '-'],
-    ['Current RPS', '', (r) => fmt(r.current_rate)],
-    ['Current fails/s', '', (r) => fmt(r.current_failure_rate)],
+    ['RPS (last 10 s)', '', (r) => fmt(r.current_rate)],
+    ['Fails/s (last 10 s)', '', (r) => fmt(r.current_failure_rate)],
   ];
 
   function fillTable(table, rows, total) {
