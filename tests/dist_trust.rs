@@ -255,12 +255,21 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
     rt.block_on(async {
         // Before authentication: a delta instead of a hello, with headers claiming 1 GiB
         // and 4 GiB of payload. The master answers `refused` without decoding it.
+        let mut replies = Vec::new();
         for claim in [1u32 << 30, u32::MAX] {
             let mut ws = connect(&addr).await;
             ws.send(Message::text(forged_delta(claim)))
                 .await
                 .expect("sends");
-            let reply = next_text(&mut ws).await.expect("a refusal");
+            replies.push(next_text(&mut ws).await);
+        }
+        let peak_kb = master.peak_rss_kb();
+        assert!(
+            peak_kb < 50 * 1024,
+            "master peak RSS {peak_kb} kB after unauthenticated forged headers: {replies:?}"
+        );
+        for reply in replies {
+            let reply = reply.expect("a refusal");
             assert!(reply.contains("\"refused\""), "{reply}");
             assert!(reply.contains("expected `hello`"), "{reply}");
         }
@@ -334,23 +343,18 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
 fn a_master_beyond_loopback_without_a_secret_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let plan = write_plan(dir.path());
-    let out = Command::new(assert_cmd::cargo::cargo_bin!("loadplan"))
-        .args([
-            "master",
-            plan.to_str().expect("utf-8 path"),
-            "--expect-workers",
-            "1",
-            "--bind",
-            "0.0.0.0:0",
-            "--host",
-            "http://127.0.0.1:9",
-        ])
-        .env_remove("LOADPLAN_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let mut refused = Proc::spawn(&[
+        "master",
+        plan.to_str().expect("utf-8 path"),
+        "--expect-workers",
+        "1",
+        "--bind",
+        "0.0.0.0:0",
+        "--host",
+        "http://127.0.0.1:9",
+    ]);
+    let (status, _, err) = refused.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{err}");
     assert!(
         err.contains("--secret") && err.contains("LOADPLAN_SECRET"),
         "{err}"
