@@ -331,11 +331,17 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
     let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(hits.load(Ordering::SeqCst), 6, "{stdout}\n{stderr}");
-    // Every refusal was logged with its reason.
-    assert!(
-        stderr.matches("refused 127.0.0.1").count() >= 3,
+    // Every refusal was counted and logged with its reason: two forged deltas, the big
+    // hello, the oversize message.
+    assert_eq!(
+        stderr.matches("refused 127.0.0.1").count(),
+        4,
         "refusals not logged:\n{stderr}"
     );
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("snapshot-out"))
+            .expect("JSON");
+    assert_eq!(out["refused_connections"], 4, "{out}");
     drop(workers);
 }
 

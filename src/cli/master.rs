@@ -65,6 +65,8 @@ struct SnapshotOut<'a> {
     total: &'a Snapshot,
     workers: &'a [WorkerReport],
     gaps: &'a [Gap],
+    /// Connections refused at the handshake (each logged with its reason).
+    refused_connections: u64,
 }
 
 /// A master reachable beyond this machine needs a secret (as the UI needs a token); the
@@ -355,6 +357,7 @@ async fn finish(
             total: &r.total,
             workers: &outcome.workers,
             gaps: &outcome.gaps,
+            refused_connections: outcome.refused,
         };
         let written = serde_json::to_vec_pretty(&out)
             .map_err(|e| e.to_string())

@@ -140,6 +140,9 @@ pub struct Outcome {
     pub compile_error: Option<String>,
     /// Why the run was cut short by the master (exit 3).
     pub aborted: Option<String>,
+    /// Connections refused at the handshake (wrong secret or version, not a `hello`, a
+    /// first frame over the limit, too many pending); each is also logged with its reason.
+    pub refused: u64,
 }
 
 struct Worker {
@@ -198,6 +201,7 @@ impl Master {
             start: Instant::now(),
             aborted: None,
             compile_error: None,
+            refused: 0,
         };
         let outcome = c
             .drive(&control, &mut events, &mut note, &mut on_tick)
@@ -215,6 +219,7 @@ struct Coordinator {
     start: Instant,
     aborted: Option<String>,
     compile_error: Option<String>,
+    refused: u64,
 }
 
 impl Coordinator {
@@ -433,7 +438,10 @@ impl Coordinator {
                     ));
                 }
             }
-            Event::Refused { peer, reason } => note(&format!("refused {peer}: {reason}")),
+            Event::Refused { peer, reason } => {
+                self.refused += 1;
+                note(&format!("refused {peer}: {reason}"));
+            }
             Event::Closed { worker, reason } => {
                 if let Some(w) = self.workers.get_mut(worker as usize) {
                     w.tx = None;
@@ -460,7 +468,10 @@ impl Coordinator {
                 );
                 reply.send(Err(reason)).ok();
             }
-            Event::Refused { peer, reason } => note(&format!("refused {peer}: {reason}")),
+            Event::Refused { peer, reason } => {
+                self.refused += 1;
+                note(&format!("refused {peer}: {reason}"));
+            }
             Event::Closed { worker, reason } => self.lost(worker, &reason, note),
             Event::Message { worker, message } => {
                 let Some(w) = self.workers.get_mut(worker as usize) else {
@@ -668,6 +679,7 @@ impl Coordinator {
             gaps,
             compile_error: self.compile_error.clone(),
             aborted: self.aborted.clone(),
+            refused: self.refused,
         }
     }
 }
