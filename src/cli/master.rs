@@ -145,6 +145,24 @@ async fn run_async(
         Ok(t) => t,
         Err(code) => return code,
     };
+    let plan_dir = match args.run.plan.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let files = match crate::dist::master::data_files(&program, &plan_dir) {
+        Ok((files, local)) => {
+            for f in local {
+                eprintln!(
+                    "note: feeder file {f} is not under the plan's folder: each worker reads its own copy"
+                );
+            }
+            files
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
     let seed = super::seed_or_clock(args.run.seed);
     let planned = profile.duration.or_else(|| profile.stages_duration());
     let job = Job {
@@ -158,6 +176,7 @@ async fn run_async(
         host,
         set: args.run.set.iter().cloned().collect(),
         insecure: args.run.insecure,
+        files,
     };
     let cfg = MasterConfig {
         expect_workers: args.expect_workers,

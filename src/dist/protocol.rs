@@ -41,6 +41,35 @@ pub struct SourceFile {
     pub text: String,
 }
 
+/// A data file the plan reads (a feeder), sent with the job so that workers need no copy
+/// of their own. `path` is as the plan writes it (relative to the plan's folder, without
+/// `..`); `sha256` is checked by the worker before the file is used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    pub path: String,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl DataFile {
+    pub fn new(path: String, text: String) -> DataFile {
+        let sha256 = sha256_hex(text.as_bytes());
+        DataFile { path, text, sha256 }
+    }
+}
+
+/// The most data file bytes a master sends with a job (all files together).
+pub const MAX_DATA_BYTES: usize = 8 << 20;
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The load model after the master applied its command-line overrides.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "model", rename_all = "snake_case")]
@@ -106,6 +135,9 @@ pub struct Job {
     pub host: Option<String>,
     pub set: BTreeMap<String, String>,
     pub insecure: bool,
+    /// The plan's feeder files (older masters send none: workers then read their own).
+    #[serde(default)]
+    pub files: Vec<DataFile>,
 }
 
 impl Job {
