@@ -2,10 +2,12 @@
 //!
 //! Everything `run` accepts about the plan, the profile and the outputs applies (the
 //! arguments are `run`'s); the master compiles the plan and resolves the profile so
-//! mistakes are reported before any worker is involved, then sends the sources to the
-//! workers ([`crate::dist`]). The summary, thresholds and report files show the merged
+//! mistakes are reported before any worker is involved, then sends the sources and the
+//! feeder files to the workers ([`crate::dist`]). A master bound beyond loopback without
+//! a secret refuses to start (exit 2), as the UI does without a token. The summary, thresholds and report files show the merged
 //! numbers; a per-worker line and every lost worker's gap follow. `--snapshot-out`
-//! writes the merged snapshot, the per-worker numbers and the gaps as JSON.
+//! writes the merged snapshot, the per-worker numbers, the gaps and the count of refused
+//! connections as JSON.
 //!
 //! Exit codes as `run`'s; 2 also when a worker cannot compile the plan, 3 when the run
 //! was aborted (a lost worker under `--on-worker-loss abort`, none left).
@@ -37,7 +39,8 @@ pub struct Args {
     /// Start when this many workers are connected.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub expect_workers: u32,
-    /// Where workers connect (port 0: any free port; the address is printed).
+    /// Where workers connect (port 0: any free port; the address is printed). Beyond
+    /// loopback a --secret is required.
     #[arg(long, default_value = "127.0.0.1:5557")]
     pub bind: SocketAddr,
     /// The secret workers must present.
