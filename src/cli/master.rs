@@ -181,6 +181,15 @@ async fn run_async(
         insecure: args.run.insecure,
         files,
     };
+    let job_bytes = serde_json::to_string(&job).map_or(0, |t| t.len());
+    if job_bytes > crate::dist::protocol::MAX_JOB_BYTES {
+        eprintln!(
+            "error: the plan, profile and feeder files make a {} MiB job, over the {} MiB a master sends to its workers",
+            job_bytes >> 20,
+            crate::dist::protocol::MAX_JOB_BYTES >> 20
+        );
+        return super::EXIT_USAGE;
+    }
     let cfg = MasterConfig {
         expect_workers: args.expect_workers,
         secret: args.secret.clone().unwrap_or_default(),

@@ -30,6 +30,11 @@ pub const VERSION: u32 = 1;
 /// a hundred steps with the widest histograms, and for the 8 MiB plan size limit.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
+/// The largest message a worker accepts from its master: the `start` frame carries the
+/// plan (at most 8 MiB), the profile and the data files ([`MAX_DATA_BYTES`]) as JSON text.
+/// The master refuses to start a job whose `start` frame would be larger.
+pub const MAX_JOB_BYTES: usize = 48 << 20;
+
 /// The largest first frame (`hello`) the master reads before the secret is checked.
 pub const MAX_HELLO_BYTES: usize = 64 << 10;
 

@@ -90,7 +90,12 @@ async fn connect(cfg: &WorkerConfig) -> Result<Ws, WorkerError> {
     let url = master_url(&cfg.master);
     let deadline = Instant::now() + cfg.connect_timeout;
     loop {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
+        // The `start` frame holds the plan and its data files in one message.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(protocol::MAX_JOB_BYTES))
+            .max_frame_size(Some(protocol::MAX_JOB_BYTES));
+        match tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false).await
+        {
             Ok((ws, _)) => return Ok(ws),
             Err(e) if Instant::now() >= deadline => {
                 return Err(WorkerError::Connect {
