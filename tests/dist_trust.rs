@@ -301,6 +301,10 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
         .expect("sends");
         let welcome = next_text(&mut ws).await.expect("welcome");
         assert!(welcome.contains("\"welcome\""), "{welcome}");
+        // A large frame of tiny JSON values costs about its own size (no JSON tree).
+        let padding = "{},".repeat(3 << 20);
+        let padded = format!(r#"{{"version":1,"type":"heartbeat","pad":[{padding}{{}}]}}"#);
+        ws.send(Message::text(padded)).await.expect("sends");
         ws.send(Message::text(forged_delta(1 << 30)))
             .await
             .expect("sends");
