@@ -185,6 +185,13 @@ impl Drop for DataDir {
 
 /// Rebuilds the run from the master's sources: compile the plan, parse the profile.
 pub fn prepare(job: &Job) -> Result<(Arc<Program>, LoadProfile), String> {
+    if job.plan.text.len() > crate::source::MAX_SOURCE_BYTES {
+        return Err(format!(
+            "{}: the plan is larger than the {} MiB limit",
+            job.plan.name,
+            crate::source::MAX_SOURCE_BYTES >> 20
+        ));
+    }
     let source = Source::new(job.plan.name.clone(), job.plan.text.clone());
     let syntax = Syntax::from_path(&job.plan.name)
         .ok_or_else(|| format!("{}: a plan file ends in .kdl, .yaml or .yml", job.plan.name))?;
