@@ -4,8 +4,13 @@
 #
 # The plan mixes the step kinds the checker works hardest on: templated URLs (each
 # compiled once), checks with JSON paths, captures used by later steps, groups and
-# picks. Prints the best and median wall time of RUNS runs per spelling.
+# picks. Prints the best and median wall time of RUNS runs per spelling, and the peak
+# RSS of one run (GNU time; see "Limits" in grammar/README.md for measured figures).
 set -euo pipefail
+if ! [ -x /usr/bin/time ]; then
+    echo "error: /usr/bin/time (GNU time) is needed for the peak RSS: apt-get install time" >&2
+    exit 1
+fi
 steps=${1:-5000}
 runs=${2:-7}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,5 +71,7 @@ for f in large.kdl large.yaml; do
     best=$(echo "$sorted" | head -n1)
     median=$(echo "$sorted" | sed -n "$(( (runs + 1) / 2 ))p")
     size=$(wc -c < "$dir/$f")
-    printf '%-11s %8d bytes  best %5d ms  median %5d ms  (%d runs)\n' "$f" "$size" "$best" "$median" "$runs"
+    peak=$(/usr/bin/time -f '%M' "$bin" check "$dir/$f" 2>&1 >/dev/null | tail -n1)
+    printf '%-11s %8d bytes  best %5d ms  median %5d ms  (%d runs)  peak RSS %d kB (%d bytes/step)\n' \
+        "$f" "$size" "$best" "$median" "$runs" "$peak" $(( peak * 1024 / steps ))
 done

@@ -3,7 +3,8 @@
 //! before and after authentication, a first frame over the hello limit and a message over
 //! the frame limit must leave the master small (VmHWM under 50 MB) and serving (two real
 //! workers join and run afterwards). A master bound beyond loopback without a secret
-//! refuses to start.
+//! refuses to start. Feeder files travel with the job (workers have no copy) and
+//! sequential and unique feeders never hand the same row to two workers.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -255,12 +256,21 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
     rt.block_on(async {
         // Before authentication: a delta instead of a hello, with headers claiming 1 GiB
         // and 4 GiB of payload. The master answers `refused` without decoding it.
+        let mut replies = Vec::new();
         for claim in [1u32 << 30, u32::MAX] {
             let mut ws = connect(&addr).await;
             ws.send(Message::text(forged_delta(claim)))
                 .await
                 .expect("sends");
-            let reply = next_text(&mut ws).await.expect("a refusal");
+            replies.push(next_text(&mut ws).await);
+        }
+        let peak_kb = master.peak_rss_kb();
+        assert!(
+            peak_kb < 50 * 1024,
+            "master peak RSS {peak_kb} kB after unauthenticated forged headers: {replies:?}"
+        );
+        for reply in replies {
+            let reply = reply.expect("a refusal");
             assert!(reply.contains("\"refused\""), "{reply}");
             assert!(reply.contains("expected `hello`"), "{reply}");
         }
@@ -291,6 +301,10 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
         .expect("sends");
         let welcome = next_text(&mut ws).await.expect("welcome");
         assert!(welcome.contains("\"welcome\""), "{welcome}");
+        // A large frame of tiny JSON values costs about its own size (no JSON tree).
+        let padding = "{},".repeat(3 << 20);
+        let padded = format!(r#"{{"version":1,"type":"heartbeat","pad":[{padding}{{}}]}}"#);
+        ws.send(Message::text(padded)).await.expect("sends");
         ws.send(Message::text(forged_delta(1 << 30)))
             .await
             .expect("sends");
@@ -322,11 +336,17 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
     let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(hits.load(Ordering::SeqCst), 6, "{stdout}\n{stderr}");
-    // Every refusal was logged with its reason.
-    assert!(
-        stderr.matches("refused 127.0.0.1").count() >= 3,
+    // Every refusal was counted and logged with its reason: two forged deltas, the big
+    // hello, the oversize message.
+    assert_eq!(
+        stderr.matches("refused 127.0.0.1").count(),
+        4,
         "refusals not logged:\n{stderr}"
     );
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("snapshot-out"))
+            .expect("JSON");
+    assert_eq!(out["refused_connections"], 4, "{out}");
     drop(workers);
 }
 
@@ -334,23 +354,18 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
 fn a_master_beyond_loopback_without_a_secret_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let plan = write_plan(dir.path());
-    let out = Command::new(assert_cmd::cargo::cargo_bin!("loadplan"))
-        .args([
-            "master",
-            plan.to_str().expect("utf-8 path"),
-            "--expect-workers",
-            "1",
-            "--bind",
-            "0.0.0.0:0",
-            "--host",
-            "http://127.0.0.1:9",
-        ])
-        .env_remove("LOADPLAN_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let mut refused = Proc::spawn(&[
+        "master",
+        plan.to_str().expect("utf-8 path"),
+        "--expect-workers",
+        "1",
+        "--bind",
+        "0.0.0.0:0",
+        "--host",
+        "http://127.0.0.1:9",
+    ]);
+    let (status, _, err) = refused.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{err}");
     assert!(
         err.contains("--secret") && err.contains("LOADPLAN_SECRET"),
         "{err}"
@@ -379,4 +394,98 @@ fn a_master_beyond_loopback_without_a_secret_refuses_to_start() {
     master.kill().ok();
     master.wait().ok();
     assert!(first.contains("master listening on 0.0.0.0:"), "{first}");
+}
+
+/// A target recording every path it serves.
+fn recording_target() -> (tokio::runtime::Runtime, String, Arc<Mutex<Vec<String>>>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+    let p = paths.clone();
+    let base = rt.block_on(async move {
+        let app = Router::new().fallback(move |uri: axum::http::Uri| {
+            p.lock().expect("paths").push(uri.path().to_string());
+            async { "ok" }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    });
+    (rt, base, paths)
+}
+
+#[test]
+fn feeder_files_travel_with_the_job_and_rows_are_never_used_twice() {
+    let (_rt, base, paths) = recording_target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    let rows: String = (0..30).map(|i| format!("{i}\n")).collect();
+    std::fs::write(dir.path().join("data/seq.csv"), format!("id\n{rows}")).expect("write");
+    std::fs::write(dir.path().join("data/uniq.csv"), format!("id\n{rows}")).expect("write");
+    let plan = dir.path().join("plan.kdl");
+    std::fs::write(
+        &plan,
+        r#"feeder "s" file="data/seq.csv" mode="sequential"
+feeder "u" file="data/uniq.csv" mode="unique"
+scenario "a" {
+    http GET "/row/{{ s.id }}/user/{{ u.id }}" name="row"
+}
+"#,
+    )
+    .expect("write plan");
+    let (mut master, addr) = start_master(&[
+        plan.to_str().expect("utf-8 path"),
+        "--expect-workers",
+        "3",
+        "--secret",
+        "k",
+        "--host",
+        &base,
+        "--users",
+        "6",
+        "--iterations",
+        "2",
+        "--seed",
+        "1",
+        "--quiet",
+    ]);
+    // The workers run in the test's folder, where the data files are not.
+    let workers: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc::spawn(&[
+                "worker",
+                "--master",
+                &addr,
+                "--secret",
+                "k",
+                "--name",
+                &format!("w{i}"),
+                "--quiet",
+            ])
+        })
+        .collect();
+    let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    drop(workers);
+    let paths = paths.lock().expect("paths").clone();
+    assert_eq!(paths.len(), 12, "{paths:?}");
+    let mut seq: Vec<&str> = paths.iter().filter_map(|p| p.split('/').nth(2)).collect();
+    seq.sort_unstable();
+    seq.dedup();
+    assert_eq!(seq.len(), 12, "a sequential row was used twice: {paths:?}");
+    let mut uniq: Vec<&str> = paths.iter().filter_map(|p| p.split('/').nth(4)).collect();
+    uniq.sort_unstable();
+    let all = uniq.len();
+    uniq.dedup();
+    assert_eq!(
+        (all, uniq.len()),
+        (12, 6),
+        "one unique row per user: {paths:?}"
+    );
 }

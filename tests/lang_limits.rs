@@ -61,7 +61,7 @@ fn a_flat_yaml_plan_of_20k_steps_checks() {
     );
     for i in 0..20_000 {
         text.push_str(&format!(
-            "      - http:\n          method: GET\n          url: /items/{i}\n          checks: [{{ status: 200 }}]\n"
+            "      - http:\n          method: GET\n          url: /items/{i}\n          name: items\n          headers: {{ x-a: a, x-b: b }}\n          checks: [{{ status: 200 }}]\n"
         ));
     }
     std::fs::write(&path, &text).expect("write");

@@ -2,10 +2,12 @@
 //!
 //! Everything `run` accepts about the plan, the profile and the outputs applies (the
 //! arguments are `run`'s); the master compiles the plan and resolves the profile so
-//! mistakes are reported before any worker is involved, then sends the sources to the
-//! workers ([`crate::dist`]). The summary, thresholds and report files show the merged
+//! mistakes are reported before any worker is involved, then sends the sources and the
+//! feeder files to the workers ([`crate::dist`]). A master bound beyond loopback without
+//! a secret refuses to start (exit 2), as the UI does without a token. The summary, thresholds and report files show the merged
 //! numbers; a per-worker line and every lost worker's gap follow. `--snapshot-out`
-//! writes the merged snapshot, the per-worker numbers and the gaps as JSON.
+//! writes the merged snapshot, the per-worker numbers, the gaps and the count of refused
+//! connections as JSON.
 //!
 //! Exit codes as `run`'s; 2 also when a worker cannot compile the plan, 3 when the run
 //! was aborted (a lost worker under `--on-worker-loss abort`, none left).
@@ -37,7 +39,8 @@ pub struct Args {
     /// Start when this many workers are connected.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub expect_workers: u32,
-    /// Where workers connect (port 0: any free port; the address is printed).
+    /// Where workers connect (port 0: any free port; the address is printed). Beyond
+    /// loopback a --secret is required.
     #[arg(long, default_value = "127.0.0.1:5557")]
     pub bind: SocketAddr,
     /// The secret workers must present.
@@ -65,6 +68,8 @@ struct SnapshotOut<'a> {
     total: &'a Snapshot,
     workers: &'a [WorkerReport],
     gaps: &'a [Gap],
+    /// Connections refused at the handshake (each logged with its reason).
+    refused_connections: u64,
 }
 
 /// A master reachable beyond this machine needs a secret (as the UI needs a token); the
@@ -143,6 +148,24 @@ async fn run_async(
         Ok(t) => t,
         Err(code) => return code,
     };
+    let plan_dir = match args.run.plan.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let files = match crate::dist::master::data_files(&program, &plan_dir) {
+        Ok((files, local)) => {
+            for f in local {
+                eprintln!(
+                    "note: feeder file {f} is not under the plan's folder: each worker reads its own copy"
+                );
+            }
+            files
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
     let seed = super::seed_or_clock(args.run.seed);
     let planned = profile.duration.or_else(|| profile.stages_duration());
     let job = Job {
@@ -156,7 +179,17 @@ async fn run_async(
         host,
         set: args.run.set.iter().cloned().collect(),
         insecure: args.run.insecure,
+        files,
     };
+    let job_bytes = serde_json::to_string(&job).map_or(0, |t| t.len());
+    if job_bytes > crate::dist::protocol::MAX_JOB_BYTES {
+        eprintln!(
+            "error: the plan, profile and feeder files make a {} MiB job, over the {} MiB a master sends to its workers",
+            job_bytes >> 20,
+            crate::dist::protocol::MAX_JOB_BYTES >> 20
+        );
+        return super::EXIT_USAGE;
+    }
     let cfg = MasterConfig {
         expect_workers: args.expect_workers,
         secret: args.secret.clone().unwrap_or_default(),
@@ -316,6 +349,7 @@ async fn finish(
             total: &r.total,
             workers: &outcome.workers,
             gaps: &outcome.gaps,
+            refused_connections: outcome.refused,
         };
         let written = serde_json::to_vec_pretty(&out)
             .map_err(|e| e.to_string())

@@ -21,11 +21,58 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::hub::{self, Event, Hub};
-use super::protocol::{Assignment, Job, Message, ModelSpec};
+use super::protocol::{Assignment, DataFile, Job, MAX_DATA_BYTES, Message, ModelSpec};
 use crate::control::{Command, Control};
 use crate::metrics::{History, Snapshot};
 use crate::runtime::RunResult;
 use crate::runtime::driver::{Share, Tick};
+
+/// The plan's feeder files to send with the job, read from the plan's folder, and the
+/// feeders left to each worker's own disk (absolute paths, or paths with `..`). Files
+/// together over [`MAX_DATA_BYTES`] are an error for people (the caller exits 2).
+pub fn data_files(
+    program: &crate::lang::ir::Program,
+    plan_dir: &std::path::Path,
+) -> Result<(Vec<DataFile>, Vec<String>), String> {
+    let mut files: Vec<DataFile> = Vec::new();
+    let mut local = Vec::new();
+    let mut total = 0usize;
+    for f in &program.feeders {
+        if files.iter().any(|d| d.path == f.file) || local.contains(&f.file) {
+            continue;
+        }
+        if !sendable(&f.file) {
+            local.push(f.file.clone());
+            continue;
+        }
+        let path = plan_dir.join(&f.file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read feeder file {}: {e}", path.display()))?;
+        total += text.len();
+        if total > MAX_DATA_BYTES {
+            return Err(format!(
+                "the plan's feeder files are larger than the {} MiB a master sends to its workers \
+                 (at {}); give each worker its own copy under an absolute path",
+                MAX_DATA_BYTES >> 20,
+                f.file
+            ));
+        }
+        files.push(DataFile::new(f.file.clone(), text));
+    }
+    Ok((files, local))
+}
+
+/// A path a worker may recreate under its own folder: relative, plain names only.
+pub fn sendable(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    !path.is_empty()
+        && p.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
 
 /// What to do when a worker is lost mid-run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -140,6 +187,9 @@ pub struct Outcome {
     pub compile_error: Option<String>,
     /// Why the run was cut short by the master (exit 3).
     pub aborted: Option<String>,
+    /// Connections refused at the handshake (wrong secret or version, not a `hello`, a
+    /// first frame over the limit, too many pending); each is also logged with its reason.
+    pub refused: u64,
 }
 
 struct Worker {
@@ -198,6 +248,7 @@ impl Master {
             start: Instant::now(),
             aborted: None,
             compile_error: None,
+            refused: 0,
         };
         let outcome = c
             .drive(&control, &mut events, &mut note, &mut on_tick)
@@ -215,6 +266,7 @@ struct Coordinator {
     start: Instant,
     aborted: Option<String>,
     compile_error: Option<String>,
+    refused: u64,
 }
 
 impl Coordinator {
@@ -433,7 +485,10 @@ impl Coordinator {
                     ));
                 }
             }
-            Event::Refused { peer, reason } => note(&format!("refused {peer}: {reason}")),
+            Event::Refused { peer, reason } => {
+                self.refused += 1;
+                note(&format!("refused {peer}: {reason}"));
+            }
             Event::Closed { worker, reason } => {
                 if let Some(w) = self.workers.get_mut(worker as usize) {
                     w.tx = None;
@@ -460,7 +515,10 @@ impl Coordinator {
                 );
                 reply.send(Err(reason)).ok();
             }
-            Event::Refused { peer, reason } => note(&format!("refused {peer}: {reason}")),
+            Event::Refused { peer, reason } => {
+                self.refused += 1;
+                note(&format!("refused {peer}: {reason}"));
+            }
             Event::Closed { worker, reason } => self.lost(worker, &reason, note),
             Event::Message { worker, message } => {
                 let Some(w) = self.workers.get_mut(worker as usize) else {
@@ -668,6 +726,7 @@ impl Coordinator {
             gaps,
             compile_error: self.compile_error.clone(),
             aborted: self.aborted.clone(),
+            refused: self.refused,
         }
     }
 }

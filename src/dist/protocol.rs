@@ -6,6 +6,12 @@
 //! the serde form of [`Snapshot`] (histograms as base64 HDR V2), so merging them on the
 //! master is exact.
 //!
+//! Decoding on the master is bounded by the frame: before the secret is checked only a
+//! `hello` is read ([`decode_hello`]); afterwards a worker's messages are decoded straight
+//! into their fields ([`decode`]; unknown fields are skipped unread), histograms are
+//! length-checked before allocation (see [`crate::metrics::hist`]) and every message is
+//! at most [`MAX_MESSAGE_BYTES`].
+//!
 //! A session: worker `hello` (secret, name) → master `welcome` (index) or `refused`
 //! (reason; the worker exits 2) → master `start` (sources, seed, first assignment) →
 //! worker `started` or `compile_error` → worker `delta` per assignment and `heartbeat`
@@ -30,6 +36,11 @@ pub const VERSION: u32 = 1;
 /// a hundred steps with the widest histograms, and for the 8 MiB plan size limit.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
+/// The largest message a worker accepts from its master: the `start` frame carries the
+/// plan (at most 8 MiB), the profile and the data files ([`MAX_DATA_BYTES`]) as JSON text.
+/// The master refuses to start a job whose `start` frame would be larger.
+pub const MAX_JOB_BYTES: usize = 48 << 20;
+
 /// The largest first frame (`hello`) the master reads before the secret is checked.
 pub const MAX_HELLO_BYTES: usize = 64 << 10;
 
@@ -39,6 +50,35 @@ pub struct SourceFile {
     /// The file name as the master knows it (for diagnostics and the plan's syntax).
     pub name: String,
     pub text: String,
+}
+
+/// A data file the plan reads (a feeder), sent with the job so that workers need no copy
+/// of their own. `path` is as the plan writes it (relative to the plan's folder, without
+/// `..`); `sha256` is checked by the worker before the file is used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    pub path: String,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl DataFile {
+    pub fn new(path: String, text: String) -> DataFile {
+        let sha256 = sha256_hex(text.as_bytes());
+        DataFile { path, text, sha256 }
+    }
+}
+
+/// The most data file bytes a master sends with a job (all files together).
+pub const MAX_DATA_BYTES: usize = 8 << 20;
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The load model after the master applied its command-line overrides.
@@ -106,6 +146,9 @@ pub struct Job {
     pub host: Option<String>,
     pub set: BTreeMap<String, String>,
     pub insecure: bool,
+    /// The plan's feeder files (older masters send none: workers then read their own).
+    #[serde(default)]
+    pub files: Vec<DataFile>,
 }
 
 impl Job {
@@ -216,6 +259,91 @@ pub fn encode(message: &Message) -> String {
 
 /// Decodes one JSON text; the version is checked first.
 pub fn decode(text: &str) -> Result<Message, DecodeError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        version: Option<u64>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::Malformed("not a JSON object".into()));
+    }
+    // Everything but these two fields is skipped unread here.
+    let envelope: Envelope =
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let theirs = envelope
+        .version
+        .ok_or_else(|| DecodeError::Malformed("no `version` field".into()))?;
+    if theirs != u64::from(VERSION) {
+        return Err(DecodeError::Version {
+            theirs: u32::try_from(theirs).unwrap_or(u32::MAX),
+        });
+    }
+    let kind = envelope
+        .kind
+        .ok_or_else(|| DecodeError::Malformed("no `type` field".into()))?;
+    match decode_from_worker(&kind, text) {
+        Some(decoded) => decoded.map_err(|e| DecodeError::Malformed(e.to_string())),
+        None => decode_any(text),
+    }
+}
+
+/// The messages a worker sends, decoded straight into their fields (no intermediate JSON
+/// tree, so a frame costs the master about its own size); `None` for other kinds.
+fn decode_from_worker(kind: &str, text: &str) -> Option<Result<Message, serde_json::Error>> {
+    #[derive(Deserialize)]
+    struct Assigned {
+        assignment: u32,
+    }
+    #[derive(Deserialize)]
+    struct Said {
+        message: String,
+    }
+    #[derive(Deserialize)]
+    struct DeltaFields {
+        assignment: u32,
+        snapshot: Snapshot,
+    }
+    #[derive(Deserialize)]
+    struct DoneFields {
+        assignment: u32,
+        elapsed_secs: f64,
+        interrupted: bool,
+    }
+    #[derive(Deserialize)]
+    struct FailedFields {
+        assignment: u32,
+        message: String,
+    }
+    let m = match kind {
+        "started" => serde_json::from_str::<Assigned>(text).map(|f| Message::Started {
+            assignment: f.assignment,
+        }),
+        "compile_error" => {
+            serde_json::from_str::<Said>(text).map(|f| Message::CompileError { message: f.message })
+        }
+        "delta" => serde_json::from_str::<DeltaFields>(text).map(|f| Message::Delta {
+            assignment: f.assignment,
+            snapshot: f.snapshot,
+        }),
+        "done" => serde_json::from_str::<DoneFields>(text).map(|f| Message::Done {
+            assignment: f.assignment,
+            elapsed_secs: f.elapsed_secs,
+            interrupted: f.interrupted,
+        }),
+        "failed" => serde_json::from_str::<FailedFields>(text).map(|f| Message::Failed {
+            assignment: f.assignment,
+            message: f.message,
+        }),
+        "heartbeat" => Ok(Message::Heartbeat {}),
+        _ => return None,
+    };
+    Some(m)
+}
+
+/// Any message, through a JSON tree rearranged into serde's external tagging (the
+/// master's messages to a worker).
+fn decode_any(text: &str) -> Result<Message, DecodeError> {
     let mut value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let theirs = value
@@ -279,6 +407,9 @@ pub fn decode_hello(text: &str) -> Result<Hello, HelloError> {
     if text.len() > MAX_HELLO_BYTES {
         return Err(HelloError::TooLarge(text.len()));
     }
+    if !text.trim_start().starts_with('{') {
+        return Err(HelloError::Malformed("not a JSON object".into()));
+    }
     // Unknown fields (e.g. a `snapshot`) are skipped by serde without being decoded.
     let frame: Frame =
         serde_json::from_str(text).map_err(|e| HelloError::Malformed(e.to_string()))?;
@@ -335,6 +466,42 @@ mod tests {
         assert_eq!(decode(&text).expect("decodes"), m);
         let hb = encode(&Message::Heartbeat {});
         assert_eq!(decode(&hb).expect("decodes"), Message::Heartbeat {});
+    }
+
+    #[test]
+    fn every_worker_message_decodes_to_itself_without_a_json_tree() {
+        let mut snapshot = Snapshot::default();
+        snapshot.record(Event::new(2, 1_500).with_status(503));
+        for m in [
+            Message::Started { assignment: 4 },
+            Message::CompileError {
+                message: "x".into(),
+            },
+            Message::Delta {
+                assignment: 1,
+                snapshot,
+            },
+            Message::Done {
+                assignment: 1,
+                elapsed_secs: 2.5,
+                interrupted: true,
+            },
+            Message::Failed {
+                assignment: 2,
+                message: "m".into(),
+            },
+            Message::Heartbeat {},
+            Message::Bye {},
+            Message::Welcome { worker: 3 },
+        ] {
+            assert_eq!(decode(&encode(&m)).expect("decodes"), m);
+        }
+        // Arrays are not frames, even when serde could read them as a struct.
+        assert!(matches!(
+            decode(r#"[1, "heartbeat"]"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(decode(r#"{"version":1,"type":"delta","assignment":0}"#).is_err());
     }
 
     #[test]

@@ -90,7 +90,12 @@ async fn connect(cfg: &WorkerConfig) -> Result<Ws, WorkerError> {
     let url = master_url(&cfg.master);
     let deadline = Instant::now() + cfg.connect_timeout;
     loop {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
+        // The `start` frame holds the plan and its data files in one message.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(protocol::MAX_JOB_BYTES))
+            .max_frame_size(Some(protocol::MAX_JOB_BYTES));
+        match tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false).await
+        {
             Ok((ws, _)) => return Ok(ws),
             Err(e) if Instant::now() >= deadline => {
                 return Err(WorkerError::Connect {
@@ -130,13 +135,74 @@ async fn receive(ws: &mut Ws) -> Result<Option<Message>, WorkerError> {
     }
 }
 
+/// A private folder holding the job's data files, removed when dropped.
+struct DataDir(std::path::PathBuf);
+
+impl DataDir {
+    fn create(files: &[crate::dist::protocol::DataFile]) -> Result<DataDir, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let root =
+            std::env::temp_dir().join(format!("loadplan-worker-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let dir = DataDir(root);
+        let mut total = 0usize;
+        for f in files {
+            if !crate::dist::master::sendable(&f.path) {
+                return Err(format!(
+                    "the master sent a data file outside the plan's folder: {:?}",
+                    f.path
+                ));
+            }
+            total += f.text.len();
+            if total > crate::dist::protocol::MAX_DATA_BYTES {
+                return Err("the master sent more data files than the limit".into());
+            }
+            if crate::dist::protocol::sha256_hex(f.text.as_bytes()) != f.sha256 {
+                return Err(format!(
+                    "data file {} arrived damaged (its SHA-256 does not match the master's)",
+                    f.path
+                ));
+            }
+            let path = dir.0.join(&f.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&path, &f.text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
 /// Rebuilds the run from the master's sources: compile the plan, parse the profile.
 pub fn prepare(job: &Job) -> Result<(Arc<Program>, LoadProfile), String> {
+    if job.plan.text.len() > crate::source::MAX_SOURCE_BYTES {
+        return Err(format!(
+            "{}: the plan is larger than the {} MiB limit",
+            job.plan.name,
+            crate::source::MAX_SOURCE_BYTES >> 20
+        ));
+    }
     let source = Source::new(job.plan.name.clone(), job.plan.text.clone());
     let syntax = Syntax::from_path(&job.plan.name)
         .ok_or_else(|| format!("{}: a plan file ends in .kdl, .yaml or .yml", job.plan.name))?;
-    let program =
-        lang::compile_source(&source, syntax, Path::new(".")).map_err(|d| d.render_plain())?;
+    let program = if job.files.is_empty() {
+        lang::compile_source(&source, syntax, Path::new(".")).map_err(|d| d.render_plain())?
+    } else {
+        // The master's feeder files, checked and laid out in a folder of our own for the
+        // compiler (which loads their rows); the folder goes once the plan is compiled.
+        let dir = DataDir::create(&job.files)?;
+        lang::compile_source(&source, syntax, &dir.0).map_err(|d| d.render_plain())?
+    };
     let mut profile = match &job.profile {
         Some(p) => profile::parse(&Source::new(p.name.clone(), p.text.clone()), Some(&program))
             .map_err(|d| d.render_plain())?,
@@ -357,6 +423,36 @@ mod tests {
             host: None,
             set: BTreeMap::new(),
             insecure: false,
+            files: Vec::new(),
+        }
+    }
+
+    const FEEDER_PLAN: &str = r#"feeder "u" file="data/users.csv" mode="sequential"
+scenario "s" { http GET "/u/{{ u.id }}"; }"#;
+
+    #[test]
+    fn data_files_from_the_master_are_checked_and_used() {
+        use crate::dist::protocol::DataFile;
+        let mut j = job(FEEDER_PLAN);
+        // Without the file (not on this machine either) the plan does not compile.
+        assert!(prepare(&j).is_err());
+        j.files = vec![DataFile::new(
+            "data/users.csv".into(),
+            "id\n1\n2\n3\n".into(),
+        )];
+        let (program, _) = prepare(&j).expect("compiles with the sent file");
+        assert_eq!(program.feeders[0].rows.len(), 3);
+        // A damaged file is refused.
+        let mut damaged = j.clone();
+        damaged.files[0].text.push_str("4\n");
+        let e = prepare(&damaged).expect_err("hash mismatch");
+        assert!(e.contains("SHA-256"), "{e}");
+        // A path leaving the folder is refused.
+        for path in ["../users.csv", "/tmp/users.csv", "data/../../x.csv"] {
+            let mut evil = j.clone();
+            evil.files[0] = DataFile::new(path.into(), "id\n1\n".into());
+            let e = prepare(&evil).expect_err("outside");
+            assert!(e.contains("outside"), "{path}: {e}");
         }
     }
 

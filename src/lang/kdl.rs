@@ -93,9 +93,13 @@ fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
         }
     };
     let mut diags = Diagnostics::new();
+    // Converted node by node, each KDL node dropped once converted, so the parser's
+    // document (≈ 1.5 KB per step with its formatting) and the AST are not both whole in
+    // memory at the peak.
+    let mut doc = doc;
     let nodes = doc
-        .nodes()
-        .iter()
+        .nodes_mut()
+        .drain(..)
         .map(|n| convert(source, n, &mut diags))
         .collect();
     Ok((Document { nodes }, diags))
@@ -276,7 +280,7 @@ fn habit(text: &str) -> Option<(Span, String, &'static str)> {
     found
 }
 
-fn convert(source: &Source, n: &KdlNode, diags: &mut Diagnostics) -> Node {
+fn convert(source: &Source, mut n: KdlNode, diags: &mut Diagnostics) -> Node {
     let name_span = Span::from(n.name().span());
     let mut node = Node::new(n.name().value(), name_span, Span::from(n.span()));
     for entry in n.entries() {
@@ -312,9 +316,10 @@ fn convert(source: &Source, n: &KdlNode, diags: &mut Diagnostics) -> Node {
             }
         }
     }
-    if let Some(children) = n.children() {
+    n.entries_mut().clear();
+    if let Some(mut children) = n.children_mut().take() {
         let is_map = schema::spec(&node.name).is_some_and(|s| s.is_map);
-        for c in children.nodes() {
+        for c in children.nodes_mut().drain(..) {
             let child = convert(source, c, diags);
             if is_map {
                 map_entry(source, &mut node, child, diags);

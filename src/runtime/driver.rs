@@ -223,6 +223,7 @@ pub async fn run_share(
             .iter()
             .map(|_| AtomicUsize::new(0))
             .collect(),
+        feed_share: share,
         set: cfg.set.clone(),
         program: program.clone(),
     });

@@ -33,7 +33,26 @@ pub struct Shared {
     pub counter: Arc<AtomicU64>,
     /// One cursor per feeder (sequential mode).
     pub feed_cursor: Vec<AtomicUsize>,
+    /// The share of the users this process runs: sequential feeders hand out only the
+    /// rows `offset, offset + stride, …` ([`sequential_row`]), so the shares of a
+    /// distributed run never use a row twice.
+    pub feed_share: super::driver::Share,
     pub set: BTreeMap<String, String>,
+}
+
+/// The row a sequential feeder hands out `n`-th in a process running `share`: the share's
+/// own rows (`offset + k·stride`) in turn; when the file has fewer rows than shares, every
+/// row in turn (rows are then shared).
+pub fn sequential_row(n: usize, len: usize, share: super::driver::Share) -> usize {
+    let (offset, stride) = (share.offset as usize, (share.stride as usize).max(1));
+    if len == 0 {
+        return 0;
+    }
+    if offset >= len {
+        return n % len;
+    }
+    let own = (len - offset - 1) / stride + 1;
+    offset + (n % own) * stride
 }
 
 /// A running user.
@@ -191,7 +210,9 @@ impl User {
                 FeedMode::Unique => self.unique_rows.get(&f.name).cloned(),
                 FeedMode::Sequential => {
                     let n = self.shared.feed_cursor[i].fetch_add(1, Ordering::Relaxed);
-                    f.rows.get(n % f.rows.len()).map(super::interp::jv)
+                    f.rows
+                        .get(sequential_row(n, f.rows.len(), self.shared.feed_share))
+                        .map(super::interp::jv)
                 }
                 FeedMode::Random => {
                     let n = self.rng.random_range(0..f.rows.len());
@@ -321,5 +342,60 @@ impl User {
             }
         }
         self.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequential_row;
+    use crate::runtime::driver::Share;
+
+    #[test]
+    fn shares_of_a_sequential_feeder_never_use_a_row_twice() {
+        let len = 10;
+        let mut seen = std::collections::BTreeMap::new();
+        for offset in 0..3 {
+            let share = Share { offset, stride: 3 };
+            let own: std::collections::BTreeSet<usize> =
+                (0..20).map(|n| sequential_row(n, len, share)).collect();
+            for row in own {
+                assert!(seen.insert(row, offset).is_none(), "row {row} used twice");
+            }
+        }
+        assert_eq!(seen.len(), len);
+        // One process: every row in turn.
+        let all = Share {
+            offset: 0,
+            stride: 1,
+        };
+        assert_eq!(
+            (0..12)
+                .map(|n| sequential_row(n, 5, all))
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+        );
+        // Fewer rows than shares: rows are shared rather than none.
+        assert_eq!(
+            sequential_row(
+                3,
+                2,
+                Share {
+                    offset: 5,
+                    stride: 6
+                }
+            ),
+            1
+        );
+        assert_eq!(
+            sequential_row(
+                0,
+                0,
+                Share {
+                    offset: 0,
+                    stride: 1
+                }
+            ),
+            0
+        );
     }
 }
