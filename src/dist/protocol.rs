@@ -19,7 +19,6 @@
 //! `control` (stop, kill) → master `bye`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -156,7 +155,11 @@ impl Job {
     pub fn apply(&self, profile: &mut LoadProfile) {
         profile.model = Model::from(&self.model);
         if let Some(d) = self.duration_secs {
-            profile.duration = Some(Duration::from_secs_f64(d));
+            // A number that no `Duration` holds (NaN, negative, past the bound) keeps the
+            // profile's own duration rather than panicking.
+            if let Ok(d) = crate::lang::check::seconds(d) {
+                profile.duration = Some(d);
+            }
         }
         if self.clear_stages {
             profile.stages.clear();

@@ -228,7 +228,9 @@ fn start(
 ) -> Running {
     let mut profile = profile.clone();
     if let Some(d) = a.duration_secs {
-        profile.duration = Some(Duration::from_secs_f64(d.max(0.0)));
+        if let Ok(d) = crate::lang::check::seconds(d.max(0.0)) {
+            profile.duration = Some(d);
+        }
     }
     if let (Some(r), Model::Closed { spawn_rate, .. }) = (a.spawn_rate, &mut profile.model) {
         *spawn_rate = r;

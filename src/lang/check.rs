@@ -92,7 +92,7 @@ pub fn parse_size_str(s: &str) -> Result<u64, String> {
 
 /// A number of seconds as a duration, refusing what `Duration` cannot hold (its
 /// `from_secs_f64` panics on those).
-fn seconds(secs: f64) -> Result<std::time::Duration, String> {
+pub fn seconds(secs: f64) -> Result<std::time::Duration, String> {
     if secs.is_nan() {
         return Err("NaN is not a duration".into());
     }

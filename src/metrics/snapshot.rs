@@ -469,7 +469,7 @@ impl History {
 
     /// The next tick's interval when it ends `elapsed` into the run.
     pub fn interval_to(&self, elapsed: Duration) -> Duration {
-        elapsed.saturating_sub(Duration::from_secs_f64(self.since_secs().max(0.0)))
+        elapsed.saturating_sub(Duration::try_from_secs_f64(self.since_secs()).unwrap_or_default())
     }
 
     /// Appends the point for a tick ending `t_secs` into the run, lasting `interval`, from the

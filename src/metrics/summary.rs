@@ -114,21 +114,21 @@ pub fn render_summary_with(
         out.push_str(&about.join(", "));
         out.push('\n');
     }
-    let window = Duration::from_secs_f64(secs);
+    let window = Duration::try_from_secs_f64(secs).unwrap_or_default();
     match (opts.reset_at, opts.load_secs) {
         (Some(at), _) => out.push_str(&format!(
             "Requests over {} since the statistics reset at {}; req/s over those {} \
              (latency in ms, avg size in bytes)\n",
             fmt_duration(window),
-            fmt_duration(Duration::from_secs_f64(at.max(0.0))),
+            fmt_duration(Duration::try_from_secs_f64(at).unwrap_or_default()),
             fmt_duration(window),
         )),
         (None, Some(load)) if whole - load >= 0.05 => out.push_str(&format!(
             "Requests over {}: {} of load + {} of drain; req/s over the {} \
              (latency in ms, avg size in bytes)\n",
             fmt_duration(elapsed),
-            fmt_duration(Duration::from_secs_f64(load.max(0.0))),
-            fmt_duration(Duration::from_secs_f64(whole - load)),
+            fmt_duration(Duration::try_from_secs_f64(load).unwrap_or_default()),
+            fmt_duration(Duration::try_from_secs_f64(whole - load).unwrap_or_default()),
             fmt_duration(elapsed),
         )),
         _ => out.push_str(&format!(

@@ -84,7 +84,8 @@ fn header(out: &mut String, r: &RunReport) {
         "<h1>{} {badge}</h1>\n",
         escape(&format!("loadplan report: {}", r.plan.name))
     ));
-    let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(r.started_at);
+    let started = std::time::UNIX_EPOCH
+        + std::time::Duration::try_from_secs_f64(r.started_at).unwrap_or_default();
     let mut meta = format!(
         "plan {} · target {} · profile {} ({}) · started {} · ran {} · seed {}",
         r.plan.file,

@@ -14,7 +14,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -217,8 +216,9 @@ impl Launcher {
             }
         }
         match &req.duration {
-            Some(DurationField::Secs(s)) if *s > 0.0 && s.is_finite() => {
-                p.duration = Some(Duration::from_secs_f64(*s));
+            Some(DurationField::Secs(s)) if *s > 0.0 => {
+                let d = crate::lang::check::seconds(*s).map_err(Refusal::Invalid)?;
+                p.duration = Some(d);
                 p.stages.clear();
             }
             Some(DurationField::Secs(_)) => {
