@@ -42,9 +42,7 @@ pub fn run(args: Args) -> u8 {
     let mut profile_line = String::new();
     if let Some(name) = &args.profile {
         let Some(src) = profile::locate(name, args.plan.parent()) else {
-            eprintln!(
-                "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-            );
+            eprintln!("{}", profile::not_found(name, args.plan.parent()));
             return super::EXIT_USAGE;
         };
         match profile::parse(&src, Some(&program)) {

@@ -55,6 +55,14 @@ pub struct Args {
     /// Iterations per user; the run ends when all users are done.
     #[arg(long)]
     pub iterations: Option<u64>,
+    /// Trace one user instead of a load run: per step the rendered request, the
+    /// response, checks, captures, branches and WebSocket frames (secrets hidden).
+    /// One user per scenario, one iteration (or --iterations N).
+    #[arg(long)]
+    pub trace: bool,
+    /// With --trace: only this scenario.
+    #[arg(long, requires = "trace")]
+    pub scenario: Option<String>,
     /// Start the built-in demo target on a free loopback port and aim the run at it.
     #[arg(long)]
     pub demo: bool,
@@ -112,9 +120,7 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
     let mut p = match &args.profile {
         Some(name) => {
             let Some(src) = profile::locate(name, args.plan.parent()) else {
-                eprintln!(
-                    "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-                );
+                eprintln!("{}", profile::not_found(name, args.plan.parent()));
                 return Err(super::EXIT_USAGE);
             };
             profile::parse(&src, Some(program)).map_err(|d| {
@@ -178,6 +184,8 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
         p.duration = Some(d);
         p.stages.clear();
     }
+    // Thresholds written in the plan hold under any profile.
+    p.thresholds.extend(program.thresholds.iter().cloned());
     Ok(p)
 }
 
@@ -238,6 +246,10 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
+    if let Err(m) = program.check_set(args.set.iter().map(|(k, _)| k.as_str())) {
+        eprintln!("error: {m}");
+        return super::EXIT_USAGE;
+    }
     let profile = match resolve_profile(&args, &program) {
         Ok(p) => p,
         Err(code) => return code,
@@ -274,6 +286,27 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         Err(code) => return code,
     };
     let seed = super::seed_or_clock(args.seed);
+    if args.trace {
+        let opts = crate::runtime::trace::TraceRun {
+            host,
+            seed,
+            set: args.set.iter().cloned().collect(),
+            scenario: args.scenario.clone(),
+            iterations: args.iterations.unwrap_or(1),
+            insecure: args.insecure,
+        };
+        let ok = crate::runtime::trace::run(program, opts).await;
+        signals.abort();
+        drop(demo);
+        return match ok {
+            Ok(true) => super::EXIT_OK,
+            Ok(false) => super::EXIT_FAILED,
+            Err(m) => {
+                eprintln!("error: {m}");
+                super::EXIT_FATAL
+            }
+        };
+    }
     let cfg = RunConfig {
         host,
         seed,

@@ -157,6 +157,9 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
         Step::Set { var, value } => {
             let _ = writeln!(out, "{pad}- set {var} = {}", value.source);
         }
+        Step::Log(t) => {
+            let _ = writeln!(out, "{pad}- log {}", t.source);
+        }
         Step::If {
             condition,
             then,

@@ -23,9 +23,16 @@ pub struct Program {
     pub http: HttpDefaults,
     /// Plan variables, evaluated in order when a user starts.
     pub vars: Vec<(String, Tpl)>,
+    /// Names of the variables declared under `secrets` (also in `vars`): never shown
+    /// in a trace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     pub feeders: Vec<Feeder>,
     pub scenarios: Vec<Scenario>,
     pub stats: Vec<StatEntry>,
+    /// Pass/fail rules written in the plan (added to the profile's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::profile::Threshold>,
     #[serde(skip)]
     pub templates: Templates,
 }
@@ -33,6 +40,25 @@ pub struct Program {
 impl Program {
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// `--set NAME=…` overrides a plan variable: every name must be one of `vars`.
+    pub fn check_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+        for name in names {
+            if self.vars.iter().any(|(v, _)| v == name) {
+                continue;
+            }
+            let known: Vec<&str> = self.vars.iter().map(|(v, _)| v.as_str()).collect();
+            let help = crate::diag::did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                if known.is_empty() {
+                    "the plan has no `vars`; --set overrides a variable declared there".into()
+                } else {
+                    format!("the plan's variables are: {}", known.join(", "))
+                }
+            });
+            return Err(format!("--set `{name}`: the plan has no variable `{name}`; {help}"));
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +180,8 @@ pub enum Step {
         then: Vec<Step>,
         otherwise: Vec<Step>,
     },
+    /// Print a rendered text in a trace (`--trace`, `--http-debug`); nothing otherwise.
+    Log(Tpl),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -222,6 +250,12 @@ pub enum Predicate {
     Contains(String),
     Regex(Pattern),
     Length(u64),
+    /// `equals="{{ sid }}"`: rendered per response, then compared like `Equals` (a
+    /// rendering that is JSON — a number, `true` — compares as that value).
+    EqualsTpl(Tpl),
+    ContainsTpl(Tpl),
+    /// A templated regex, compiled after rendering.
+    RegexTpl(Tpl),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,6 +265,11 @@ pub enum Check {
     MaxDuration(#[serde(serialize_with = "ser_duration")] Duration),
     BodyContains(String),
     BodyRegex(Pattern),
+    BodyContainsTpl(Tpl),
+    BodyRegexTpl(Tpl),
+    /// Run time only: a templated check whose value could not be rendered; it fails
+    /// with this message.
+    Unrenderable(String),
     Header {
         name: String,
         predicate: Predicate,
@@ -239,6 +278,20 @@ pub enum Check {
         path: JsonPath,
         predicate: Predicate,
     },
+}
+
+impl Check {
+    /// Holds a template to render per response.
+    pub fn is_templated(&self) -> bool {
+        match self {
+            Check::BodyContainsTpl(_) | Check::BodyRegexTpl(_) => true,
+            Check::Header { predicate, .. } | Check::Json { predicate, .. } => matches!(
+                predicate,
+                Predicate::EqualsTpl(_) | Predicate::ContainsTpl(_) | Predicate::RegexTpl(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,6 +308,9 @@ pub struct Capture {
     pub var: String,
     pub from: CaptureFrom,
     pub default: Option<serde_json::Value>,
+    /// A templated default, rendered when nothing matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_tpl: Option<Tpl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

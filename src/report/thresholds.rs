@@ -36,8 +36,14 @@ impl Verdict {
     }
 }
 
-fn stats_for(program: &Program, total: &Snapshot, step: Option<&str>) -> Option<StepStats> {
-    match step {
+fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepStats> {
+    match t.step.as_deref() {
+        // A plan scenario's own rule: that scenario's steps (groups excluded).
+        None if t.scenario.is_some() => Some(total.aggregate(|id| {
+            program.stats.get(id as usize).is_some_and(|s| {
+                s.kind != "group" && t.scenario.as_ref().is_some_and(|n| s.scenarios.contains(n))
+            })
+        })),
         None => Some(total.aggregate(|id| {
             program
                 .stats
@@ -119,7 +125,7 @@ pub fn evaluate_one(
     elapsed_secs: f64,
 ) -> Verdict {
     let actual =
-        stats_for(program, total, t.step.as_deref()).and_then(|s| actual(t, &s, elapsed_secs));
+        stats_for(program, total, t).and_then(|s| actual(t, &s, elapsed_secs));
     let passed = match actual {
         Some(a) => t.max.is_none_or(|m| a <= m) && t.min.is_none_or(|m| a >= m),
         None => t.metric == "error_rate" || t.metric == "check_rate",
@@ -203,6 +209,7 @@ mod tests {
         Threshold {
             metric: metric.into(),
             step: step.map(Into::into),
+            scenario: None,
             max,
             min: None,
             abort_on_fail: abort,

@@ -206,6 +206,8 @@ fn pred_ok(p: &Predicate, v: &serde_json::Value) -> bool {
             serde_json::Value::Object(o) => o.len() as u64 == *n,
             _ => false,
         },
+        // Rendered before checking (`User::checks`).
+        Predicate::EqualsTpl(_) | Predicate::ContainsTpl(_) | Predicate::RegexTpl(_) => false,
     }
 }
 
@@ -244,6 +246,10 @@ pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
                         d.as_millis()
                     ))
                 }
+            }
+            Check::Unrenderable(m) => Err(m.clone()),
+            Check::BodyContainsTpl(t) | Check::BodyRegexTpl(t) => {
+                Err(format!("template {:?} was not rendered", t.source))
             }
             Check::BodyContains(t) => {
                 if s.text().contains(t.as_str()) {
@@ -298,6 +304,9 @@ fn describe(p: &Predicate) -> String {
         Predicate::Contains(s) => format!("contains {s:?}"),
         Predicate::Regex(r) => format!("matches /{}/", r.0.as_str()),
         Predicate::Length(n) => format!("length {n}"),
+        Predicate::EqualsTpl(t) | Predicate::ContainsTpl(t) | Predicate::RegexTpl(t) => {
+            t.source.clone()
+        }
     }
 }
 
@@ -320,7 +329,7 @@ pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Optio
             CaptureFrom::Header(h) => s.header(h).map(JValue::from),
             CaptureFrom::Body => Some(JValue::from(s.text().into_owned())),
         };
-        match value.or_else(|| c.default.as_ref().map(super::interp::jv)) {
+        match value.or_else(|| user.capture_default(c)) {
             Some(v) => {
                 user.vars.insert(c.var.clone(), v);
             }
@@ -355,9 +364,17 @@ fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
     ev
 }
 
-/// Execute one HTTP step and record its event.
+/// Why a request could not be built: a template (the default) or a body.
+struct PrepareError(ErrorKind, String);
+
+impl From<String> for PrepareError {
+    fn from(m: String) -> Self {
+        Self(ErrorKind::Template, m)
+    }
+}
+
 /// Build the request from the step's compiled templates.
-fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
+fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
     let mut ctx = None;
     let method = http::Method::from_bytes(step.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut url = if step.url.is_static() {
@@ -406,7 +423,13 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
         Body::None => bytes::Bytes::new(),
         Body::Json(t) => {
             content_type("application/json");
-            bytes::Bytes::from(render(user, t, &mut ctx)?)
+            let text = render(user, t, &mut ctx)?;
+            if !t.is_static() {
+                // A rendered body is parsed before it is sent (plain ones were at `check`).
+                crate::lang::template::check_json(&text)
+                    .map_err(|m| PrepareError(ErrorKind::Body, m))?;
+            }
+            bytes::Bytes::from(text)
         }
         Body::Form(fields) => {
             content_type("application/x-www-form-urlencoded");
@@ -470,14 +493,21 @@ async fn send_reqwest(user: &User, p: Prepared, timeout: Duration) -> Result<Ans
 pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let prepared = match prepare(user, step) {
         Ok(p) => p,
-        Err(m) => {
-            user.rec
-                .record(Event::new(step.stat, 0).with_error(ErrorKind::Template, m));
+        Err(PrepareError(kind, m)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &m);
+            }
+            user.rec.record(Event::new(step.stat, 0).with_error(kind, m));
             return Flow::Failed;
         }
     };
     let bytes_out = prepared.body.len() as u64;
     let program = user.shared.program.clone();
+    if let Some(t) = user.trace.clone() {
+        let stat = program.stats.get(step.stat as usize);
+        let label = stat.map_or(String::new(), |s| format!("{} {}", s.kind, s.name));
+        t.request(user, &label, &prepared);
+    }
     let timeout = step.timeout.unwrap_or(program.http.timeout);
     let start = Instant::now();
     let result = if fast::eligible(&prepared.url, program.http.http2) {
@@ -501,6 +531,9 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     } = match result {
         Ok(a) => a,
         Err((kind, msg, status)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &msg);
+            }
             let mut ev = timed(user, step.stat, start.elapsed()).with_error(kind, msg);
             ev.status = status;
             ev.bytes_out = bytes_out;
@@ -511,8 +544,12 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
-    let (passed, failed, check_msg) = run_checks(&step.checks, &subject);
+    let (passed, failed, check_msg) = run_checks(&user.checks(&step.checks), &subject);
     let capture_msg = run_captures(user, &step.captures, &subject);
+    if let Some(t) = user.trace.clone() {
+        let checks = user.checks(&step.checks).into_owned();
+        t.response(user, status, None, &headers, &body, elapsed, &checks, &step.captures);
+    }
     let expects_status = step.checks.iter().any(|c| matches!(c, Check::Status(_)));
     let mut ev = Event::new(step.stat, elapsed.as_micros() as u64).with_status(status);
     // Coordinated omission: the response time seen from the intended start.

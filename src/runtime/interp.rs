@@ -138,19 +138,36 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
         }
         Step::Pick { weights, steps } => {
             let i = pick_index(&mut user.rng, weights);
+            if let Some(t) = user.trace.clone() {
+                t.pick(user, i, steps.len());
+            }
             match steps.get(i) {
                 Some(s) => run_steps(user, std::slice::from_ref(s)).await,
                 None => Flow::Ok,
             }
         }
         Step::Set { var, value } => set_var(user, var, value),
+        Step::Log(text) => {
+            if let Some(t) = user.trace.clone() {
+                match user.render(text) {
+                    Ok(s) => t.note(user, &format!("✎ {s}")),
+                    Err(e) => t.failure(user, "template", &e),
+                }
+            }
+            Flow::Ok
+        }
         Step::If {
             condition,
             then,
             otherwise,
         } => {
             let ctx = user.ctx();
-            match user.shared.program.templates.truthy(condition, &ctx) {
+            let taken = user.shared.program.templates.truthy(condition, &ctx);
+            if let Some(t) = user.trace.clone() {
+                let shown = taken.as_ref().map(|b| *b).map_err(|e| e.to_string());
+                t.branch(user, &condition.source, shown.as_ref().map(|b| *b).map_err(String::as_str));
+            }
+            match taken {
                 Ok(true) => run_steps(user, then).await,
                 Ok(false) => run_steps(user, otherwise).await,
                 Err(e) => {

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::interp::{self, Flow};
 use super::ws::Connections;
-use crate::lang::ir::{FeedMode, Program, Think};
+use std::borrow::Cow;
+
+use crate::lang::ir::{Capture, Check, FeedMode, Pattern, Predicate, Program, Think};
 use crate::lang::template::UserRt;
 use crate::metrics::{Counter, ErrorKind, Event, Recorder};
 
@@ -59,6 +61,22 @@ pub struct User {
     pub lateness: Option<Duration>,
     /// Per-user unique feeder rows (mode unique), fixed at start.
     unique_rows: BTreeMap<String, JValue>,
+    /// `--trace`: every step's request, response, checks and decisions go here.
+    pub trace: Option<Arc<super::trace::Trace>>,
+}
+
+/// A variable's value from its text: a number or a boolean when the text is one
+/// and renders back the same (`vars { max 5 }` compares as a number; `007` and
+/// `1e3` stay text), else the text.
+pub fn typed(text: String) -> JValue {
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
+            if v.to_string() == text =>
+        {
+            super::interp::jv(v)
+        }
+        _ => JValue::from(text),
+    }
 }
 
 /// Mix the run seed with a user id (splitmix64), so users' streams differ.
@@ -102,6 +120,7 @@ impl User {
             urls: std::collections::HashMap::new(),
             lateness: None,
             fast: super::fast::FastClient::new(shared_cookies),
+            trace: None,
         }
     }
 
@@ -114,6 +133,85 @@ impl User {
         let sc = &self.shared.program.scenarios[self.scenario].name;
         m.insert("scenario".into(), JValue::from(sc.as_str()));
         JValue::from(m)
+    }
+
+    /// Render a template with this user's context.
+    pub fn render(&self, tpl: &crate::lang::template::Tpl) -> Result<String, String> {
+        if tpl.is_static() {
+            return Ok(tpl.source.clone());
+        }
+        self.shared
+            .program
+            .templates
+            .render(tpl, &self.ctx())
+            .map_err(|e| format!("template {:?}: {e}", tpl.source))
+    }
+
+    /// The checks with their templated values rendered for this response (static
+    /// checks are borrowed as they are). A value that cannot be rendered becomes a
+    /// check that fails with the template's error.
+    pub fn checks<'a>(&self, checks: &'a [Check]) -> Cow<'a, [Check]> {
+        if !checks.iter().any(Check::is_templated) {
+            return Cow::Borrowed(checks);
+        }
+        Cow::Owned(
+            checks
+                .iter()
+                .map(|c| {
+                    if !c.is_templated() {
+                        return c.clone();
+                    }
+                    self.render_check(c).unwrap_or_else(Check::Unrenderable)
+                })
+                .collect(),
+        )
+    }
+
+    fn render_check(&self, c: &Check) -> Result<Check, String> {
+        let regex = |t: &crate::lang::template::Tpl| -> Result<Pattern, String> {
+            let text = self.render(t)?;
+            regex::Regex::new(&text)
+                .map(Pattern)
+                .map_err(|e| format!("rendered regex {text:?}: {e}"))
+        };
+        let pred = |p: &Predicate| -> Result<Predicate, String> {
+            Ok(match p {
+                Predicate::EqualsTpl(t) => {
+                    let text = self.render(t)?;
+                    // `{{ n }}` with n = 7 renders "7": compare as the number.
+                    Predicate::Equals(
+                        serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .filter(|v| !v.is_object() && !v.is_array())
+                            .unwrap_or(serde_json::Value::String(text)),
+                    )
+                }
+                Predicate::ContainsTpl(t) => Predicate::Contains(self.render(t)?),
+                Predicate::RegexTpl(t) => Predicate::Regex(regex(t)?),
+                other => other.clone(),
+            })
+        };
+        Ok(match c {
+            Check::BodyContainsTpl(t) => Check::BodyContains(self.render(t)?),
+            Check::BodyRegexTpl(t) => Check::BodyRegex(regex(t)?),
+            Check::Header { name, predicate } => Check::Header {
+                name: name.clone(),
+                predicate: pred(predicate)?,
+            },
+            Check::Json { path, predicate } => Check::Json {
+                path: path.clone(),
+                predicate: pred(predicate)?,
+            },
+            other => other.clone(),
+        })
+    }
+
+    /// The value of a capture that found nothing: its default, rendered if templated.
+    pub fn capture_default(&self, c: &Capture) -> Option<JValue> {
+        if let Some(t) = &c.default_tpl {
+            return self.render(t).ok().map(JValue::from);
+        }
+        c.default.as_ref().map(super::interp::jv)
     }
 
     /// Evaluate plan variables and fix unique feeder rows. False when the user cannot
@@ -139,19 +237,26 @@ impl User {
         }
         self.feed();
         for (name, tpl) in &program.vars {
-            let value = match self.shared.set.get(name) {
-                Some(v) => JValue::from(v.as_str()),
-                None => match program.templates.render(tpl, &self.ctx()) {
-                    Ok(s) => JValue::from(s),
-                    Err(_) => JValue::from(tpl.source.as_str()),
+            let text = match self.shared.set.get(name) {
+                Some(v) => v.clone(),
+                None => match self.render(tpl) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Counted; later uses of the variable fail as undefined.
+                        self.rec.record(
+                            Event::new(0, 0)
+                                .with_error(ErrorKind::Template, format!("vars {name}: {e}")),
+                        );
+                        continue;
+                    }
                 },
             };
-            self.vars.insert(name.clone(), value);
+            self.vars.insert(name.clone(), typed(text));
         }
         for (k, v) in &self.shared.set {
             self.vars
                 .entry(k.clone())
-                .or_insert_with(|| JValue::from(v.as_str()));
+                .or_insert_with(|| typed(v.clone()));
         }
         true
     }

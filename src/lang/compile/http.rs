@@ -4,7 +4,7 @@ use super::{Compiler, METHODS};
 use crate::diag::{Code, did_you_mean};
 use crate::lang::ast::{Node, Value};
 use crate::lang::ir::*;
-use crate::lang::template::Tpl;
+use crate::lang::template::{Tpl, is_template};
 use crate::source::Source;
 
 impl Compiler<'_> {
@@ -85,6 +85,9 @@ impl Compiler<'_> {
             }
         };
         let stat = self.stat(&method, &name);
+        for t in n.children_named("threshold") {
+            self.threshold(t, Some(format!("{method} {name}")));
+        }
         let query = n.child("query").map(|q| self.map(q)).unwrap_or_default();
         let headers = n
             .child("headers")
@@ -148,6 +151,16 @@ impl Compiler<'_> {
         }
         for cap in &out {
             self.known.insert(cap.var.clone());
+            let text = match cap.from {
+                CaptureFrom::Regex(_) => Some("captured by `regex`"),
+                CaptureFrom::Header(_) => Some("captured from a header"),
+                CaptureFrom::Body => Some("the whole body"),
+                CaptureFrom::Json(_) => None,
+            };
+            match text {
+                Some(why) => self.text_vars.insert(cap.var.clone(), why),
+                None => self.text_vars.remove(&cap.var),
+            };
         }
         out
     }
@@ -334,9 +347,30 @@ impl Compiler<'_> {
                 }
                 Predicate::Exists
             }
-            Some("equals") => Predicate::Equals(n.prop("equals")?.scalar.to_json()),
-            Some("contains") => Predicate::Contains(n.str_prop("contains")?.to_string()),
-            Some("regex") => Predicate::Regex(self.regex(n.prop("regex")?)?),
+            Some("equals") => {
+                let v = n.prop("equals")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::EqualsTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Equals(v.scalar.to_json())
+                }
+            }
+            Some("contains") => {
+                let v = n.prop("contains")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::ContainsTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Contains(v.as_str()?.to_string())
+                }
+            }
+            Some("regex") => {
+                let v = n.prop("regex")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::RegexTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Regex(self.regex(v)?)
+                }
+            }
             Some("length") => {
                 let v = n.prop("length")?;
                 match v.as_int() {
@@ -371,7 +405,13 @@ impl Compiler<'_> {
                 Check::Status(s as u16)
             }
             "max-duration" => Check::MaxDuration(self.duration(Some(sv))?),
+            "body-contains" if sv.as_str().is_some_and(is_template) => {
+                Check::BodyContainsTpl(self.tpl(sv)?)
+            }
             "body-contains" => Check::BodyContains(sv.as_str()?.to_string()),
+            "body-regex" if sv.as_str().is_some_and(is_template) => {
+                Check::BodyRegexTpl(self.tpl(sv)?)
+            }
             "body-regex" => Check::BodyRegex(self.regex(sv)?),
             "header" => Check::Header {
                 name: sv.as_str()?.to_ascii_lowercase(),
@@ -422,10 +462,16 @@ impl Compiler<'_> {
             "header" => CaptureFrom::Header(n.str_prop("header")?.to_ascii_lowercase()),
             _ => CaptureFrom::Body,
         };
+        let (default, default_tpl) = match n.prop("default") {
+            Some(v) if v.as_str().is_some_and(is_template) => (None, Some(self.tpl(v)?)),
+            Some(v) => (Some(v.scalar.to_json()), None),
+            None => (None, None),
+        };
         Some(Capture {
             var,
             from,
-            default: n.prop("default").map(|v| v.scalar.to_json()),
+            default,
+            default_tpl,
         })
     }
 }

@@ -1,0 +1,236 @@
+//! Issue 14: plans that say what they mean. Runs against real servers on
+//! 127.0.0.1:0, bounded by iteration counts with fixed seeds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use loadplan::lang::{self, ir::Program};
+use loadplan::metrics::ErrorKind;
+use loadplan::profile::LoadProfile;
+use loadplan::runtime::driver::{self, Control};
+use loadplan::runtime::{RunConfig, RunResult};
+use loadplan::source::{Source, Syntax};
+
+fn program(text: &str) -> Arc<Program> {
+    let src = Source::new("test.kdl", text);
+    match lang::compile_source(&src, Syntax::Kdl, Path::new(".")) {
+        Ok(p) => Arc::new(p),
+        Err(d) => panic!("plan does not compile:\n{}", d.render_plain()),
+    }
+}
+
+async fn run(p: Arc<Program>, host: String, iterations: u64) -> RunResult {
+    let cfg = RunConfig {
+        host: Some(host),
+        seed: 42,
+        iterations: Some(iterations),
+        ..RunConfig::default()
+    };
+    driver::run(
+        p,
+        &LoadProfile::closed(1, 100.0, None),
+        &cfg,
+        Control::default(),
+        |_| {},
+    )
+    .await
+    .expect("run starts")
+}
+
+/// Every request the server saw: (path and query, body).
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Seen {
+    fn all(&self) -> Vec<(String, String)> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// A server that records every request and answers `/session` with a JSON object.
+async fn recording_server() -> (String, Seen) {
+    let seen = Seen::default();
+    async fn record(
+        State(s): State<Seen>,
+        uri: axum::http::Uri,
+        body: Bytes,
+    ) -> axum::Json<serde_json::Value> {
+        if let Ok(mut v) = s.0.lock() {
+            v.push((
+                uri.path_and_query().map_or(String::new(), |p| p.to_string()),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+        axum::Json(serde_json::json!({"ok": true}))
+    }
+    let app = Router::new()
+        .route(
+            "/session",
+            get(|| async {
+                axum::Json(serde_json::json!({"sid": "s-42", "count": "7", "n": 7, "row": {"url": "/x"}}))
+            }),
+        )
+        .route(
+            "/echo",
+            get(|Query(q): Query<BTreeMap<String, String>>| async move { axum::Json(q) }),
+        )
+        .route("/anything", get(record).post(record))
+        .route("/anything/{*rest}", get(record).post(record))
+        .route("/post", post(record))
+        .with_state(seen.clone());
+    (serve(app).await, seen)
+}
+
+fn errors(r: &RunResult, p: &Program) -> BTreeMap<String, (ErrorKind, String)> {
+    r.total
+        .errors
+        .keys()
+        .map(|k| {
+            let name = p
+                .stats
+                .get(k.step as usize)
+                .map_or_else(|| format!("#{}", k.step), |s| s.name.clone());
+            (name, (k.kind, k.message.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undefined_attribute_is_a_counted_template_failure_not_an_empty_string() {
+    let (host, seen) = recording_server().await;
+    // `row` is captured JSON, so `row.ulr` can only be known at run time.
+    let p = program(
+        r#"
+        scenario "s" {
+            http GET "/session" { capture "row" json="$.row"; }
+            http GET "/anything{{ row.ulr }}" name="typo"
+            http GET "/anything{{ row.url }}" name="right"
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 2).await;
+    let e = errors(&r, &p);
+    let (kind, message) = e.get("typo").expect("the typo is a failure");
+    assert_eq!(*kind, ErrorKind::Template, "{message}");
+    assert!(message.contains("undefined"), "{message}");
+    let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, vec!["/anything/x", "/anything/x"], "nothing sent to /anything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_compare_with_rendered_templates() {
+    let (host, _) = recording_server().await;
+    let p = program(
+        r#"
+        vars { want "s-42"; seven 7; }
+        scenario "s" {
+            http GET "/session" name="capture" { capture "sid" json="$.sid"; }
+            http GET "/session" name="same" {
+                check json="$.sid" equals="{{ sid }}"
+                check json="$.n" equals="{{ seven }}"
+                check body-contains="{{ want }}"
+                check json="$.sid" contains="{{ sid[2:] }}"
+            }
+            http GET "/session" name="different" { check json="$.sid" equals="{{ sid }}-not"; }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    let e = errors(&r, &p);
+    assert!(!e.contains_key("same"), "{e:?}");
+    assert_eq!(e.get("different").map(|(k, _)| *k), Some(ErrorKind::Check));
+    let same = p.stats.iter().position(|s| s.name == "same").expect("stat") as u32;
+    assert_eq!(r.total.steps[&same].checks_passed, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_users_reach_for_render() {
+    let (host, seen) = recording_server().await;
+    let p = program(
+        r#"
+        vars { name "a\"b"; q "x y&z"; }
+        scenario "s" {
+            http POST "/post" {
+                json "{\"name\": {{ name | tojson }}, \"b64\": \"{{ 'hello' | b64encode }}\", \"back\": \"{{ 'aGVsbG8=' | b64decode }}\", \"sha\": \"{{ 'abc' | sha256 }}\", \"mac\": \"{{ 'msg' | hmac('key') }}\", \"up\": \"{{ 'x' | upper }}\", \"date\": \"{{ 0 | date }}\", \"day\": \"{{ 86400 | date('%Y/%m/%d') }}\"}"
+            }
+            http GET "/anything?q={{ q | urlencode }}"
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
+    let all = seen.all();
+    let body: serde_json::Value = serde_json::from_str(&all[0].1).expect("the body is JSON");
+    assert_eq!(body["name"], "a\"b");
+    assert_eq!(body["b64"], "aGVsbG8=");
+    assert_eq!(body["back"], "hello");
+    assert_eq!(
+        body["sha"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    // HMAC-SHA256("key", "msg")
+    assert_eq!(
+        body["mac"],
+        "2d93cbc1be167bcb1637a4a23cbff01a7878f0c50ee833954ea5221bb1b8c628"
+    );
+    assert_eq!(body["up"], "X");
+    assert_eq!(body["date"], "1970-01-01T00:00:00Z");
+    assert_eq!(body["day"], "1970/01/02");
+    assert_eq!(all[1].0, "/anything?q=x%20y%26z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendered_json_body_that_is_not_json_is_a_body_failure_and_not_sent() {
+    let (host, seen) = recording_server().await;
+    let p = program(
+        r#"
+        vars { name "a\"b"; }
+        scenario "s" {
+            http POST "/post" name="raw" { json "{\"username\": \"{{ name }}\"}"; }
+            http POST "/post" name="escaped" { json "{\"username\": {{ name | tojson }}}"; }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    let e = errors(&r, &p);
+    let (kind, message) = e.get("raw").expect("raw is a failure");
+    assert_eq!(*kind, ErrorKind::Body);
+    assert!(message.contains(r#"{"username": "a"b"}"#), "{message}");
+    assert!(!e.contains_key("escaped"));
+    assert_eq!(seen.all().len(), 1, "only the valid body was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_vars_compare_as_numbers() {
+    let (host, seen) = recording_server().await;
+    // `vars` values are text in a plan file; "10" > 9 must be a numeric comparison.
+    let p = program(
+        r#"
+        vars { limit 10; }
+        scenario "s" {
+            if "limit > 9" { http GET "/anything/gt"; else { http GET "/anything/not-gt"; } }
+            if "limit < 11" { http GET "/anything/lt"; else { http GET "/anything/not-lt"; } }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
+    let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, vec!["/anything/gt", "/anything/lt"]);
+}
