@@ -191,9 +191,10 @@ pub fn locate(name: &str, plan_dir: Option<&Path>) -> Option<Source> {
         .map(|(n, text)| Source::new(format!("<builtin>/profiles/{n}.yml"), *text))
 }
 
-/// A profile source that is one of the built-in presets (not a file).
+/// A profile source that is one of the built-in presets (embedded, or the same text
+/// in `profiles/`).
 pub fn is_preset(source: &Source) -> bool {
-    source.name().starts_with("<builtin>/")
+    source.name().starts_with("<builtin>/") || PRESETS.iter().any(|(_, t)| *t == source.text())
 }
 
 /// The error for a profile name that [`locate`] does not find, with the closest
@@ -765,7 +766,9 @@ mod tests {
             Path::new("."),
         )
         .expect("compiles");
-        let d = parse(&src, Some(&plan)).expect_err("unknown step").into_sorted();
+        let d = parse(&src, Some(&plan))
+            .expect_err("unknown step")
+            .into_sorted();
         assert_eq!(d[0].code, Code::ProfileBadValue);
         assert_eq!(src.slice(d[0].span), "GET /helth");
         assert_eq!(d[0].help.as_deref(), Some("did you mean `GET /health`?"));

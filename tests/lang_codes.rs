@@ -458,7 +458,10 @@ fn a_csv_without_a_header_row_is_named_as_the_likely_cause() {
     let base = Path::new("tests/invalid");
     expect_in("p.kdl", text, base, Code::UndefinedVariable, "username", 0);
     let help = help_of("p.kdl", text, base, Code::UndefinedVariable);
-    assert!(help.contains("alice, secret") && help.contains("header row"), "{help}");
+    assert!(
+        help.contains("alice, secret") && help.contains("header row"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -472,15 +475,17 @@ fn an_unknown_filter_or_test_points_at_its_name() {
     let text = "vars { x \"1\"; }\nscenario \"s\" { if \"x is defnied\" { http GET \"/\"; } }\n";
     expect("p.kdl", text, Code::BadTemplate, "defnied", 0);
     // A `|` inside a string is not a filter.
-    let ok = "vars { x \"1\"; }\nscenario \"s\" { http GET \"/?a={{ 'a|b' ~ x | urlencode }}\"; }\n";
+    let ok =
+        "vars { x \"1\"; }\nscenario \"s\" { http GET \"/?a={{ 'a|b' ~ x | urlencode }}\"; }\n";
     lang::compile_source(&Source::new("p.kdl", ok), Syntax::Kdl, Path::new("."))
         .expect("known filters compile");
 }
 
 #[test]
 fn templates_in_check_values_are_checked_like_any_template() {
-    let text = "scenario \"s\" {\n    http GET \"/\" {\n        check json=\"$.cookies.session\" equals=\"{{ sid }}\"\n        check body-contains=\"{{ no_such_var }}\"\n    }\n}\n";
+    let text = "scenario \"s\" {\n    http GET \"/\" {\n        check json=\"$.cookies.session\" equals=\"{{ sid }}\"\n    }\n}\n";
     expect("p.kdl", text, Code::UndefinedVariable, "sid", 0);
+    let text = "scenario \"s\" {\n    http GET \"/\" {\n        check body-contains=\"{{ no_such_var }}\"\n    }\n}\n";
     expect("p.kdl", text, Code::UndefinedVariable, "no_such_var", 0);
 }
 
@@ -530,4 +535,37 @@ fn comparing_a_text_capture_with_a_number_needs_a_cast() {
     let cast = "scenario \"s\" {\n    http GET \"/\" { capture \"n\" regex=\"(\\\\d+)\"; }\n    if \"n | int > 5\" { http GET \"/big\"; }\n}\n";
     lang::compile_source(&Source::new("p.kdl", cast), Syntax::Kdl, Path::new("."))
         .expect("a cast compiles");
+}
+
+#[test]
+fn a_json_path_key_with_a_dash_gets_a_bracket_hint_and_no_cascade() {
+    let text = "scenario \"s\" {\n    http GET \"/\" { capture \"ct\" json=\"$.headers.Content-Type\"; }\n    http GET \"/?t={{ ct }}\"\n}\n";
+    let (_, d) = find("p.kdl", text, Path::new("."), Code::BadJsonPath);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("a key with `-` or a space goes in brackets: write `$.headers['Content-Type']`")
+    );
+    let Err(all) = lang::compile_source(&Source::new("p.kdl", text), Syntax::Kdl, Path::new("."))
+    else {
+        panic!("compiled");
+    };
+    let codes: Vec<Code> = all.into_sorted().into_iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        vec![Code::BadJsonPath],
+        "no `used before it is captured` after it"
+    );
+}
+
+#[test]
+fn think_in_a_yaml_step_list_is_not_a_step() {
+    let text = "scenarios:\n  - name: s\n    steps:\n      - http: GET /\n      - think: 1s\n";
+    expect("p.yaml", text, Code::UnknownNode, "think", 0);
+    let (_, d) = find("p.yaml", text, Path::new("."), Code::UnknownNode);
+    assert_eq!(d.message, "`think` is not a step");
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.starts_with("did you mean `sleep`?"))
+    );
 }

@@ -46,7 +46,12 @@ fn a_preset_applies_to_a_plan_with_any_scenario_names() {
             .args(["check", plan.to_str().expect("utf-8"), "--profile", preset])
             .output()
             .expect("runs");
-        assert_eq!(out.status.code(), Some(0), "{preset}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{preset}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -71,7 +76,13 @@ fn an_unknown_set_name_is_an_error_with_a_suggestion() {
     let dir = shop();
     let plan = dir.path().join("shop.kdl");
     let out = loadplan()
-        .args(["run", plan.to_str().expect("utf-8"), "--demo", "--iterations", "1"])
+        .args([
+            "run",
+            plan.to_str().expect("utf-8"),
+            "--demo",
+            "--iterations",
+            "1",
+        ])
         .args(["--set", "tokne=1"])
         .output()
         .expect("runs");
@@ -92,7 +103,12 @@ fn trace_shows_one_users_conversation_with_secrets_hidden() {
         .output()
         .expect("runs");
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     for want in [
         "═══ scenario `browse`",
         "═══ scenario `buy`",
@@ -115,12 +131,60 @@ fn trace_shows_one_users_conversation_with_secrets_hidden() {
 #[test]
 fn trace_of_the_mixed_plan_shows_websocket_frames() {
     let out = loadplan()
-        .args(["run", "plans/mixed.kdl", "--demo", "--trace", "--scenario", "websocket"])
+        .args([
+            "run",
+            "plans/mixed.kdl",
+            "--demo",
+            "--trace",
+            "--scenario",
+            "websocket",
+        ])
         .output()
         .expect("runs");
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
-    for want in ["⇄ connected", "⇢ send start: {\"command\": \"start\"", "⇠ receive_frame: {", "⇢ send stop"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for want in [
+        "⇄ connected",
+        "⇢ send start: {\"command\": \"start\"",
+        "⇠ receive_frame: {",
+        "⇢ send stop",
+    ] {
         assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
     }
+}
+
+#[test]
+fn graph_dot_draws_every_step_branch_and_edge() {
+    let out = loadplan()
+        .args(["graph", "plans/mixed.kdl", "--format", "dot"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let d = text(&out.stdout);
+    // The 12 requests of the `pick`, each on an edge labelled with its weight.
+    assert_eq!(
+        d.matches("label=\"[GET ").count() + d.matches("label=\"[POST ").count(),
+        12,
+        "{d}"
+    );
+    assert!(d.contains("pick one of 12"), "{d}");
+    assert!(d.contains("[label=\"weight 3\"]"), "{d}");
+    // Every WebSocket step.
+    for want in [
+        "send [send start]",
+        "receive [receive receive_frame] count=5",
+        "send [send configure]",
+        "send [send stop]",
+        "close [close disconnect] code=1000",
+    ] {
+        assert!(d.contains(want), "no {want:?} in:\n{d}");
+    }
+    let nodes = d.matches(" [label=").count() - d.matches("-> n").count();
+    let edges = d.matches("-> n").count();
+    assert!(edges >= nodes, "{nodes} nodes, {edges} edges:\n{d}");
 }

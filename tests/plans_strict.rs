@@ -73,7 +73,8 @@ async fn recording_server() -> (String, Seen) {
     ) -> axum::Json<serde_json::Value> {
         if let Ok(mut v) = s.0.lock() {
             v.push((
-                uri.path_and_query().map_or(String::new(), |p| p.to_string()),
+                uri.path_and_query()
+                    .map_or(String::new(), |p| p.to_string()),
                 String::from_utf8_lossy(&body).into_owned(),
             ));
         }
@@ -83,7 +84,9 @@ async fn recording_server() -> (String, Seen) {
         .route(
             "/session",
             get(|| async {
-                axum::Json(serde_json::json!({"sid": "s-42", "count": "7", "n": 7, "row": {"url": "/x"}}))
+                axum::Json(
+                    serde_json::json!({"sid": "s-42", "count": "7", "n": 7, "row": {"url": "/x"}}),
+                )
             }),
         )
         .route(
@@ -130,7 +133,11 @@ async fn an_undefined_attribute_is_a_counted_template_failure_not_an_empty_strin
     assert_eq!(*kind, ErrorKind::Template, "{message}");
     assert!(message.contains("undefined"), "{message}");
     let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
-    assert_eq!(paths, vec!["/anything/x", "/anything/x"], "nothing sent to /anything");
+    assert_eq!(
+        paths,
+        vec!["/anything/x", "/anything/x"],
+        "nothing sent to /anything"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,7 +174,9 @@ impl Checker<'_> {
         }
         // Properties.
         for (i, prop) in node.props.iter().enumerate() {
-            if node.props[..i].iter().any(|p| p.name == prop.name) {
+            // A form or query may repeat a key (`tag=a tag=b`): each is sent.
+            let repeats = matches!(node.name.as_str(), "form" | "query");
+            if !repeats && node.props[..i].iter().any(|p| p.name == prop.name) {
                 self.push(
                     Code::DuplicateField,
                     prop.name_span,

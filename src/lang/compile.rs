@@ -14,7 +14,7 @@ use super::ast::{Document, Node, Scalar, Value};
 use super::check::parse_duration;
 use super::ir::*;
 use super::template::{self as tmpl, Callee, Templates, Tpl, template_tags};
-use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::{Source, Span, Syntax};
 
 /// A pause as written: constant, uniform range, pacing period.
@@ -126,7 +126,11 @@ impl Compiler<'_> {
             }
         }
         let mut secrets = Vec::new();
-        for n in doc.nodes.iter().filter(|n| n.name == "vars" || n.name == "secrets") {
+        for n in doc
+            .nodes
+            .iter()
+            .filter(|n| n.name == "vars" || n.name == "secrets")
+        {
             for p in &n.props {
                 if vars.iter().any(|(k, _): &(String, Tpl)| *k == p.name) {
                     self.err(
@@ -179,6 +183,11 @@ impl Compiler<'_> {
                         }
                     }
                     "http2" => http.http2 = c.arg(0).and_then(Value::as_bool).unwrap_or(false),
+                    "auth" => {
+                        if let Some(h) = c.prop("basic").and_then(|v| self.basic_auth(v)) {
+                            http.headers.push(("Authorization".into(), h));
+                        }
+                    }
                     "cookies" => http.cookies = c.arg(0).and_then(Value::as_bool).unwrap_or(true),
                     _ => {}
                 }
@@ -332,10 +341,12 @@ impl Compiler<'_> {
             .child("on-stop")
             .map(|c| self.steps(c))
             .unwrap_or_default();
-        let has_steps = n
-            .children
-            .iter()
-            .any(|c| !matches!(c.name.as_str(), "think" | "on-start" | "on-stop" | "threshold"));
+        let has_steps = n.children.iter().any(|c| {
+            !matches!(
+                c.name.as_str(),
+                "think" | "on-start" | "on-stop" | "threshold"
+            )
+        });
         if !has_steps {
             let span = n.arg(0).map_or(n.name_span, |v| v.span);
             self.err(
@@ -435,7 +446,10 @@ impl Compiler<'_> {
                 scenario,
                 max: limits[0],
                 min: limits[1],
-                abort_on_fail: n.prop("abort-on-fail").and_then(Value::as_bool).unwrap_or(false),
+                abort_on_fail: n
+                    .prop("abort-on-fail")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 text,
             },
             written.map(|v| v.span),
@@ -557,7 +571,30 @@ impl Compiler<'_> {
             Scalar::Str(s) => s.clone(),
             other => other.to_text(),
         };
-        match self.templates.add(&text) {
+        self.tpl_text(&text, v)
+    }
+
+    /// An `Authorization: Basic …` header value from `user:password` (templates
+    /// allowed: the rendering is encoded).
+    fn basic_auth(&mut self, v: &Value) -> Option<Tpl> {
+        let text = v.as_str()?;
+        if !tmpl::is_template(text) {
+            return Some(Tpl::fixed(format!(
+                "Basic {}",
+                tmpl::base64(text.as_bytes())
+            )));
+        }
+        let mut tpl = self.tpl_text(
+            &format!("Basic {{% filter b64encode %}}{text}{{% endfilter %}}"),
+            v,
+        )?;
+        tpl.source = format!("Basic base64({text})");
+        Some(tpl)
+    }
+
+    /// Compile `text` as a template whose names are reported at `v`.
+    fn tpl_text(&mut self, text: &str, v: &Value) -> Option<Tpl> {
+        match self.templates.add(text) {
             Ok((tpl, names)) => {
                 self.check_names(names, v);
                 self.check_usage(&tpl, v, false);
@@ -674,9 +711,8 @@ impl Compiler<'_> {
             if list.contains(&name.as_str()) {
                 continue;
             }
-            let help = did_you_mean(&name, list.iter().copied()).unwrap_or_else(|| {
-                format!("the {what}s are: {}", list.join(", "))
-            });
+            let help = did_you_mean(&name, list.iter().copied())
+                .unwrap_or_else(|| format!("the {what}s are: {}", list.join(", ")));
             let span = self.sub_span(v, at + offset, name.len());
             self.err(
                 Code::BadTemplate,
@@ -713,9 +749,14 @@ impl Compiler<'_> {
             self.err(
                 Code::BadValue,
                 span,
-                format!("`{n}` is text ({why}) compared with the number {}", number.as_str()),
+                format!(
+                    "`{n}` is text ({why}) compared with the number {}",
+                    number.as_str()
+                ),
                 "text, not a number",
-                format!("text and numbers do not compare by value; cast it: `{n} | int` (or `| float`)"),
+                format!(
+                    "text and numbers do not compare by value; cast it: `{n} | int` (or `| float`)"
+                ),
             );
         }
     }
@@ -756,8 +797,11 @@ impl Compiler<'_> {
                         .map(String::as_str)
                         .chain(tmpl::BUILTIN_FUNCTIONS.iter().copied())
                         .chain(tmpl::CONTEXT_VARS.iter().copied()),
-                ).unwrap_or_else(|| {
-                    format!("define `{name}` under `vars`, capture it in an earlier step, or `set` it")
+                )
+                .unwrap_or_else(|| {
+                    format!(
+                        "define `{name}` under `vars`, capture it in an earlier step, or `set` it"
+                    )
                 });
                 self.err(
                     Code::UndefinedVariable,
@@ -864,10 +908,16 @@ impl Compiler<'_> {
                     }
                     _ => {}
                 }
+                // `index`, the pass number (0, 1, …), is known inside the block.
+                let added = self.known.insert("index".to_string());
+                let steps = self.steps(n);
+                if added {
+                    self.known.remove("index");
+                }
                 Some(Step::Repeat {
                     count: count.map(|c| c as u64),
                     duration,
-                    steps: self.steps(n),
+                    steps,
                 })
             }
             "pick" => {
@@ -974,3 +1024,16 @@ fn comparison_regex() -> &'static regex::Regex {
     })
 }
 
+/// "did you mean" that also catches a swap of two letters in a short name
+/// (`ulr` → `url`), which the similarity score alone misses.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    crate::diag::did_you_mean(word, candidates.clone()).or_else(|| {
+        candidates
+            .into_iter()
+            .find(|c| strsim::osa_distance(word, c) == 1 && word.len() >= 3)
+            .map(|c| format!("did you mean `{c}`?"))
+    })
+}

@@ -49,14 +49,17 @@ impl Program {
                 continue;
             }
             let known: Vec<&str> = self.vars.iter().map(|(v, _)| v.as_str()).collect();
-            let help = crate::diag::did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
-                if known.is_empty() {
-                    "the plan has no `vars`; --set overrides a variable declared there".into()
-                } else {
-                    format!("the plan's variables are: {}", known.join(", "))
-                }
-            });
-            return Err(format!("--set `{name}`: the plan has no variable `{name}`; {help}"));
+            let help =
+                crate::diag::did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                    if known.is_empty() {
+                        "the plan has no `vars`; --set overrides a variable declared there".into()
+                    } else {
+                        format!("the plan's variables are: {}", known.join(", "))
+                    }
+                });
+            return Err(format!(
+                "--set `{name}`: the plan has no variable `{name}`; {help}"
+            ));
         }
         Ok(())
     }
@@ -262,6 +265,8 @@ pub enum Predicate {
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     Status(u16),
+    /// `status="200,201"`, `"200-299"`, `"2xx"`: inclusive ranges.
+    StatusIn(Vec<(u16, u16)>),
     MaxDuration(#[serde(serialize_with = "ser_duration")] Duration),
     BodyContains(String),
     BodyRegex(Pattern),

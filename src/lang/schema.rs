@@ -238,6 +238,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("redirects"),
             one("http2"),
             one("cookies"),
+            one("auth"),
         ],
         "Plan metadata and HTTP defaults.",
     ),
@@ -399,6 +400,7 @@ pub const SPECS: &[NodeSpec] = &[
         &[
             map("query"),
             map("headers"),
+            one("auth"),
             one("json"),
             map("form"),
             one("text"),
@@ -421,12 +423,31 @@ pub const SPECS: &[NodeSpec] = &[
                 Ty::Str,
                 "a statistics entry such as `GET /health` (default: the enclosing step, scenario or plan)",
             ),
-            opt("max", Ty::Any, "upper limit: latency `500ms`, rate `5%` or a number"),
+            opt(
+                "max",
+                Ty::Any,
+                "upper limit: latency `500ms`, rate `5%` or a number",
+            ),
             opt("min", Ty::Any, "lower limit"),
-            opt("abort-on-fail", Ty::Bool, "stop the run as soon as the rule fails"),
+            opt(
+                "abort-on-fail",
+                Ty::Bool,
+                "stop the run as soon as the rule fails",
+            ),
         ],
         &[],
         "A pass/fail rule on the run's statistics, like a profile's thresholds.",
+    ),
+    node(
+        "auth",
+        &[],
+        &[req(
+            "basic",
+            Ty::Str,
+            "`user:password` for HTTP basic auth (templates allowed)",
+        )],
+        &[],
+        "HTTP basic auth: sends `Authorization: Basic …` (under `plan`, with every request).",
     ),
     node(
         "json",
@@ -446,7 +467,11 @@ pub const SPECS: &[NodeSpec] = &[
         "check",
         &[],
         &[
-            opt("status", Ty::Int, "the status code must equal this"),
+            opt(
+                "status",
+                Ty::Any,
+                "the status code must equal this, or be in a list `\"200,201\"`, range `\"200-299\"` or class `\"2xx\"`",
+            ),
             opt("header", Ty::Str, "subject: a response header"),
             opt("json", Ty::Str, "subject: a JSON path into the body"),
             opt("body-contains", Ty::Str, "the body must contain this text"),
@@ -658,7 +683,11 @@ pub const SPECS: &[NodeSpec] = &[
     ),
     node(
         "log",
-        &[req("message", Ty::Str, "the text to print (templates allowed)")],
+        &[req(
+            "message",
+            Ty::Str,
+            "the text to print (templates allowed)",
+        )],
         &[STEP_WEIGHT],
         &[],
         "Print a rendered text in a trace (`run --trace`, `--http-debug`).",

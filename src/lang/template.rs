@@ -31,7 +31,61 @@ pub const CONTEXT_VARS: &[&str] = &["response", "user", "iteration", "scenario",
 const MINIJINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
 
 /// Filters loadplan adds to minijinja's own (see [`FILTERS`]).
-const OWN_FILTERS: &[&str] = &[
+const OWN_FILTERS: &[&str] = &["b64encode", "b64decode", "sha256", "hmac", "date"];
+
+/// Every filter a template may use: minijinja's built-ins (with its `json` and
+/// `urlencode` features: `tojson`, `urlencode`) and loadplan's own. The names
+/// "did you mean" suggests from.
+pub const FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
     "b64encode",
     "b64decode",
     "sha256",
@@ -39,25 +93,43 @@ const OWN_FILTERS: &[&str] = &[
     "date",
 ];
 
-/// Every filter a template may use: minijinja's built-ins (with its `json` and
-/// `urlencode` features: `tojson`, `urlencode`) and loadplan's own. The names
-/// "did you mean" suggests from.
-pub const FILTERS: &[&str] = &[
-    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default",
-    "dictsort", "e", "escape", "first", "float", "format", "groupby", "indent", "int",
-    "items", "join", "last", "length", "lines", "list", "lower", "map", "max", "min",
-    "pprint", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
-    "selectattr", "slice", "sort", "split", "string", "sum", "title", "tojson", "trim",
-    "unique", "upper", "urlencode", "zip", "b64encode", "b64decode", "sha256", "hmac",
-    "date",
-];
-
 /// Every test (`x is defined`) a template may use: minijinja's built-ins.
 pub const TESTS: &[&str] = &[
-    "boolean", "defined", "divisibleby", "endingwith", "eq", "equalto", "escaped", "even",
-    "false", "filter", "float", "ge", "greaterthan", "gt", "in", "int", "integer",
-    "iterable", "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd",
-    "safe", "sameas", "sequence", "startingwith", "string", "test", "true", "undefined",
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "equalto",
+    "escaped",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "greaterthan",
+    "gt",
+    "in",
+    "int",
+    "integer",
+    "iterable",
+    "le",
+    "lessthan",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
     "upper",
 ];
 
@@ -421,14 +493,22 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// Standard base64 with padding (RFC 4648).
 fn b64encode(v: JValue) -> String {
-    let bytes: Vec<u8> = match v.as_bytes() {
-        Some(b) => b.to_vec(),
-        None => v.to_string().into_bytes(),
-    };
+    match v.as_bytes() {
+        Some(b) => base64(b),
+        None => base64(v.to_string().as_bytes()),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648).
+pub fn base64(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk.len();
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let x = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= n {
@@ -464,8 +544,12 @@ fn b64decode(s: String) -> Result<String, Error> {
             bits &= (1 << nbits) - 1;
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: the bytes are not UTF-8 text"))
+    String::from_utf8(out).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "b64decode: the bytes are not UTF-8 text",
+        )
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -501,9 +585,17 @@ fn date(v: JValue, format: Option<String>) -> Result<String, Error> {
     let secs = f64::try_from(v.clone())
         .ok()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "date: expects Unix seconds (a number), e.g. `now() | date`"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "date: expects Unix seconds (a number), e.g. `now() | date`",
+            )
+        })?;
     if !secs.is_finite() || secs.abs() > 253_402_300_799.0 {
-        return Err(Error::new(ErrorKind::InvalidOperation, "date: time out of range"));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "date: time out of range",
+        ));
     }
     let t = secs.floor() as i64;
     let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
@@ -538,7 +630,10 @@ fn date(v: JValue, format: Option<String>) -> Result<String, Error> {
             other => {
                 return Err(Error::new(
                     ErrorKind::InvalidOperation,
-                    format!("date: unknown format `%{}` (use %Y %m %d %H %M %S %s)", other.map(String::from).unwrap_or_default()),
+                    format!(
+                        "date: unknown format `%{}` (use %Y %m %d %H %M %S %s)",
+                        other.map(String::from).unwrap_or_default()
+                    ),
                 ));
             }
         }

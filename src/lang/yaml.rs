@@ -661,7 +661,27 @@ impl Cx<'_> {
                 let n = self.node(spec, &name, key_span, v);
                 node.children.push(n);
             }
-            _ => {
+            Some(_) => {
+                // A node that exists but is not a step (`- think: 1s` in a step list).
+                let help = if name == "think" {
+                    "did you mean `sleep`? (`think`, the pause between iterations, goes beside `steps:`)".to_string()
+                } else {
+                    format!("the steps are: {}", StepSet::Main.kinds().join(", "))
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::UnknownNode,
+                        self.source,
+                        key_span,
+                        format!("`{name}` is not a step"),
+                    )
+                    .label("not a step")
+                    .help(help),
+                );
+                node.children
+                    .push(Node::new(PLACEHOLDER, key_span, key_span));
+            }
+            None => {
                 // Keep it: the schema check reports unknown steps for both spellings.
                 let n = Node::new(name, key_span, key_span.join(span_of(v)));
                 node.children.push(n);

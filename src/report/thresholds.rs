@@ -124,8 +124,7 @@ pub fn evaluate_one(
     total: &Snapshot,
     elapsed_secs: f64,
 ) -> Verdict {
-    let actual =
-        stats_for(program, total, t).and_then(|s| actual(t, &s, elapsed_secs));
+    let actual = stats_for(program, total, t).and_then(|s| actual(t, &s, elapsed_secs));
     let passed = match actual {
         Some(a) => t.max.is_none_or(|m| a <= m) && t.min.is_none_or(|m| a >= m),
         None => t.metric == "error_rate" || t.metric == "check_rate",

@@ -229,6 +229,13 @@ pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
     let (mut passed, mut failed, mut first) = (0, 0, None);
     for c in checks {
         let res: Result<(), String> = match c {
+            Check::StatusIn(ranges) => match s.status {
+                Some(got) if ranges.iter().any(|(a, b)| (*a..=*b).contains(&got)) => Ok(()),
+                got => Err(format!(
+                    "expected status in {ranges:?}, got {}",
+                    got.map_or("none".into(), |g| g.to_string())
+                )),
+            },
             Check::Status(want) => match s.status {
                 Some(got) if got == *want => Ok(()),
                 got => Err(format!(
@@ -497,7 +504,8 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             if let Some(t) = user.trace.clone() {
                 t.failure(user, kind.as_str(), &m);
             }
-            user.rec.record(Event::new(step.stat, 0).with_error(kind, m));
+            user.rec
+                .record(Event::new(step.stat, 0).with_error(kind, m));
             return Flow::Failed;
         }
     };
@@ -509,6 +517,10 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         t.request(user, &label, &prepared);
     }
     let timeout = step.timeout.unwrap_or(program.http.timeout);
+    let requested = program
+        .templates
+        .uses_response
+        .then(|| prepared.url.to_string());
     let start = Instant::now();
     let result = if fast::eligible(&prepared.url, program.http.http2) {
         let exchange = fast::send(
@@ -548,9 +560,20 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let capture_msg = run_captures(user, &step.captures, &subject);
     if let Some(t) = user.trace.clone() {
         let checks = user.checks(&step.checks).into_owned();
-        t.response(user, status, None, &headers, &body, elapsed, &checks, &step.captures);
+        t.response(
+            user,
+            status,
+            headers.as_ref(),
+            &body,
+            elapsed,
+            &checks,
+            &step.captures,
+        );
     }
-    let expects_status = step.checks.iter().any(|c| matches!(c, Check::Status(_)));
+    let expects_status = step
+        .checks
+        .iter()
+        .any(|c| matches!(c, Check::Status(_) | Check::StatusIn(_)));
     let mut ev = Event::new(step.stat, elapsed.as_micros() as u64).with_status(status);
     // Coordinated omission: the response time seen from the intended start.
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
@@ -562,11 +585,11 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         ev = ev.with_error(ErrorKind::Status, format!("HTTP {status}"));
     } else if let Some(m) = check_msg {
         let kind = if expects_status
-            && step
-                .checks
-                .iter()
-                .any(|c| matches!(c, Check::Status(s) if *s != status))
-        {
+            && step.checks.iter().any(|c| match c {
+                Check::Status(s) => *s != status,
+                Check::StatusIn(r) => !r.iter().any(|(a, b)| (*a..=*b).contains(&status)),
+                _ => false,
+            }) {
             ErrorKind::Status
         } else {
             ErrorKind::Check
@@ -596,6 +619,10 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         let mut r = std::collections::BTreeMap::new();
         r.insert("status", JValue::from(status));
         r.insert("body", JValue::from(text));
+        r.insert("elapsed", JValue::from(elapsed.as_secs_f64() * 1000.0));
+        if let Some(u) = requested {
+            r.insert("url", JValue::from(u));
+        }
         if let Some(Some(j)) = subject.json.get() {
             r.insert("json", super::interp::jv(j));
         }

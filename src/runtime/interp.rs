@@ -124,16 +124,27 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             steps,
         } => {
             let mut flow = Flow::Ok;
+            // `index` is the pass number inside the block (an outer one is restored).
+            let outer = user.vars.get("index").cloned();
+            let mut i: u64 = 0;
             if let Some(n) = count {
                 for _ in 0..*n {
+                    user.vars.insert("index".into(), JValue::from(i));
                     flow = flow.and(run_steps(user, steps).await);
+                    i += 1;
                 }
             } else if let Some(d) = duration {
                 let until = Instant::now() + *d;
                 while Instant::now() < until {
+                    user.vars.insert("index".into(), JValue::from(i));
                     flow = flow.and(run_steps(user, steps).await);
+                    i += 1;
                 }
             }
+            match outer {
+                Some(v) => user.vars.insert("index".into(), v),
+                None => user.vars.remove("index"),
+            };
             flow
         }
         Step::Pick { weights, steps } => {
@@ -165,7 +176,11 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             let taken = user.shared.program.templates.truthy(condition, &ctx);
             if let Some(t) = user.trace.clone() {
                 let shown = taken.as_ref().map(|b| *b).map_err(|e| e.to_string());
-                t.branch(user, &condition.source, shown.as_ref().map(|b| *b).map_err(String::as_str));
+                t.branch(
+                    user,
+                    &condition.source,
+                    shown.as_ref().map(|b| *b).map_err(String::as_str),
+                );
             }
             match taken {
                 Ok(true) => run_steps(user, then).await,

@@ -117,21 +117,18 @@ impl Trace {
         &self,
         user: &User,
         status: u16,
-        url: Option<&str>,
-        headers: &HeaderMap,
+        headers: Option<&HeaderMap>,
         body: &[u8],
         elapsed: Duration,
         checks: &[Check],
         captures: &[Capture],
     ) {
-        let mut t = format!(
-            "← {status} in {:.1} ms{}\n",
-            elapsed.as_secs_f64() * 1000.0,
-            url.map(|u| format!(" from {u}")).unwrap_or_default()
-        );
-        t.push_str(&self.headers(headers, "  "));
+        let mut t = format!("← {status} in {:.1} ms\n", elapsed.as_secs_f64() * 1000.0);
+        if let Some(h) = headers {
+            t.push_str(&self.headers(h, "  "));
+        }
         t.push_str(&format!("  body: {}\n", self.excerpt(body)));
-        let subject = Subject::new(Some(status), Some(headers), body, elapsed);
+        let subject = Subject::new(Some(status), headers, body, elapsed);
         t.push_str(&self.checks_text(checks, &subject));
         t.push_str(&self.captures_text(user, captures));
         self.emit(user, &t);
@@ -349,7 +346,10 @@ pub async fn run(program: Arc<Program>, opts: TraceRun) -> Result<bool, String> 
         user.trace = Some(trace.clone());
         trace.note(
             &user,
-            &format!("\n═══ scenario `{}`, user {id}", program.scenarios[index].name),
+            &format!(
+                "\n═══ scenario `{}`, user {id}",
+                program.scenarios[index].name
+            ),
         );
         if !user.start().await {
             trace.note(&user, "✗ the user could not start (see the failures above)");

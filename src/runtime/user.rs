@@ -71,7 +71,7 @@ pub struct User {
 pub fn typed(text: String) -> JValue {
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
-            if v.to_string() == text =>
+            if serde_json::to_string(&v).ok().as_deref() == Some(text.as_str()) =>
         {
             super::interp::jv(v)
         }
