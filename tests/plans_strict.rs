@@ -96,6 +96,26 @@ async fn recording_server() -> (String, Seen) {
         .route("/anything", get(record).post(record))
         .route("/anything/{*rest}", get(record).post(record))
         .route("/post", post(record))
+        .route(
+            "/auth",
+            get(|State(s): State<Seen>, h: axum::http::HeaderMap| async move {
+                let auth = h
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                if let Ok(mut v) = s.0.lock() {
+                    v.push(("/auth".into(), auth));
+                }
+                "ok"
+            }),
+        )
+        .route(
+            "/status/{code}",
+            get(|axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK)
+            }),
+        )
         .with_state(seen.clone());
     (serve(app).await, seen)
 }
@@ -240,4 +260,76 @@ async fn numeric_vars_compare_as_numbers() {
     assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
     let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, vec!["/anything/gt", "/anything/lt"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_ranges_and_classes() {
+    let (host, _) = recording_server().await;
+    let p = program(
+        r#"
+        scenario "s" {
+            http GET "/status/201" name="list" { check status="200,201"; }
+            http GET "/status/404" name="gone" { check status="404,410"; }
+            http GET "/status/204" name="range" { check status="200-299"; }
+            http GET "/status/404" name="class" { check status="2xx"; }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    let e = errors(&r, &p);
+    assert_eq!(e.keys().collect::<Vec<_>>(), vec!["class"], "{e:?}");
+    assert_eq!(e["class"].0, ErrorKind::Status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_from_the_auth_node_and_from_url_userinfo() {
+    let (host, seen) = recording_server().await;
+    let with_user = host.replacen("http://", "http://bob:p%40ss@", 1);
+    let p = program(&format!(
+        r#"
+        vars {{ pw "s3cret"; }}
+        scenario "s" {{
+            http GET "/auth" {{ auth basic="alice:{{{{ pw }}}}"; }}
+            http GET "/auth" {{ auth basic="carol:plain"; }}
+            http GET "{with_user}/auth"
+        }}
+        "#
+    ));
+    let r = run(p.clone(), host, 1).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
+    let auths: Vec<String> = seen.all().into_iter().map(|(_, a)| a).collect();
+    assert_eq!(
+        auths,
+        vec![
+            "Basic YWxpY2U6czNjcmV0", // alice:s3cret
+            "Basic Y2Fyb2w6cGxhaW4=", // carol:plain
+            "Basic Ym9iOnBAc3M=",     // bob:p@ss
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_form_keys_repeat_index_and_response_facts() {
+    let (host, seen) = recording_server().await;
+    let p = program(
+        r#"
+        scenario "s" {
+            http POST "/post" { form { tag "a"; tag "b"; one "1"; } }
+            repeat count=3 { http GET "/anything/{{ index }}" name="/anything/i"; }
+            http GET "/session"
+            if "response.elapsed >= 0 and '/session' in response.url" {
+                http GET "/anything/facts"
+            }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
+    let all = seen.all();
+    assert_eq!(all[0].1, "tag=a&tag=b&one=1");
+    let paths: Vec<&str> = all[1..].iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["/anything/0", "/anything/1", "/anything/2", "/anything/facts"]
+    );
 }
