@@ -188,3 +188,23 @@ fn graph_dot_draws_every_step_branch_and_edge() {
     let edges = d.matches("-> n").count();
     assert!(edges >= nodes, "{nodes} nodes, {edges} edges:\n{d}");
 }
+
+#[test]
+fn http_debug_logs_every_users_requests_to_a_file() {
+    let dir = shop();
+    let plan = dir.path().join("shop.kdl");
+    let log = dir.path().join("http.log");
+    let out = loadplan()
+        .args(["run", plan.to_str().expect("utf-8"), "--demo", "--quiet"])
+        .args(["-u", "2", "--iterations", "1", "--http-debug"])
+        .args(["--http-debug-file", log.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let logged = std::fs::read_to_string(&log).expect("the log is written");
+    // Weights 3:1 give both users `browse`: two requests each.
+    assert_eq!(logged.matches("→ GET http://127.0.0.1:").count(), 4, "{logged}");
+    assert!(logged.contains("(user 0, iteration 0)") && logged.contains("(user 1, iteration 0)"), "{logged}");
+    assert!(logged.contains("authorization: ***"), "{logged}");
+    assert!(!logged.contains("t0k3n-value") && !logged.contains("hunter2-secret"), "{logged}");
+}

@@ -63,6 +63,13 @@ pub struct Args {
     /// With --trace: only this scenario.
     #[arg(long, requires = "trace")]
     pub scenario: Option<String>,
+    /// Log every request and response of the run (body excerpts; `=full` for whole
+    /// bodies) to --http-debug-file, secrets hidden.
+    #[arg(long, num_args = 0..=1, default_missing_value = "excerpts", value_parser = ["excerpts", "full"], value_name = "full")]
+    pub http_debug: Option<String>,
+    /// Where --http-debug writes.
+    #[arg(long, default_value = "loadplan-http-debug.log", requires = "http_debug")]
+    pub http_debug_file: PathBuf,
     /// Start the built-in demo target on a free loopback port and aim the run at it.
     #[arg(long)]
     pub demo: bool,
@@ -307,12 +314,36 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
             }
         };
     }
+    let http_debug = match &args.http_debug {
+        None => None,
+        Some(mode) => {
+            match crate::runtime::trace::Trace::to_file(&args.http_debug_file, mode == "full") {
+                Ok(t) => {
+                    if !args.quiet {
+                        eprintln!(
+                            "note: logging every request and response to {}",
+                            args.http_debug_file.display()
+                        );
+                    }
+                    Some(Arc::new(t))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write {}: {e}",
+                        args.http_debug_file.display()
+                    );
+                    return super::EXIT_USAGE;
+                }
+            }
+        }
+    };
     let cfg = RunConfig {
         host,
         seed,
         iterations: args.iterations,
         insecure: args.insecure,
         set: args.set.iter().cloned().collect::<BTreeMap<_, _>>(),
+        http_debug,
     };
     if profile.duration.is_none()
         && profile.stages.is_empty()

@@ -224,6 +224,7 @@ pub async fn run_share(
             .map(|_| AtomicUsize::new(0))
             .collect(),
         set: cfg.set.clone(),
+        trace: cfg.http_debug.clone(),
         program: program.clone(),
     });
     let agg = Arc::new(Aggregator::new());

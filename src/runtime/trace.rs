@@ -52,6 +52,12 @@ impl std::fmt::Debug for Trace {
 }
 
 impl Trace {
+    /// `--http-debug[=full]`: a trace of every user into a file.
+    pub fn to_file(path: &std::path::Path, full: bool) -> std::io::Result<Self> {
+        let file = std::fs::File::create(path)?;
+        Ok(Self::new(Box::new(std::io::BufWriter::new(file)), full))
+    }
+
     pub fn new(out: Box<dyn Write + Send>, full: bool) -> Self {
         Self {
             out: Mutex::new(out),
@@ -98,7 +104,13 @@ impl Trace {
 
     /// The request as it is about to be sent.
     pub fn request(&self, user: &User, stat: &str, p: &Prepared) {
-        let mut t = format!("\n── {stat}\n→ {} {}\n", p.method, redact_url(&p.url));
+        let mut t = format!(
+            "\n── {stat} (user {}, iteration {})\n→ {} {}\n",
+            user.id,
+            user.iteration,
+            p.method,
+            redact_url(&p.url)
+        );
         t.push_str(&self.headers(&p.headers, "  "));
         if !p.body.is_empty() {
             t.push_str(&format!("  body: {}\n", self.excerpt(&p.body)));
@@ -318,6 +330,7 @@ pub async fn run(program: Arc<Program>, opts: TraceRun) -> Result<bool, String> 
             .map(|_| AtomicUsize::new(0))
             .collect(),
         set: opts.set.clone(),
+        trace: None,
         program: program.clone(),
     });
     let agg = Arc::new(Aggregator::new());

@@ -36,6 +36,8 @@ pub struct Shared {
     /// One cursor per feeder (sequential mode).
     pub feed_cursor: Vec<AtomicUsize>,
     pub set: BTreeMap<String, String>,
+    /// `--http-debug`: every user traces into this.
+    pub trace: Option<Arc<super::trace::Trace>>,
 }
 
 /// A running user.
@@ -103,6 +105,7 @@ impl User {
         };
         let seed = mix_seed(shared.seed, id);
         let shared_cookies = shared.cookies;
+        let shared_trace = shared.trace.clone();
         let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
         Self {
             id,
@@ -120,7 +123,7 @@ impl User {
             urls: std::collections::HashMap::new(),
             lateness: None,
             fast: super::fast::FastClient::new(shared_cookies),
-            trace: None,
+            trace: shared_trace,
         }
     }
 

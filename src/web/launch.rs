@@ -171,6 +171,7 @@ impl Launcher {
             iterations: None,
             insecure: self.insecure,
             set: Default::default(),
+            http_debug: None,
         };
         let control = Control::default();
         let run = hub.begin(
