@@ -569,3 +569,25 @@ fn think_in_a_yaml_step_list_is_not_a_step() {
             .is_some_and(|h| h.starts_with("did you mean `sleep`?"))
     );
 }
+
+#[test]
+fn every_kdl_syntax_error_is_reported_in_file_order() {
+    let text = "scenario \"s\" {\n    http GET \"/a\" weight=#tru\n    http GET \"/b\" x=1,\n    http GET /c\n}\n";
+    let source = Source::new("p.kdl", text);
+    let Err(diags) = lang::compile_source(&source, Syntax::Kdl, Path::new(".")) else {
+        panic!("compiled");
+    };
+    let found: Vec<(Code, (usize, usize))> = diags
+        .into_sorted()
+        .iter()
+        .map(|d| (d.code, source.line_col(d.span.offset)))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Code::Syntax, (2, 5)),
+            (Code::Syntax, (3, 22)),
+            (Code::Syntax, (4, 14)),
+        ]
+    );
+}

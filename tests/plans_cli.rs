@@ -203,8 +203,18 @@ fn http_debug_logs_every_users_requests_to_a_file() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let logged = std::fs::read_to_string(&log).expect("the log is written");
     // Weights 3:1 give both users `browse`: two requests each.
-    assert_eq!(logged.matches("→ GET http://127.0.0.1:").count(), 4, "{logged}");
-    assert!(logged.contains("(user 0, iteration 0)") && logged.contains("(user 1, iteration 0)"), "{logged}");
+    assert_eq!(
+        logged.matches("→ GET http://127.0.0.1:").count(),
+        4,
+        "{logged}"
+    );
+    assert!(
+        logged.contains("(user 0, iteration 0)") && logged.contains("(user 1, iteration 0)"),
+        "{logged}"
+    );
     assert!(logged.contains("authorization: ***"), "{logged}");
-    assert!(!logged.contains("t0k3n-value") && !logged.contains("hunter2-secret"), "{logged}");
+    assert!(
+        !logged.contains("t0k3n-value") && !logged.contains("hunter2-secret"),
+        "{logged}"
+    );
 }

@@ -98,23 +98,27 @@ async fn recording_server() -> (String, Seen) {
         .route("/post", post(record))
         .route(
             "/auth",
-            get(|State(s): State<Seen>, h: axum::http::HeaderMap| async move {
-                let auth = h
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                if let Ok(mut v) = s.0.lock() {
-                    v.push(("/auth".into(), auth));
-                }
-                "ok"
-            }),
+            get(
+                |State(s): State<Seen>, h: axum::http::HeaderMap| async move {
+                    let auth = h
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    if let Ok(mut v) = s.0.lock() {
+                        v.push(("/auth".into(), auth));
+                    }
+                    "ok"
+                },
+            ),
         )
         .route(
             "/status/{code}",
-            get(|axum::extract::Path(code): axum::extract::Path<u16>| async move {
-                axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK)
-            }),
+            get(
+                |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                    axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK)
+                },
+            ),
         )
         .with_state(seen.clone());
     (serve(app).await, seen)
@@ -330,6 +334,11 @@ async fn repeated_form_keys_repeat_index_and_response_facts() {
     let paths: Vec<&str> = all[1..].iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         paths,
-        vec!["/anything/0", "/anything/1", "/anything/2", "/anything/facts"]
+        vec![
+            "/anything/0",
+            "/anything/1",
+            "/anything/2",
+            "/anything/facts"
+        ]
     );
 }

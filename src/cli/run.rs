@@ -68,7 +68,11 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, default_missing_value = "excerpts", value_parser = ["excerpts", "full"], value_name = "full")]
     pub http_debug: Option<String>,
     /// Where --http-debug writes.
-    #[arg(long, default_value = "loadplan-http-debug.log", requires = "http_debug")]
+    #[arg(
+        long,
+        default_value = "loadplan-http-debug.log",
+        requires = "http_debug"
+    )]
     pub http_debug_file: PathBuf,
     /// Start the built-in demo target on a free loopback port and aim the run at it.
     #[arg(long)]
