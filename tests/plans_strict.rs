@@ -342,3 +342,31 @@ async fn repeated_form_keys_repeat_index_and_response_facts() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_text_compared_with_a_number_fails_instead_of_comparing_by_type() {
+    let (host, seen) = recording_server().await;
+    // `$.count` is the JSON string "7", `$.n` the number 7.
+    let p = program(
+        r#"
+        scenario "s" {
+            http GET "/session" { capture "count" json="$.count"; capture "n" json="$.n"; }
+            if "count > 5" { http GET "/anything/text-gt"; }
+            if "count | int > 5" { http GET "/anything/cast-gt"; }
+            if "n > 5" { http GET "/anything/number-gt"; }
+        }
+        "#,
+    );
+    let r = run(p.clone(), host, 1).await;
+    let failures: Vec<(ErrorKind, String)> = r
+        .total
+        .errors
+        .keys()
+        .map(|k| (k.kind, k.message.clone()))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, ErrorKind::Template);
+    assert!(failures[0].1.contains("`count` is text"), "{failures:?}");
+    let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, vec!["/anything/cast-gt", "/anything/number-gt"]);
+}

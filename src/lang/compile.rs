@@ -48,6 +48,7 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
         columns: HashMap::new(),
         text_vars: HashMap::new(),
         thresholds: Vec::new(),
+        numeric: Vec::new(),
     };
     let program = cx.program(doc);
     if cx.diags.is_empty() {
@@ -79,6 +80,8 @@ struct Compiler<'a> {
     /// Thresholds written in the plan, with the span of a `step=` to resolve once
     /// every statistics entry is known.
     thresholds: Vec<(crate::profile::Threshold, Option<Span>)>,
+    /// Names the last `if` condition compares with a number (see [`Step::If`]).
+    numeric: Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -743,7 +746,15 @@ impl Compiler<'_> {
                 (None, Some((root, _))) if matches!(self.columns.get(root), Some((_, true))) => {
                     format!("a column of the CSV feeder `{root}`")
                 }
-                _ => continue,
+                _ => {
+                    // Not known here (a JSON capture may hold "7"): checked when run.
+                    if self.known.contains(n.split('.').next().unwrap_or(n))
+                        && !self.numeric.iter().any(|x| x == n)
+                    {
+                        self.numeric.push(n.to_string());
+                    }
+                    continue;
+                }
             };
             let span = self.sub_span(v, at + name.start(), n.len());
             self.err(
@@ -961,6 +972,7 @@ impl Compiler<'_> {
             "if" => {
                 let cond = n.arg(0)?;
                 let text = cond.as_str()?;
+                self.numeric.clear();
                 let condition = match self.templates.add_condition(text) {
                     Ok((t, names)) => {
                         self.check_names(names, cond);
@@ -981,10 +993,12 @@ impl Compiler<'_> {
                         return None;
                     }
                 };
+                let numeric = std::mem::take(&mut self.numeric);
                 let then = self.steps(n);
                 let otherwise = n.child("else").map(|e| self.steps(e)).unwrap_or_default();
                 Some(Step::If {
                     condition,
+                    numeric,
                     then,
                     otherwise,
                 })

@@ -164,6 +164,7 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
             condition,
             then,
             otherwise,
+            ..
         } => {
             let _ = writeln!(out, "{pad}- if {}", condition.source);
             for s in then {
@@ -275,6 +276,7 @@ impl Dot {
                 condition,
                 then,
                 otherwise,
+                ..
             } => {
                 let d = self.node(&format!("if {}", condition.source), "diamond");
                 self.join(&ends, d);

@@ -180,6 +180,11 @@ pub enum Step {
     },
     If {
         condition: Tpl,
+        /// Variables (`n`, `row.count`) the condition compares with a number whose
+        /// type only the run knows: text there is a `template` failure, not a
+        /// comparison by type.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        numeric: Vec<String>,
         then: Vec<Step>,
         otherwise: Vec<Step>,
     },

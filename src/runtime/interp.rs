@@ -169,11 +169,18 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
         }
         Step::If {
             condition,
+            numeric,
             then,
             otherwise,
         } => {
             let ctx = user.ctx();
-            let taken = user.shared.program.templates.truthy(condition, &ctx);
+            let taken = match user.text_compared(numeric) {
+                Some(m) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    m,
+                )),
+                None => user.shared.program.templates.truthy(condition, &ctx),
+            };
             if let Some(t) = user.trace.clone() {
                 let shown = taken.as_ref().map(|b| *b).map_err(|e| e.to_string());
                 t.branch(

@@ -209,6 +209,24 @@ impl User {
         })
     }
 
+    /// The first of `names` (compared with a number by an `if`) that holds text, as
+    /// the failure's message: `"7" > 5` would compare by type, not by value.
+    pub fn text_compared(&self, names: &[String]) -> Option<String> {
+        for n in names {
+            let mut parts = n.split('.');
+            let mut v = parts.next().and_then(|root| self.vars.get(root)).cloned();
+            for attr in parts {
+                v = v.and_then(|x| x.get_attr(attr).ok());
+            }
+            if let Some(v) = v.filter(|v| v.kind() == minijinja::value::ValueKind::String) {
+                return Some(format!(
+                    "`{n}` is text ({v:?}) compared with a number: cast it, `{n} | int` (or `| float`)"
+                ));
+            }
+        }
+        None
+    }
+
     /// The value of a capture that found nothing: its default, rendered if templated.
     pub fn capture_default(&self, c: &Capture) -> Option<JValue> {
         if let Some(t) = &c.default_tpl {
