@@ -591,3 +591,15 @@ fn every_kdl_syntax_error_is_reported_in_file_order() {
         ]
     );
 }
+
+#[test]
+fn a_yaml_status_list_is_the_kdl_status_string() {
+    let yaml = "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, checks: [{ status: [200, 201, 3xx] }] }\n";
+    let kdl = "scenario \"s\" { http GET \"/\" { check status=\"200,201,3xx\"; }; }\n";
+    let y = lang::compile_source(&Source::new("p.yaml", yaml), Syntax::Yaml, Path::new("."))
+        .expect("yaml compiles");
+    let k = lang::compile_source(&Source::new("p.kdl", kdl), Syntax::Kdl, Path::new("."))
+        .expect("kdl compiles");
+    assert_eq!(lang::dump::json(&y), lang::dump::json(&k));
+    assert!(lang::dump::json(&y).contains("status_in"));
+}

@@ -53,6 +53,19 @@ fn a_preset_applies_to_a_plan_with_any_scenario_names() {
             text(&out.stderr)
         );
     }
+    // And the run itself (cut to one second against the demo target).
+    let out = loadplan()
+        .args([
+            "run",
+            plan.to_str().expect("utf-8"),
+            "--profile",
+            "smoke",
+            "--demo",
+        ])
+        .args(["-t", "1s", "--quiet"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -153,6 +166,7 @@ fn trace_of_the_mixed_plan_shows_websocket_frames() {
         "⇢ send start: {\"command\": \"start\"",
         "⇠ receive_frame: {",
         "⇢ send stop",
+        "⇥ close disconnect: code 1000",
     ] {
         assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
     }

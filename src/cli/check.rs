@@ -73,8 +73,16 @@ pub fn run(args: Args) -> u8 {
         .collect();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let thresholds = if program.thresholds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {}",
+            plural(program.thresholds.len(), "threshold", "thresholds")
+        )
+    };
     println!(
-        "ok: {} — plan `{}`: {} [{}], {}, {}{profile_line}",
+        "ok: {} — plan `{}`: {} [{}], {}, {}{thresholds}{profile_line}",
         args.plan.display(),
         program.name,
         plural(program.scenarios.len(), "scenario", "scenarios"),

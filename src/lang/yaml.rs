@@ -467,7 +467,24 @@ impl Cx<'_> {
                 if node.props.iter().any(|p| p.name == key) {
                     self.dup(&key, key_span);
                 }
-                let value = self.scalar_or_null(v);
+                let value = match &v.value {
+                    // `status: [200, 201]`: the list spelt as KDL writes it, "200,201".
+                    Yaml::Seq(items) if spec.name == "check" && key == "status" => {
+                        let parts: Vec<String> = items
+                            .iter()
+                            .map(|i| match &i.value {
+                                Yaml::Int(n) => n.to_string(),
+                                Yaml::Str(t) => t.clone(),
+                                _ => String::new(),
+                            })
+                            .collect();
+                        Value {
+                            scalar: Scalar::Str(parts.join(",")),
+                            span: span_of(v),
+                        }
+                    }
+                    _ => self.scalar_or_null(v),
+                };
                 node.props.push(Prop {
                     name: key,
                     name_span: key_span,

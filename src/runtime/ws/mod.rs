@@ -326,6 +326,16 @@ impl Run {
                 true
             }
             WsStep::ExpectSilence { stat, duration } => {
+                if let Some(t) = user.trace.clone() {
+                    t.note(
+                        user,
+                        &format!(
+                            "… expect silence {} for {}",
+                            stat_name(user, *stat),
+                            humantime::format_duration(*duration)
+                        ),
+                    );
+                }
                 let Some(conn) = self.conn.as_mut() else {
                     return self.no_connection(user, *stat);
                 };
@@ -389,6 +399,12 @@ impl Run {
                 true
             }
             WsStep::Close { stat, code, reason } => {
+                if let Some(t) = user.trace.clone() {
+                    t.note(
+                        user,
+                        &format!("⇥ close {}: code {code}", stat_name(user, *stat)),
+                    );
+                }
                 let Some(mut conn) = self.conn.take() else {
                     return self.no_connection(user, *stat);
                 };
