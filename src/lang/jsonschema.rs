@@ -39,6 +39,13 @@ fn body(spec: &NodeSpec) -> Value {
     let mut required = Vec::new();
     for f in spec.args.iter().chain(spec.props) {
         let mut t = ty(f.ty);
+        if spec.name == "check" && f.name == "status" {
+            // YAML also takes a list: `status: [200, 201, 3xx]`.
+            t = json!({"anyOf": [
+                {"type": ["integer", "string"]},
+                {"type": "array", "items": {"type": ["integer", "string"]}}
+            ]});
+        }
         if let Some(o) = t.as_object_mut() {
             o.insert("description".into(), Value::String(f.doc.to_string()));
         }
