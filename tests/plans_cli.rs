@@ -232,3 +232,41 @@ fn http_debug_logs_every_users_requests_to_a_file() {
         "{logged}"
     );
 }
+
+#[test]
+fn thresholds_written_in_the_plan_decide_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("t.kdl");
+    std::fs::write(
+        &plan,
+        r#"threshold "error_rate" max="0%"
+scenario "s" {
+    http GET "/health" { threshold "error_rate" max="0%"; }
+    http GET "/no-such-page" name="missing"
+}
+"#,
+    )
+    .expect("write");
+    let out = loadplan()
+        .args([
+            "run",
+            plan.to_str().expect("utf-8"),
+            "--demo",
+            "--iterations",
+            "1",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("FAIL error_rate <= 0%"), "{stdout}");
+    assert!(
+        stdout.contains("PASS error_rate[GET /health] <= 0%"),
+        "{stdout}"
+    );
+}

@@ -128,6 +128,11 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 
 /// Resolve the profile and apply command-line overrides.
 pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadProfile, u8> {
+    // Every `--set` name must be a variable of the plan (run and master).
+    if let Err(m) = program.check_set(args.set.iter().map(|(k, _)| k.as_str())) {
+        eprintln!("error: {m}");
+        return Err(super::EXIT_USAGE);
+    }
     let mut p = match &args.profile {
         Some(name) => {
             let Some(src) = profile::locate(name, args.plan.parent()) else {
@@ -257,10 +262,6 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    if let Err(m) = program.check_set(args.set.iter().map(|(k, _)| k.as_str())) {
-        eprintln!("error: {m}");
-        return super::EXIT_USAGE;
-    }
     let profile = match resolve_profile(&args, &program) {
         Ok(p) => p,
         Err(code) => return code,

@@ -88,6 +88,9 @@ impl Launcher {
             }
             None => LoadProfile::closed(1, 1.0, None),
         };
+        // Thresholds written in the plan hold under any profile.
+        p.thresholds
+            .extend(hub.program().thresholds.iter().cloned());
         let positive = |what: &str, v: f64| {
             if v > 0.0 && v.is_finite() {
                 Ok(v)
