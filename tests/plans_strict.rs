@@ -113,6 +113,16 @@ async fn recording_server() -> (String, Seen) {
             ),
         )
         .route(
+            "/redirect",
+            get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "/anything/after")],
+                    "",
+                )
+            }),
+        )
+        .route(
             "/status/{code}",
             get(
                 |axum::extract::Path(code): axum::extract::Path<u16>| async move {
@@ -369,4 +379,28 @@ async fn a_captured_text_compared_with_a_number_fails_instead_of_comparing_by_ty
     assert!(failures[0].1.contains("`count` is text"), "{failures:?}");
     let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, vec!["/anything/cast-gt", "/anything/number-gt"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_may_set_its_own_redirects_on_both_http_paths() {
+    // HTTP/1.1 goes through the direct client, HTTP/2 (prior knowledge) through reqwest.
+    for http2 in ["#false", "#true"] {
+        let (host, seen) = recording_server().await;
+        let p = program(&format!(
+            r#"
+            plan "p" {{ http2 {http2}; }}
+            scenario "s" {{
+                http GET "/redirect" name="own" redirects=0 {{
+                    check status=302
+                    check header="location" equals="/anything/after"
+                }}
+                http GET "/redirect" name="plan's" {{ check status=200; }}
+            }}
+            "#
+        ));
+        let r = run(p.clone(), host, 1).await;
+        assert_eq!(r.total.failures(), 0, "http2 {http2}: {:?}", errors(&r, &p));
+        let paths: Vec<String> = seen.all().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, vec!["/anything/after"], "http2 {http2}");
+    }
 }

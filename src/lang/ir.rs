@@ -202,6 +202,9 @@ pub struct HttpStep {
     pub body: Body,
     #[serde(serialize_with = "ser_opt_duration")]
     pub timeout: Option<Duration>,
+    /// Redirects to follow for this request (default: the plan's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
     pub checks: Vec<Check>,
     pub captures: Vec<Capture>,
 }

@@ -396,6 +396,11 @@ pub const SPECS: &[NodeSpec] = &[
                 Ty::Duration,
                 "request timeout (default from the plan)",
             ),
+            opt(
+                "redirects",
+                Ty::Int,
+                "redirects to follow for this request; 0 returns the redirect itself (default from the plan)",
+            ),
         ],
         &[
             map("query"),

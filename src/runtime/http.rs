@@ -17,6 +17,11 @@ use super::user::User;
 use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
 use crate::metrics::{ErrorKind, Event};
 
+tokio::task_local! {
+    /// The redirect limit of the request being sent (a step may set its own).
+    static REDIRECTS: usize;
+}
+
 /// Install the rustls crypto provider once (reqwest is built without a default one).
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -50,11 +55,18 @@ pub fn client(
     tls: Option<&rustls::ClientConfig>,
 ) -> Result<reqwest::Client, reqwest::Error> {
     install_crypto();
-    let redirect = if program.http.redirects == 0 {
-        reqwest::redirect::Policy::none()
-    } else {
-        reqwest::redirect::Policy::limited(program.http.redirects as usize)
-    };
+    // The plan's limit, or the current step's (`http … redirects=0`, see REDIRECTS).
+    let default = program.http.redirects as usize;
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        let max = REDIRECTS.try_with(|m| *m).unwrap_or(default);
+        if max == 0 {
+            attempt.stop()
+        } else if attempt.previous().len() > max {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    });
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .redirect(redirect)
@@ -527,14 +539,18 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             &mut user.fast,
             prepared,
             program.http.connect_timeout,
-            program.http.redirects,
+            step.redirects.unwrap_or(program.http.redirects),
         );
         match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else {
-        send_reqwest(user, prepared, timeout).await
+        // A step's own `redirects` reaches the client's policy through a task-local.
+        let limit = step.redirects.unwrap_or(program.http.redirects) as usize;
+        REDIRECTS
+            .scope(limit, send_reqwest(user, prepared, timeout))
+            .await
     };
     let Answer {
         status,

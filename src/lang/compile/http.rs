@@ -153,6 +153,23 @@ impl Compiler<'_> {
             },
         };
         let timeout = self.duration(n.prop("timeout"));
+        let redirects = match n.prop("redirects") {
+            None => None,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(_)) => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "redirects must be 0 or more",
+                        "out of range",
+                        "0 disables redirects for this request",
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
         let checks = n
             .children_named("check")
             .filter_map(|c| self.check(c, true))
@@ -166,6 +183,7 @@ impl Compiler<'_> {
             headers,
             body,
             timeout,
+            redirects,
             checks,
             captures,
         })
