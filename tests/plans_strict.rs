@@ -179,7 +179,7 @@ async fn checks_compare_with_rendered_templates() {
     let (host, _) = recording_server().await;
     let p = program(
         r#"
-        vars { want "s-42"; seven 7; }
+        vars { want "s-42"; seven 7; key "sid"; }
         scenario "s" {
             http GET "/session" name="capture" { capture "sid" json="$.sid"; }
             http GET "/session" name="same" {
@@ -187,6 +187,7 @@ async fn checks_compare_with_rendered_templates() {
                 check json="$.n" equals="{{ seven }}"
                 check body-contains="{{ want }}"
                 check json="$.sid" contains="{{ sid[2:] }}"
+                check json="$.{{ key }}" equals="s-42"
             }
             http GET "/session" name="different" { check json="$.sid" equals="{{ sid }}-not"; }
         }
@@ -197,7 +198,7 @@ async fn checks_compare_with_rendered_templates() {
     assert!(!e.contains_key("same"), "{e:?}");
     assert_eq!(e.get("different").map(|(k, _)| *k), Some(ErrorKind::Check));
     let same = p.stats.iter().position(|s| s.name == "same").expect("stat") as u32;
-    assert_eq!(r.total.steps[&same].checks_passed, 4);
+    assert_eq!(r.total.steps[&same].checks_passed, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -291,13 +291,19 @@ pub enum Check {
         path: JsonPath,
         predicate: Predicate,
     },
+    /// A JSON path with a template (`$.users[{{ index }}].name`), parsed after
+    /// rendering.
+    JsonTpl {
+        path: Tpl,
+        predicate: Predicate,
+    },
 }
 
 impl Check {
     /// Holds a template to render per response.
     pub fn is_templated(&self) -> bool {
         match self {
-            Check::BodyContainsTpl(_) | Check::BodyRegexTpl(_) => true,
+            Check::BodyContainsTpl(_) | Check::BodyRegexTpl(_) | Check::JsonTpl { .. } => true,
             Check::Header { predicate, .. } | Check::Json { predicate, .. } => matches!(
                 predicate,
                 Predicate::EqualsTpl(_) | Predicate::ContainsTpl(_) | Predicate::RegexTpl(_)

@@ -267,7 +267,7 @@ pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
                 }
             }
             Check::Unrenderable(m) => Err(m.clone()),
-            Check::BodyContainsTpl(t) | Check::BodyRegexTpl(t) => {
+            Check::BodyContainsTpl(t) | Check::BodyRegexTpl(t) | Check::JsonTpl { path: t, .. } => {
                 Err(format!("template {:?} was not rendered", t.source))
             }
             Check::BodyContains(t) => {

@@ -205,6 +205,18 @@ impl User {
                 path: path.clone(),
                 predicate: pred(predicate)?,
             },
+            Check::JsonTpl { path, predicate } => {
+                let source = self.render(path)?;
+                let parsed = serde_json_path::JsonPath::parse(&source)
+                    .map_err(|e| format!("rendered JSON path {source:?}: {e}"))?;
+                Check::Json {
+                    path: crate::lang::ir::JsonPath {
+                        source,
+                        path: parsed,
+                    },
+                    predicate: pred(predicate)?,
+                }
+            }
             other => other.clone(),
         })
     }

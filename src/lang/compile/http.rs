@@ -498,6 +498,10 @@ impl Compiler<'_> {
                 name: sv.as_str()?.to_ascii_lowercase(),
                 predicate,
             },
+            _ if sv.as_str().is_some_and(is_template) => Check::JsonTpl {
+                path: self.tpl(sv)?,
+                predicate,
+            },
             _ => Check::Json {
                 path: self.json_path(sv)?,
                 predicate,
