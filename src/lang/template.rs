@@ -716,6 +716,56 @@ mod tests {
     }
 
     #[test]
+    fn callees_are_found_outside_strings() {
+        let found = callees(
+            "{{ a | upper }}{{ 'x|y' ~ b|tojson }}{% if c is not defined %}{% endif %}",
+            false,
+        );
+        let names: Vec<(Callee, &str)> = found.iter().map(|(k, n, _)| (*k, n.as_str())).collect();
+        assert_eq!(
+            names,
+            vec![
+                (Callee::Filter, "upper"),
+                (Callee::Filter, "tojson"),
+                (Callee::Test, "defined")
+            ]
+        );
+        assert!(callees("a is even and b | length > 2", true).len() == 2);
+    }
+
+    #[test]
+    fn base64_and_dates_round_trip() {
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar", "é"] {
+            let enc = base64(text.as_bytes());
+            assert_eq!(b64decode(enc).expect("decodes"), text);
+        }
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(
+            date(JValue::from(951_782_400), None).expect("date"),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            date(JValue::from(-1), Some("%Y-%m-%d %H:%M:%S".into())).expect("date"),
+            "1969-12-31 23:59:59"
+        );
+        assert!(date(JValue::from("soon"), None).is_err());
+    }
+
+    #[test]
+    fn strict_templates_refuse_undefined_attributes() {
+        let mut t = Templates::new();
+        let (tpl, _) = t.add("/x{{ row.ulr }}").expect("compiles");
+        let row: std::collections::BTreeMap<&str, &str> = [("url", "/a")].into_iter().collect();
+        let err = t
+            .render(
+                &tpl,
+                &ctx(&[("row", JValue::from(minijinja::value::Serde(row)))]),
+            )
+            .expect_err("undefined attribute");
+        assert_eq!(err.kind(), ErrorKind::UndefinedError);
+    }
+
+    #[test]
     fn syntax_errors_are_reported() {
         let mut t = Templates::new();
         assert!(t.add("{{ oops(").is_err());
