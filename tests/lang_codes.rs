@@ -603,3 +603,13 @@ fn a_yaml_status_list_is_the_kdl_status_string() {
     assert_eq!(lang::dump::json(&y), lang::dump::json(&k));
     assert!(lang::dump::json(&y).contains("status_in"));
 }
+
+#[test]
+fn think_inside_a_block_suggests_sleep() {
+    let text = "scenario \"s\" {\n    group \"g\" {\n        http GET \"/\"\n        think \"1s\"\n    }\n}\n";
+    expect("p.kdl", text, Code::UnknownNode, "think", 0);
+    assert!(
+        help_of("p.kdl", text, Path::new("."), Code::UnknownNode)
+            .starts_with("did you mean `sleep`?")
+    );
+}

@@ -301,13 +301,19 @@ impl Checker<'_> {
             if let Some(set) = steps {
                 candidates.extend(set.kinds());
             }
-            let help = did_you_mean(&child.name, candidates.iter().copied()).unwrap_or_else(|| {
-                if candidates.is_empty() {
-                    format!("{what} takes no children")
-                } else {
-                    format!("{what} accepts: {}", candidates.join(", "))
-                }
+            let think = (child.name == "think" && steps.is_some()).then(|| {
+                "did you mean `sleep`? (`think` is a scenario's pause between iterations)"
+                    .to_string()
             });
+            let help = think
+                .or_else(|| did_you_mean(&child.name, candidates.iter().copied()))
+                .unwrap_or_else(|| {
+                    if candidates.is_empty() {
+                        format!("{what} takes no children")
+                    } else {
+                        format!("{what} accepts: {}", candidates.join(", "))
+                    }
+                });
             self.push(
                 Code::UnknownNode,
                 child.name_span,

@@ -157,7 +157,13 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
                 None => Flow::Ok,
             }
         }
-        Step::Set { var, value } => set_var(user, var, value),
+        Step::Set { var, value } => {
+            let flow = set_var(user, var, value);
+            if let (Some(t), Some(v)) = (user.trace.clone(), user.vars.get(var)) {
+                t.note(user, &format!("= set {var} = {v}"));
+            }
+            flow
+        }
         Step::Log(text) => {
             if let Some(t) = user.trace.clone() {
                 match user.render(text) {
