@@ -613,3 +613,14 @@ fn think_inside_a_block_suggests_sleep() {
             .starts_with("did you mean `sleep`?")
     );
 }
+
+#[test]
+fn repeated_form_keys_in_both_spellings() {
+    let yaml = "scenarios:\n  - name: s\n    steps:\n      - http: { method: POST, url: /, form: { tag: [a, b], one: 1 } }\n";
+    let kdl = "scenario \"s\" { http POST \"/\" { form { tag \"a\"; tag \"b\"; one 1; }; }; }\n";
+    let y = lang::compile_source(&Source::new("p.yaml", yaml), Syntax::Yaml, Path::new("."))
+        .expect("yaml compiles");
+    let k = lang::compile_source(&Source::new("p.kdl", kdl), Syntax::Kdl, Path::new("."))
+        .expect("kdl compiles");
+    assert_eq!(lang::dump::json(&y), lang::dump::json(&k));
+}

@@ -28,6 +28,15 @@ fn steps_ref(set: StepSet) -> Value {
 }
 
 fn body(spec: &NodeSpec) -> Value {
+    if spec.is_map && matches!(spec.name, "form" | "query") {
+        // A key may repeat: YAML writes its values as a list.
+        let scalar = json!({"type": ["string", "number", "boolean", "null"]});
+        return json!({
+            "type": "object",
+            "description": spec.doc,
+            "additionalProperties": {"anyOf": [scalar, {"type": "array", "items": scalar}]}
+        });
+    }
     if spec.is_map {
         return json!({
             "type": "object",

@@ -420,12 +420,21 @@ impl Cx<'_> {
         };
         for (k, v) in entries {
             let Some(key) = self.key(k) else { continue };
-            if let Some(value) = self.scalar(v) {
-                node.props.push(Prop {
-                    name: key,
-                    name_span: span_of(k),
-                    value,
-                });
+            // `form: { tag: [a, b] }`: a repeated key, as KDL writes `tag=a tag=b`.
+            let values: Vec<&Spanned<Yaml>> = match &v.value {
+                Yaml::Seq(items) if matches!(node.name.as_str(), "form" | "query") => {
+                    items.iter().collect()
+                }
+                _ => vec![v],
+            };
+            for v in values {
+                if let Some(value) = self.scalar(v) {
+                    node.props.push(Prop {
+                        name: key.clone(),
+                        name_span: span_of(k),
+                        value,
+                    });
+                }
             }
         }
     }
