@@ -405,3 +405,23 @@ async fn a_request_may_set_its_own_redirects_on_both_http_paths() {
         assert_eq!(paths, vec!["/anything/after"], "http2 {http2}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_paths_and_regexes_may_hold_templates() {
+    let (host, seen) = recording_server().await;
+    let p = program(
+        r##"
+        vars { key "sid"; }
+        scenario "s" {
+            http GET "/session" {
+                capture "a" json="$.{{ key }}"
+                capture "b" regex=#""{{ key }}":"([^"]+)""#
+            }
+            http GET "/anything/{{ a }}/{{ b }}"
+        }
+        "##,
+    );
+    let r = run(p.clone(), host, 1).await;
+    assert_eq!(r.total.failures(), 0, "{:?}", errors(&r, &p));
+    assert_eq!(seen.all()[0].0, "/anything/s-42/s-42");
+}

@@ -318,6 +318,9 @@ impl Check {
 pub enum CaptureFrom {
     Json(JsonPath),
     Regex(Pattern),
+    /// A templated JSON path or regex, parsed after rendering.
+    JsonTpl(Tpl),
+    RegexTpl(Tpl),
     Header(String),
     Body,
 }

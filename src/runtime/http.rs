@@ -333,8 +333,17 @@ fn describe(p: &Predicate) -> String {
 pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Option<String> {
     let mut missing = None;
     for c in captures {
-        let value: Option<JValue> = match &c.from {
+        // A templated path or regex is rendered first (`User::capture_source`).
+        let rendered = match user.capture_source(c) {
+            Ok(r) => r,
+            Err(m) => {
+                missing.get_or_insert(m);
+                continue;
+            }
+        };
+        let value: Option<JValue> = match rendered.as_ref().unwrap_or(&c.from) {
             CaptureFrom::Json(p) => s.json_path(p).first().map(super::interp::jv),
+            CaptureFrom::JsonTpl(_) | CaptureFrom::RegexTpl(_) => None,
             CaptureFrom::Regex(r) => {
                 let text = s.text();
                 r.0.captures(&text).map(|caps| {

@@ -239,6 +239,31 @@ impl User {
         None
     }
 
+    /// A capture's templated JSON path or regex, rendered and parsed for this
+    /// response (None: the source is static). The error names the rendering.
+    pub fn capture_source(
+        &self,
+        c: &Capture,
+    ) -> Result<Option<crate::lang::ir::CaptureFrom>, String> {
+        use crate::lang::ir::{CaptureFrom, JsonPath};
+        Ok(Some(match &c.from {
+            CaptureFrom::JsonTpl(t) => {
+                let source = self.render(t)?;
+                let path = serde_json_path::JsonPath::parse(&source).map_err(|e| {
+                    format!("capture `{}`: rendered JSON path {source:?}: {e}", c.var)
+                })?;
+                CaptureFrom::Json(JsonPath { source, path })
+            }
+            CaptureFrom::RegexTpl(t) => {
+                let text = self.render(t)?;
+                let r = regex::Regex::new(&text)
+                    .map_err(|e| format!("capture `{}`: rendered regex {text:?}: {e}", c.var))?;
+                CaptureFrom::Regex(Pattern(r))
+            }
+            _ => return Ok(None),
+        }))
+    }
+
     /// The value of a capture that found nothing: its default, rendered if templated.
     pub fn capture_default(&self, c: &Capture) -> Option<JValue> {
         if let Some(t) = &c.default_tpl {

@@ -203,10 +203,10 @@ impl Compiler<'_> {
         for cap in &out {
             self.known.insert(cap.var.clone());
             let text = match cap.from {
-                CaptureFrom::Regex(_) => Some("captured by `regex`"),
+                CaptureFrom::Regex(_) | CaptureFrom::RegexTpl(_) => Some("captured by `regex`"),
                 CaptureFrom::Header(_) => Some("captured from a header"),
                 CaptureFrom::Body => Some("the whole body"),
-                CaptureFrom::Json(_) => None,
+                CaptureFrom::Json(_) | CaptureFrom::JsonTpl(_) => None,
             };
             match text {
                 Some(why) => self.text_vars.insert(cap.var.clone(), why),
@@ -542,6 +542,12 @@ impl Compiler<'_> {
             return None;
         }
         let from = match sources[0] {
+            "json" if n.str_prop("json").is_some_and(is_template) => {
+                CaptureFrom::JsonTpl(self.tpl(n.prop("json")?)?)
+            }
+            "regex" if n.str_prop("regex").is_some_and(is_template) => {
+                CaptureFrom::RegexTpl(self.tpl(n.prop("regex")?)?)
+            }
             "json" => CaptureFrom::Json(self.json_path(n.prop("json")?)?),
             "regex" => CaptureFrom::Regex(self.regex(n.prop("regex")?)?),
             "header" => CaptureFrom::Header(n.str_prop("header")?.to_ascii_lowercase()),
