@@ -145,6 +145,9 @@ pub struct Stage {
 pub struct Threshold {
     pub metric: String,
     pub step: Option<String>,
+    /// Only the steps of this scenario (a `threshold` written in a plan's scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
     /// Limits in base units: µs for latency, a fraction for rates, req/s for `rate`.
     pub max: Option<f64>,
     pub min: Option<f64>,
@@ -218,6 +221,45 @@ pub fn locate(name: &str, plan_dir: Option<&Path>) -> Option<Source> {
         .map(|(n, text)| Source::new(format!("<builtin>/profiles/{n}.yml"), *text))
 }
 
+/// A profile source that is one of the built-in presets (embedded, or the same text
+/// in `profiles/`).
+pub fn is_preset(source: &Source) -> bool {
+    source.name().starts_with("<builtin>/") || PRESETS.iter().any(|(_, t)| *t == source.text())
+}
+
+/// The error for a profile name that [`locate`] does not find, with the closest
+/// preset or `profiles/*.yml` name ("did you mean `smoke`?").
+pub fn not_found(name: &str, plan_dir: Option<&Path>) -> String {
+    let mut names: Vec<String> = PRESETS.iter().map(|(n, _)| (*n).to_string()).collect();
+    let mut dirs = vec![PathBuf::from("profiles")];
+    if let Some(dir) = plan_dir {
+        dirs.push(dir.join("profiles"));
+        if let Some(parent) = dir.parent() {
+            dirs.push(parent.join("profiles"));
+        }
+    }
+    for d in dirs {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                    if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                        if !names.iter().any(|n| n == stem) {
+                            names.push(stem.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let hint = crate::diag::did_you_mean(name, names.iter().map(String::as_str))
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
+    format!(
+        "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak){hint}"
+    )
+}
+
 /// Parse and validate a profile source (against a program when given, for weights).
 ///
 /// Every problem is reported at once: the shape of the file first (unknown keys,
@@ -244,7 +286,7 @@ pub fn unknown_weights(profile: &LoadProfile, program: &Program) -> Vec<String> 
 }
 
 /// Parse `5%` / `0.05` as a fraction, `500ms` as µs, numbers as is.
-fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
+pub fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     let latency = matches!(
         crate::report::thresholds::base_metric(metric),
         "p50" | "p90" | "p95" | "p99" | "p99.9" | "max" | "avg"
@@ -270,11 +312,82 @@ fn amount(a: &Amount, metric: &str) -> Result<f64, String> {
     }
 }
 
+/// The metrics a threshold may name.
+pub const METRICS: &[&str] = &[
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "max",
+    "avg",
+    "error_rate",
+    "check_rate",
+    "rate",
+];
+
+/// A rule as written, for reports: `p95[GET /health] <= 500ms`.
+pub fn rule_text(
+    metric: &str,
+    step: Option<&str>,
+    scenario: Option<&str>,
+    max: &Option<Amount>,
+    min: &Option<Amount>,
+) -> String {
+    let show = |a: &Option<Amount>| match a {
+        Some(Amount::Number(n)) => n.to_string(),
+        Some(Amount::Text(s)) => s.clone(),
+        None => String::new(),
+    };
+    let mut text = metric.to_string();
+    match (step, scenario) {
+        (Some(s), _) => text.push_str(&format!("[{s}]")),
+        (None, Some(sc)) => text.push_str(&format!("[scenario {sc}]")),
+        (None, None) => {}
+    }
+    if max.is_some() {
+        text.push_str(&format!(" <= {}", show(max)));
+    }
+    if min.is_some() {
+        text.push_str(&format!(" >= {}", show(min)));
+    }
+    text
+}
+
+/// A threshold's `step` must name a statistics entry of the plan, by its name
+/// (`/health`) or its kind and name (`GET /health`); the error is the help line.
+pub fn resolve_step(stats: &[crate::lang::ir::StatEntry], step: &str) -> Result<(), String> {
+    if stats
+        .iter()
+        .any(|s| s.name == step || format!("{} {}", s.kind, s.name) == step)
+    {
+        return Ok(());
+    }
+    let names: Vec<String> = stats
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.name))
+        .collect();
+    Err(
+        crate::diag::did_you_mean(step, names.iter().map(String::as_str)).unwrap_or_else(|| {
+            format!(
+                "the plan's steps are: {}",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    )
+}
+
 /// Value checks, with spans from the tree.
 struct Resolver<'a> {
     source: &'a Source,
     at: &'a Locate<'a>,
     diags: Diagnostics,
+    /// The plan, when checked together: threshold steps are resolved against it.
+    program: Option<&'a Program>,
 }
 
 impl Resolver<'_> {
@@ -472,28 +585,25 @@ impl Resolver<'_> {
             };
             let max = conv(&t.max, "max");
             let min = conv(&t.min, "min");
-            let show = |a: &Option<Amount>| match a {
-                Some(Amount::Number(n)) => n.to_string(),
-                Some(Amount::Text(s)) => s.clone(),
-                None => String::new(),
-            };
-            let mut text = t.metric.clone();
-            if let Some(s) = &t.step {
-                text.push_str(&format!("[{s}]"));
-            }
-            if t.max.is_some() {
-                text.push_str(&format!(" <= {}", show(&t.max)));
-            }
-            if t.min.is_some() {
-                text.push_str(&format!(" >= {}", show(&t.min)));
+            if let (Some(step), Some(p)) = (&t.step, self.program) {
+                if let Err(help) = resolve_step(&p.stats, step) {
+                    self.bad(
+                        self.at.value(&["thresholds", &i, "step"]),
+                        format!("no step `{step}` in the plan"),
+                        "unknown step",
+                        &help,
+                    );
+                    continue;
+                }
             }
             out.push(Threshold {
                 metric: t.metric.clone(),
                 step: t.step.clone(),
+                scenario: None,
                 max,
                 min,
                 abort_on_fail: t.abort_on_fail,
-                text,
+                text: rule_text(&t.metric, t.step.as_deref(), None, &t.max, &t.min),
             });
         }
         out
@@ -502,11 +612,17 @@ impl Resolver<'_> {
     /// A weight for a scenario the plan lacks is an error only when it looks like a
     /// typo of one it has, or when no weight names any of its scenarios; otherwise it
     /// is ignored (a preset weighting `http` and `websocket` serves an HTTP-only plan).
+    /// The built-in presets never refuse a plan for its scenario names: their
+    /// weights are defaults for the scenarios that exist.
     fn weights(&mut self, f: &ProfileFile, p: &Program) {
         let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
         let none_match = f.weights.keys().all(|n| p.scenario(n).is_none());
+        let preset = is_preset(self.source);
         for (name, w) in &f.weights {
             if p.scenario(name).is_none() {
+                if preset {
+                    continue;
+                }
                 let typo = crate::diag::did_you_mean(name, names.iter().copied());
                 if typo.is_none() && !none_match {
                     continue;
@@ -549,6 +665,7 @@ fn resolve(
         source,
         at,
         diags: Diagnostics::new(),
+        program,
     };
     let duration = cx.duration(&f.duration, &["duration"]);
     if duration.is_some_and(|d| d.is_zero()) {
@@ -693,7 +810,7 @@ mod tests {
 
     #[test]
     fn weights_naming_no_scenario_at_all_are_errors() {
-        let src = locate("smoke", None).expect("preset");
+        let src = Source::new("p.yml", "name: x\nweights:\n  http: 80\n  websocket: 20\n");
         let d = parse(&src, Some(&program(&["browse", "buy"])))
             .expect_err("no match")
             .into_sorted();
@@ -717,5 +834,44 @@ mod tests {
         }
         let src = Source::new("p.yml", "name: x\nusers: 1\nallow_no_data: true\n");
         assert!(parse(&src, None).expect("valid").allow_no_data);
+    }
+
+    #[test]
+    fn threshold_steps_are_resolved_against_the_plan() {
+        let src = Source::new(
+            "p.yml",
+            "name: x\nthresholds:\n  - { metric: p99, step: GET /helth, max: 1s }\n",
+        );
+        let plan = crate::lang::compile_source(
+            &Source::new("p.kdl", "scenario \"s\" { http GET \"/health\"; }\n"),
+            crate::source::Syntax::Kdl,
+            Path::new("."),
+        )
+        .expect("compiles");
+        let d = parse(&src, Some(&plan))
+            .expect_err("unknown step")
+            .into_sorted();
+        assert_eq!(d[0].code, Code::ProfileBadValue);
+        assert_eq!(src.slice(d[0].span), "GET /helth");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `GET /health`?"));
+        parse(&src, None).expect("without a plan, steps are not known");
+    }
+
+    #[test]
+    fn presets_apply_to_any_plan() {
+        for name in ["smoke", "load", "stress", "soak"] {
+            let src = locate(name, None).expect("preset");
+            let plan = program(&["browse", "buy"]);
+            let p = parse(&src, Some(&plan)).expect("a preset never refuses a plan");
+            assert_eq!(unknown_weights(&p, &plan).len(), 2);
+            // A near-miss name is not a typo for a preset either.
+            parse(&src, Some(&program(&["https"]))).expect("no typo error from a preset");
+        }
+    }
+
+    #[test]
+    fn unknown_profile_names_get_a_suggestion() {
+        let m = not_found("smok", None);
+        assert!(m.ends_with("did you mean `smoke`?"), "{m}");
     }
 }

@@ -473,3 +473,197 @@ fn empty_repeat_points_at_the_repeat_in_both_spellings() {
         0,
     );
 }
+
+// Issue 14: strict templates, templated checks, thresholds in plans, typed comparisons.
+
+/// The help line of the first diagnostic with `code` (after [`expect`] pinned its span).
+fn help_of(name: &str, text: &str, base: &Path, code: Code) -> String {
+    find(name, text, base, code).1.help.unwrap_or_default()
+}
+
+#[test]
+fn a_misspelt_feeder_column_points_at_the_column() {
+    let text = "feeder \"row\" file=\"data/sites.csv\"\nscenario \"s\" { http GET \"/anything{{ row.ulr }}\"; }\n";
+    let base = Path::new("tests/invalid");
+    expect_in("p.kdl", text, base, Code::UndefinedVariable, "ulr", 0);
+    assert_eq!(
+        help_of("p.kdl", text, base, Code::UndefinedVariable),
+        "did you mean `url`?"
+    );
+    // The same in YAML.
+    let yaml = "feeders: [{ name: row, file: data/sites.csv }]\nscenarios:\n  - name: s\n    steps:\n      - http: GET /anything{{ row.ulr }}\n";
+    expect_in("p.yaml", yaml, base, Code::UndefinedVariable, "ulr", 0);
+}
+
+#[test]
+fn a_csv_without_a_header_row_is_named_as_the_likely_cause() {
+    let text = "feeder \"users\" file=\"data/no-header.csv\"\nscenario \"s\" { http GET \"/?u={{ users.username }}\"; }\n";
+    let base = Path::new("tests/invalid");
+    expect_in("p.kdl", text, base, Code::UndefinedVariable, "username", 0);
+    let help = help_of("p.kdl", text, base, Code::UndefinedVariable);
+    assert!(
+        help.contains("alice, secret") && help.contains("header row"),
+        "{help}"
+    );
+}
+
+#[test]
+fn an_unknown_filter_or_test_points_at_its_name() {
+    let text = "vars { x \"1\"; }\nscenario \"s\" { http GET \"/?a={{ x | tojsn }}\"; }\n";
+    expect("p.kdl", text, Code::BadTemplate, "tojsn", 0);
+    assert_eq!(
+        help_of("p.kdl", text, Path::new("."), Code::BadTemplate),
+        "did you mean `tojson`?"
+    );
+    let text = "vars { x \"1\"; }\nscenario \"s\" { if \"x is defnied\" { http GET \"/\"; } }\n";
+    expect("p.kdl", text, Code::BadTemplate, "defnied", 0);
+    // A `|` inside a string is not a filter.
+    let ok =
+        "vars { x \"1\"; }\nscenario \"s\" { http GET \"/?a={{ 'a|b' ~ x | urlencode }}\"; }\n";
+    lang::compile_source(&Source::new("p.kdl", ok), Syntax::Kdl, Path::new("."))
+        .expect("known filters compile");
+}
+
+#[test]
+fn templates_in_check_values_are_checked_like_any_template() {
+    let text = "scenario \"s\" {\n    http GET \"/\" {\n        check json=\"$.cookies.session\" equals=\"{{ sid }}\"\n    }\n}\n";
+    expect("p.kdl", text, Code::UndefinedVariable, "sid", 0);
+    let text = "scenario \"s\" {\n    http GET \"/\" {\n        check body-contains=\"{{ no_such_var }}\"\n    }\n}\n";
+    expect("p.kdl", text, Code::UndefinedVariable, "no_such_var", 0);
+}
+
+#[test]
+fn a_threshold_on_a_misspelt_step_points_at_the_step() {
+    let text = "threshold \"p99\" step=\"GET /helth\" max=\"1s\"\nscenario \"s\" { http GET \"/health\"; }\n";
+    expect("p.kdl", text, Code::BadValue, "\"GET /helth\"", 0);
+    assert_eq!(
+        help_of("p.kdl", text, Path::new("."), Code::BadValue),
+        "did you mean `GET /health`?"
+    );
+    let yaml = "thresholds: [{ metric: p99, step: GET /helth, max: 1s }]\nscenarios:\n  - name: s\n    steps: [http: GET /health]\n";
+    expect("p.yaml", yaml, Code::BadValue, "GET /helth", 0);
+    let metric = "threshold \"p96\" max=\"1s\"\nscenario \"s\" { http GET \"/health\"; }\n";
+    expect("p.kdl", metric, Code::BadValue, "\"p96\"", 0);
+}
+
+#[test]
+fn thresholds_in_a_plan_compile_at_every_level() {
+    let text = r#"threshold "error_rate" max="1%"
+scenario "s" {
+    threshold "p95" max="500ms"
+    http GET "/health" {
+        threshold "p99" max=800
+    }
+}
+"#;
+    let p = lang::compile_source(&Source::new("p.kdl", text), Syntax::Kdl, Path::new("."))
+        .expect("compiles");
+    let rules: Vec<&str> = p.thresholds.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        rules,
+        vec![
+            "error_rate <= 1%",
+            "p95[scenario s] <= 500ms",
+            "p99[GET /health] <= 800"
+        ]
+    );
+    assert_eq!(p.thresholds[2].max, Some(800_000.0));
+}
+
+#[test]
+fn comparing_a_text_capture_with_a_number_needs_a_cast() {
+    let text = "scenario \"s\" {\n    http GET \"/\" { capture \"n\" regex=\"(\\\\d+)\"; }\n    if \"n > 5\" { http GET \"/big\"; }\n}\n";
+    expect("p.kdl", text, Code::BadValue, "n", 2);
+    assert!(help_of("p.kdl", text, Path::new("."), Code::BadValue).contains("n | int"));
+    let cast = "scenario \"s\" {\n    http GET \"/\" { capture \"n\" regex=\"(\\\\d+)\"; }\n    if \"n | int > 5\" { http GET \"/big\"; }\n}\n";
+    lang::compile_source(&Source::new("p.kdl", cast), Syntax::Kdl, Path::new("."))
+        .expect("a cast compiles");
+}
+
+#[test]
+fn a_json_path_key_with_a_dash_gets_a_bracket_hint_and_no_cascade() {
+    let text = "scenario \"s\" {\n    http GET \"/\" { capture \"ct\" json=\"$.headers.Content-Type\"; }\n    http GET \"/?t={{ ct }}\"\n}\n";
+    let (_, d) = find("p.kdl", text, Path::new("."), Code::BadJsonPath);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("a key with `-` or a space goes in brackets: write `$.headers['Content-Type']`")
+    );
+    let Err(all) = lang::compile_source(&Source::new("p.kdl", text), Syntax::Kdl, Path::new("."))
+    else {
+        panic!("compiled");
+    };
+    let codes: Vec<Code> = all.into_sorted().into_iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        vec![Code::BadJsonPath],
+        "no `used before it is captured` after it"
+    );
+}
+
+#[test]
+fn think_in_a_yaml_step_list_is_not_a_step() {
+    let text = "scenarios:\n  - name: s\n    steps:\n      - http: GET /\n      - think: 1s\n";
+    expect("p.yaml", text, Code::UnknownNode, "think", 0);
+    let (_, d) = find("p.yaml", text, Path::new("."), Code::UnknownNode);
+    assert_eq!(d.message, "`think` is not a step");
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.starts_with("did you mean `sleep`?"))
+    );
+}
+
+#[test]
+fn every_kdl_syntax_error_is_reported_in_file_order() {
+    let text = "scenario \"s\" {\n    http GET \"/a\" weight=#tru\n    http GET \"/b\" x=1,\n    http GET /c\n}\n";
+    let source = Source::new("p.kdl", text);
+    let Err(diags) = lang::compile_source(&source, Syntax::Kdl, Path::new(".")) else {
+        panic!("compiled");
+    };
+    let found: Vec<(Code, (usize, usize))> = diags
+        .into_sorted()
+        .iter()
+        .map(|d| (d.code, source.line_col(d.span.offset)))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Code::Syntax, (2, 5)),
+            (Code::Syntax, (3, 22)),
+            (Code::Syntax, (4, 14)),
+        ]
+    );
+}
+
+#[test]
+fn a_yaml_status_list_is_the_kdl_status_string() {
+    let yaml = "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, checks: [{ status: [200, 201, 3xx] }] }\n";
+    let kdl = "scenario \"s\" { http GET \"/\" { check status=\"200,201,3xx\"; }; }\n";
+    let y = lang::compile_source(&Source::new("p.yaml", yaml), Syntax::Yaml, Path::new("."))
+        .expect("yaml compiles");
+    let k = lang::compile_source(&Source::new("p.kdl", kdl), Syntax::Kdl, Path::new("."))
+        .expect("kdl compiles");
+    assert_eq!(lang::dump::json(&y), lang::dump::json(&k));
+    assert!(lang::dump::json(&y).contains("status_in"));
+}
+
+#[test]
+fn think_inside_a_block_suggests_sleep() {
+    let text = "scenario \"s\" {\n    group \"g\" {\n        http GET \"/\"\n        think \"1s\"\n    }\n}\n";
+    expect("p.kdl", text, Code::UnknownNode, "think", 0);
+    assert!(
+        help_of("p.kdl", text, Path::new("."), Code::UnknownNode)
+            .starts_with("did you mean `sleep`?")
+    );
+}
+
+#[test]
+fn repeated_form_keys_in_both_spellings() {
+    let yaml = "scenarios:\n  - name: s\n    steps:\n      - http: { method: POST, url: /, form: { tag: [a, b], one: 1 } }\n";
+    let kdl = "scenario \"s\" { http POST \"/\" { form { tag \"a\"; tag \"b\"; one 1; }; }; }\n";
+    let y = lang::compile_source(&Source::new("p.yaml", yaml), Syntax::Yaml, Path::new("."))
+        .expect("yaml compiles");
+    let k = lang::compile_source(&Source::new("p.kdl", kdl), Syntax::Kdl, Path::new("."))
+        .expect("kdl compiles");
+    assert_eq!(lang::dump::json(&y), lang::dump::json(&k));
+}

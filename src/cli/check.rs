@@ -42,9 +42,7 @@ pub fn run(args: Args) -> u8 {
     let mut profile_line = String::new();
     if let Some(name) = &args.profile {
         let Some(src) = profile::locate(name, args.plan.parent()) else {
-            errln!(
-                "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-            );
+            errln!("{}", profile::not_found(name, args.plan.parent()));
             return super::EXIT_USAGE;
         };
         match profile::parse(&src, Some(&program)) {
@@ -75,8 +73,16 @@ pub fn run(args: Args) -> u8 {
         .collect();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let thresholds = if program.thresholds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {}",
+            plural(program.thresholds.len(), "threshold", "thresholds")
+        )
+    };
     outln!(
-        "ok: {} — plan `{}`: {} [{}], {}, {}{profile_line}",
+        "ok: {} — plan `{}`: {} [{}], {}, {}{thresholds}{profile_line}",
         args.plan.display(),
         program.name,
         plural(program.scenarios.len(), "scenario", "scenarios"),

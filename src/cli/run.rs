@@ -55,6 +55,25 @@ pub struct Args {
     /// Iterations per user; the run ends when all users are done.
     #[arg(long)]
     pub iterations: Option<u64>,
+    /// Trace one user instead of a load run: per step the rendered request, the
+    /// response, checks, captures, branches and WebSocket frames (secrets hidden).
+    /// One user per scenario, one iteration (or --iterations N).
+    #[arg(long)]
+    pub trace: bool,
+    /// With --trace: only this scenario.
+    #[arg(long, requires = "trace")]
+    pub scenario: Option<String>,
+    /// Log every request and response of the run (body excerpts; `=full` for whole
+    /// bodies) to --http-debug-file, secrets hidden.
+    #[arg(long, num_args = 0..=1, default_missing_value = "excerpts", value_parser = ["excerpts", "full"], value_name = "full")]
+    pub http_debug: Option<String>,
+    /// Where --http-debug writes.
+    #[arg(
+        long,
+        default_value = "loadplan-http-debug.log",
+        requires = "http_debug"
+    )]
+    pub http_debug_file: PathBuf,
     /// Start the built-in demo target on a free loopback port and aim the run at it.
     #[arg(long)]
     pub demo: bool,
@@ -150,12 +169,15 @@ fn check_numbers(args: &Args) -> Result<(), u8> {
 
 /// Resolve the profile and apply command-line overrides.
 pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadProfile, u8> {
+    // Every `--set` name must be a variable of the plan (run and master).
+    if let Err(m) = program.check_set(args.set.iter().map(|(k, _)| k.as_str())) {
+        eprintln!("error: {m}");
+        return Err(super::EXIT_USAGE);
+    }
     let mut p = match &args.profile {
         Some(name) => {
             let Some(src) = profile::locate(name, args.plan.parent()) else {
-                errln!(
-                    "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-                );
+                errln!("{}", profile::not_found(name, args.plan.parent()));
                 return Err(super::EXIT_USAGE);
             };
             profile::parse(&src, Some(program)).map_err(|d| {
@@ -212,6 +234,8 @@ pub fn resolve_profile(args: &Args, program: &lang::ir::Program) -> Result<LoadP
         p.duration = Some(d);
         p.stages.clear();
     }
+    // Thresholds written in the plan hold under any profile.
+    p.thresholds.extend(program.thresholds.iter().cloned());
     Ok(p)
 }
 
@@ -329,12 +353,57 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         eprintln!("warning: {w}");
     }
     let seed = super::seed_or_clock(args.seed);
+    if args.trace {
+        let opts = crate::runtime::trace::TraceRun {
+            host,
+            seed,
+            set: args.set.iter().cloned().collect(),
+            scenario: args.scenario.clone(),
+            iterations: args.iterations.unwrap_or(1),
+            insecure: args.insecure,
+        };
+        let ok = crate::runtime::trace::run(program, opts).await;
+        signals.abort();
+        drop(demo);
+        return match ok {
+            Ok(true) => super::EXIT_OK,
+            Ok(false) => super::EXIT_FAILED,
+            Err(m) => {
+                eprintln!("error: {m}");
+                super::EXIT_FATAL
+            }
+        };
+    }
+    let http_debug = match &args.http_debug {
+        None => None,
+        Some(mode) => {
+            match crate::runtime::trace::Trace::to_file(&args.http_debug_file, mode == "full") {
+                Ok(t) => {
+                    if !args.quiet {
+                        eprintln!(
+                            "note: logging every request and response to {}",
+                            args.http_debug_file.display()
+                        );
+                    }
+                    Some(Arc::new(t))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write {}: {e}",
+                        args.http_debug_file.display()
+                    );
+                    return super::EXIT_USAGE;
+                }
+            }
+        }
+    };
     let cfg = RunConfig {
         host,
         seed,
         iterations: args.iterations,
         insecure: args.insecure,
         set: args.set.iter().cloned().collect::<BTreeMap<_, _>>(),
+        http_debug,
     };
     if profile.duration.is_none()
         && profile.stages.is_empty()

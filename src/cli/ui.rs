@@ -52,9 +52,7 @@ pub fn run(args: Args) -> u8 {
     };
     if let Some(name) = &args.profile {
         if crate::profile::locate(name, args.plan.parent()).is_none() {
-            eprintln!(
-                "error: no profile `{name}` (not a file, not in profiles/, not a preset: smoke, load, stress, soak)"
-            );
+            eprintln!("{}", crate::profile::not_found(name, args.plan.parent()));
             return super::EXIT_USAGE;
         }
     }

@@ -317,6 +317,7 @@ pub async fn run(cfg: &WorkerConfig) -> Result<Summary, WorkerError> {
         iterations: job.iterations,
         insecure: job.insecure,
         set: job.set.clone(),
+        http_debug: None,
     };
     let (done_tx, mut done_rx) = mpsc::channel::<Finished>(64);
     let mut running: BTreeMap<u32, Running> = BTreeMap::new();

@@ -237,7 +237,9 @@ impl Checker<'_> {
         }
         // Properties.
         for (i, prop) in node.props.iter().enumerate() {
-            if node.props[..i].iter().any(|p| p.name == prop.name) {
+            // A form or query may repeat a key (`tag=a tag=b`): each is sent.
+            let repeats = matches!(node.name.as_str(), "form" | "query");
+            if !repeats && node.props[..i].iter().any(|p| p.name == prop.name) {
                 self.push(
                     Code::DuplicateField,
                     prop.name_span,
@@ -362,13 +364,19 @@ impl Checker<'_> {
             if let Some(set) = steps {
                 candidates.extend(set.kinds());
             }
-            let help = did_you_mean(&child.name, candidates.iter().copied()).unwrap_or_else(|| {
-                if candidates.is_empty() {
-                    format!("{what} takes no children")
-                } else {
-                    format!("{what} accepts: {}", candidates.join(", "))
-                }
+            let think = (child.name == "think" && steps.is_some()).then(|| {
+                "did you mean `sleep`? (`think` is a scenario's pause between iterations)"
+                    .to_string()
             });
+            let help = think
+                .or_else(|| did_you_mean(&child.name, candidates.iter().copied()))
+                .unwrap_or_else(|| {
+                    if candidates.is_empty() {
+                        format!("{what} takes no children")
+                    } else {
+                        format!("{what} accepts: {}", candidates.join(", "))
+                    }
+                });
             self.push(
                 Code::UnknownNode,
                 child.name_span,

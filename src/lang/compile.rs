@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::ast::{Document, Node, Scalar, Value};
 use super::check::parse_duration;
 use super::ir::*;
-use super::template::{Templates, Tpl};
-use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
+use super::template::{self as tmpl, Callee, Templates, Tpl, template_tags};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::{Source, Span, Syntax};
 
 /// A pause as written: constant, uniform range, pacing period.
@@ -45,6 +45,10 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
         scenario: String::new(),
         known: HashSet::new(),
         later: HashMap::new(),
+        columns: HashMap::new(),
+        text_vars: HashMap::new(),
+        thresholds: Vec::new(),
+        numeric: Vec::new(),
     };
     let program = cx.program(doc);
     if cx.diags.is_empty() {
@@ -128,6 +132,16 @@ struct Compiler<'a> {
     known: HashSet<String>,
     /// Names bound somewhere in the current scenario, with where (for "used before").
     later: HashMap<String, Span>,
+    /// Feeder name → its columns and whether it is CSV (feeder attributes are checked).
+    columns: HashMap<String, (Vec<String>, bool)>,
+    /// Variables known to hold text at this point, with what made them text (a regex
+    /// or header capture): comparing one with a number needs a cast.
+    text_vars: HashMap<String, &'static str>,
+    /// Thresholds written in the plan, with the span of a `step=` to resolve once
+    /// every statistics entry is known.
+    thresholds: Vec<(crate::profile::Threshold, Option<Span>)>,
+    /// Names the last `if` condition compares with a number (see [`Step::If`]).
+    numeric: Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -160,10 +174,26 @@ impl Compiler<'_> {
                 self.known.insert(name.to_string());
             }
             if let Some(f) = self.feeder(n, &feeders) {
+                let mut cols: Vec<String> = Vec::new();
+                for row in f.rows.iter() {
+                    for k in row.keys() {
+                        if !cols.contains(k) {
+                            cols.push(k.clone());
+                        }
+                    }
+                }
+                let csv = !f.file.to_ascii_lowercase().ends_with(".json")
+                    && n.str_prop("format") != Some("json");
+                self.columns.insert(f.name.clone(), (cols, csv));
                 feeders.push(f);
             }
         }
-        for n in doc.nodes.iter().filter(|n| n.name == "vars") {
+        let mut secrets = Vec::new();
+        for n in doc
+            .nodes
+            .iter()
+            .filter(|n| n.name == "vars" || n.name == "secrets")
+        {
             for p in &n.props {
                 if vars.iter().any(|(k, _): &(String, Tpl)| *k == p.name) {
                     self.err(
@@ -177,6 +207,9 @@ impl Compiler<'_> {
                 }
                 if let Some(t) = self.tpl(&p.value) {
                     vars.push((p.name.clone(), t));
+                }
+                if n.name == "secrets" {
+                    secrets.push(p.name.clone());
                 }
                 self.known.insert(p.name.clone());
             }
@@ -213,6 +246,11 @@ impl Compiler<'_> {
                         }
                     }
                     "http2" => http.http2 = c.arg(0).and_then(Value::as_bool).unwrap_or(false),
+                    "auth" => {
+                        if let Some(h) = c.prop("basic").and_then(|v| self.basic_auth(v)) {
+                            http.headers.push(("Authorization".into(), h));
+                        }
+                    }
                     "cookies" => http.cookies = c.arg(0).and_then(Value::as_bool).unwrap_or(true),
                     "max-body" => {
                         if let Some(Ok(n)) = c.arg(0).map(crate::lang::check::parse_size) {
@@ -224,6 +262,9 @@ impl Compiler<'_> {
             }
         }
 
+        for n in doc.nodes.iter().filter(|n| n.name == "threshold") {
+            self.threshold(n, None);
+        }
         let plan_known = self.known.clone();
         let mut scenarios: Vec<Scenario> = Vec::new();
         let mut seen: HashMap<String, Span> = HashMap::new();
@@ -245,6 +286,7 @@ impl Compiler<'_> {
             }
             seen.insert(sname.to_string(), sspan);
             self.known = plan_known.clone();
+            self.text_vars = HashMap::new();
             self.later = HashMap::new();
             self.scenario = sname.to_string();
             collect_bindings(n, &mut self.later);
@@ -264,13 +306,31 @@ impl Compiler<'_> {
                 },
             );
         }
+        let mut thresholds = Vec::new();
+        for (t, span) in std::mem::take(&mut self.thresholds) {
+            if let (Some(step), Some(span)) = (&t.step, span) {
+                if let Err(help) = crate::profile::resolve_step(&self.stats, step) {
+                    self.err(
+                        Code::BadValue,
+                        span,
+                        format!("no step `{step}` in the plan"),
+                        "unknown step",
+                        help,
+                    );
+                    continue;
+                }
+            }
+            thresholds.push(t);
+        }
         Program {
             name,
             host,
             http,
             vars,
+            secrets,
             feeders,
             scenarios,
+            thresholds,
             stats: std::mem::take(&mut self.stats),
             templates: std::mem::take(&mut self.templates),
         }
@@ -306,6 +366,9 @@ impl Compiler<'_> {
             },
         };
         let think = n.child("think").map_or(Think::None, |t| self.think(t));
+        for t in n.children_named("threshold") {
+            self.threshold(t, None);
+        }
         let on_start = n
             .child("on-start")
             .map(|c| self.steps(c))
@@ -315,10 +378,12 @@ impl Compiler<'_> {
             .child("on-stop")
             .map(|c| self.steps(c))
             .unwrap_or_default();
-        let has_steps = n
-            .children
-            .iter()
-            .any(|c| !matches!(c.name.as_str(), "think" | "on-start" | "on-stop"));
+        let has_steps = n.children.iter().any(|c| {
+            !matches!(
+                c.name.as_str(),
+                "think" | "on-start" | "on-stop" | "threshold"
+            )
+        });
         if !has_steps {
             let span = n.arg(0).map_or(n.name_span, |v| v.span);
             self.err(
@@ -341,6 +406,100 @@ impl Compiler<'_> {
             steps,
             on_stop,
         }
+    }
+
+    /// A `threshold` node: in the plan (all steps), a scenario (its steps) or a step
+    /// (`default_step`, that step's statistics entry). `step=` is resolved later.
+    fn threshold(&mut self, n: &Node, default_step: Option<String>) {
+        use crate::profile::{Amount, METRICS, amount, rule_text};
+        let Some(mv) = n.arg(0) else { return };
+        let Some(metric) = mv.as_str() else { return };
+        // `http_` and `ws_` name the protocol a rule covers (docs/metrics.md).
+        let base = metric
+            .strip_prefix("http_")
+            .or_else(|| metric.strip_prefix("ws_"))
+            .unwrap_or(metric);
+        if !METRICS.contains(&base) {
+            let known: Vec<String> = ["", "http_", "ws_"]
+                .iter()
+                .flat_map(|p| METRICS.iter().map(move |m| format!("{p}{m}")))
+                .collect();
+            let help = did_you_mean(metric, known.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("one of: {}", METRICS.join(", ")));
+            self.err(
+                Code::BadValue,
+                mv.span,
+                format!("unknown threshold metric `{metric}`"),
+                "unknown metric",
+                help,
+            );
+            return;
+        }
+        let to_amount = |v: &Value| match &v.scalar {
+            Scalar::Int(i) => Some(Amount::Number(*i as f64)),
+            Scalar::Float(f) => Some(Amount::Number(*f)),
+            Scalar::Str(s) => Some(Amount::Text(s.clone())),
+            _ => None,
+        };
+        let (max_a, min_a) = (
+            n.prop("max").and_then(to_amount),
+            n.prop("min").and_then(to_amount),
+        );
+        if max_a.is_none() && min_a.is_none() {
+            self.err(
+                Code::MissingField,
+                n.name_span,
+                format!("the `{metric}` threshold needs `max` or `min`"),
+                "no limit",
+                if self.yaml {
+                    "e.g. `{ metric: p95, max: 500ms }`"
+                } else {
+                    "e.g. `threshold \"p95\" max=\"500ms\"`"
+                },
+            );
+            return;
+        }
+        let mut limits = [None, None];
+        for (i, key) in ["max", "min"].into_iter().enumerate() {
+            let (Some(v), Some(a)) = (n.prop(key), [&max_a, &min_a][i].as_ref()) else {
+                continue;
+            };
+            match amount(a, metric) {
+                Ok(x) => limits[i] = Some(x),
+                Err(e) => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        e,
+                        "not a limit",
+                        "latency limits take a duration (`500ms`), rates a percentage (`1%`)",
+                    );
+                    return;
+                }
+            }
+        }
+        let written = n.prop("step");
+        let step = written
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or(default_step);
+        let scenario = (step.is_none() && !self.scenario.is_empty()).then(|| self.scenario.clone());
+        let text = rule_text(metric, step.as_deref(), scenario.as_deref(), &max_a, &min_a);
+        self.thresholds.push((
+            crate::profile::Threshold {
+                metric: metric.to_string(),
+                step,
+                scenario,
+                max: limits[0],
+                min: limits[1],
+                abort_on_fail: n
+                    .prop("abort-on-fail")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                text,
+            },
+            written.map(|v| v.span),
+        ));
     }
 
     fn duration(&mut self, v: Option<&Value>) -> Option<Duration> {
@@ -458,9 +617,33 @@ impl Compiler<'_> {
             Scalar::Str(s) => s.clone(),
             other => other.to_text(),
         };
-        match self.templates.add(&text) {
+        self.tpl_text(&text, v)
+    }
+
+    /// An `Authorization: Basic …` header value from `user:password` (templates
+    /// allowed: the rendering is encoded).
+    fn basic_auth(&mut self, v: &Value) -> Option<Tpl> {
+        let text = v.as_str()?;
+        if !tmpl::is_template(text) {
+            return Some(Tpl::fixed(format!(
+                "Basic {}",
+                tmpl::base64(text.as_bytes())
+            )));
+        }
+        let mut tpl = self.tpl_text(
+            &format!("Basic {{% filter b64encode %}}{text}{{% endfilter %}}"),
+            v,
+        )?;
+        tpl.source = format!("Basic base64({text})");
+        Some(tpl)
+    }
+
+    /// Compile `text` as a template whose names are reported at `v`.
+    fn tpl_text(&mut self, text: &str, v: &Value) -> Option<Tpl> {
+        match self.templates.add(text) {
             Ok((tpl, names)) => {
                 self.check_names(names, v);
+                self.check_usage(&tpl, v, false);
                 Some(tpl)
             }
             Err(e) => {
@@ -523,6 +706,124 @@ impl Compiler<'_> {
             .map_or(v.span, |(i, _)| self.sub_span(v, i, name.len()))
     }
 
+    /// Feeder columns the template reads, and the filters and tests it calls: each
+    /// must exist (minijinja only finds out when rendering).
+    fn check_usage(&mut self, tpl: &Tpl, v: &Value, condition: bool) {
+        let mut nested: Vec<String> = self.templates.nested_names(tpl).into_iter().collect();
+        nested.sort();
+        for path in nested {
+            let mut parts = path.split('.');
+            let (Some(root), Some(attr)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Some((cols, csv)) = self.columns.get(root).cloned() else {
+                continue;
+            };
+            if cols.iter().any(|c| c == attr) {
+                continue;
+            }
+            let full = self.name_span(v, &format!("{root}.{attr}"));
+            let span = self.narrow(v, full, root.len() + 1, attr.len());
+            let list = cols.join(", ");
+            let help = did_you_mean(attr, cols.iter().map(String::as_str)).unwrap_or_else(|| {
+                if csv {
+                    format!(
+                        "its columns are: {list} — a CSV feeder's first line is its header row; add one (e.g. `{attr},…`) if the file has none"
+                    )
+                } else {
+                    format!("its rows have the keys: {list}")
+                }
+            });
+            self.err(
+                Code::UndefinedVariable,
+                span,
+                format!("feeder `{root}` has no column `{attr}`"),
+                "no such column",
+                help,
+            );
+        }
+        let Some(text) = v.as_str() else { return };
+        let inner = if condition {
+            Templates::condition_body(text)
+        } else {
+            text
+        };
+        let at = text.find(inner).unwrap_or(0);
+        for (kind, name, offset) in tmpl::callees(inner, condition) {
+            let (list, what) = match kind {
+                Callee::Filter => (tmpl::FILTERS, "filter"),
+                Callee::Test => (tmpl::TESTS, "test"),
+            };
+            if list.contains(&name.as_str()) {
+                continue;
+            }
+            let help = did_you_mean(&name, list.iter().copied())
+                .unwrap_or_else(|| format!("the {what}s are: {}", list.join(", ")));
+            let span = self.sub_span(v, at + offset, name.len());
+            self.err(
+                Code::BadTemplate,
+                span,
+                format!("unknown {what} `{name}`"),
+                &format!("not a {what}"),
+                help,
+            );
+        }
+        if condition {
+            self.check_comparisons(inner, v, at);
+        }
+    }
+
+    /// `n > 5` where `n` holds text (a regex or header capture, a CSV column): text
+    /// and numbers do not compare by value, so this needs a cast (`n | int > 5`).
+    fn check_comparisons(&mut self, expr: &str, v: &Value, at: usize) {
+        let re = comparison_regex();
+        for c in re.captures_iter(expr) {
+            let (name, number) = match (c.name("l"), c.name("r"), c.name("l2"), c.name("r2")) {
+                (Some(l), Some(r), _, _) => (l, r),
+                (_, _, Some(l), Some(r)) => (r, l),
+                _ => continue,
+            };
+            let n = name.as_str();
+            let why = match (self.text_vars.get(n), n.split_once('.')) {
+                (Some(why), _) => (*why).to_string(),
+                (None, Some((root, _))) if matches!(self.columns.get(root), Some((_, true))) => {
+                    format!("a column of the CSV feeder `{root}`")
+                }
+                _ => {
+                    // Not known here (a JSON capture may hold "7"): checked when run.
+                    if self.known.contains(n.split('.').next().unwrap_or(n))
+                        && !self.numeric.iter().any(|x| x == n)
+                    {
+                        self.numeric.push(n.to_string());
+                    }
+                    continue;
+                }
+            };
+            let span = self.sub_span(v, at + name.start(), n.len());
+            self.err(
+                Code::BadValue,
+                span,
+                format!(
+                    "`{n}` is text ({why}) compared with the number {}",
+                    number.as_str()
+                ),
+                "text, not a number",
+                format!(
+                    "text and numbers do not compare by value; cast it: `{n} | int` (or `| float`)"
+                ),
+            );
+        }
+    }
+
+    /// `span` narrowed to `len` bytes `skip` bytes in, when it covers at least that.
+    fn narrow(&self, v: &Value, span: Span, skip: usize, len: usize) -> Span {
+        if span != v.span && span.len >= skip + len {
+            Span::new(span.offset + skip, len)
+        } else {
+            span
+        }
+    }
+
     fn check_names(&mut self, names: HashSet<String>, v: &Value) {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
@@ -541,9 +842,20 @@ impl Compiler<'_> {
                     format!("it is bound at line {line}, column {col}, by a later step; move this use after it"),
                 );
             } else {
-                let known: Vec<String> = self.known.iter().cloned().collect();
-                let help = did_you_mean(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
-                    format!("define `{name}` under `vars`, capture it in an earlier step, or `set` it")
+                let mut known: Vec<String> = self.known.iter().cloned().collect();
+                known.sort();
+                let help = did_you_mean(
+                    &name,
+                    known
+                        .iter()
+                        .map(String::as_str)
+                        .chain(tmpl::BUILTIN_FUNCTIONS.iter().copied())
+                        .chain(tmpl::CONTEXT_VARS.iter().copied()),
+                )
+                .unwrap_or_else(|| {
+                    format!(
+                        "define `{name}` under `vars`, capture it in an earlier step, or `set` it"
+                    )
                 });
                 self.err(
                     Code::UndefinedVariable,
@@ -664,10 +976,16 @@ impl Compiler<'_> {
                     );
                     return None;
                 }
+                // `index`, the pass number (0, 1, …), is known inside the block.
+                let added = self.known.insert("index".to_string());
+                let steps = self.steps(n);
+                if added {
+                    self.known.remove("index");
+                }
                 Some(Step::Repeat {
                     count: count.map(|c| c as u64),
                     duration,
-                    steps: self.steps(n),
+                    steps,
                 })
             }
             "pick" => {
@@ -705,14 +1023,17 @@ impl Compiler<'_> {
                 let var = n.str_arg(0)?.to_string();
                 let value = self.tpl(n.arg(1)?)?;
                 self.known.insert(var.clone());
+                self.text_vars.remove(&var);
                 Some(Step::Set { var, value })
             }
             "if" => {
                 let cond = n.arg(0)?;
                 let text = cond.as_str()?;
+                self.numeric.clear();
                 let condition = match self.templates.add_condition(text) {
                     Ok((t, names)) => {
                         self.check_names(names, cond);
+                        self.check_usage(&t, cond, true);
                         t
                     }
                     Err(e) => {
@@ -729,40 +1050,21 @@ impl Compiler<'_> {
                         return None;
                     }
                 };
+                let numeric = std::mem::take(&mut self.numeric);
                 let then = self.steps(n);
                 let otherwise = n.child("else").map(|e| self.steps(e)).unwrap_or_default();
                 Some(Step::If {
                     condition,
+                    numeric,
                     then,
                     otherwise,
                 })
             }
+            "log" => Some(Step::Log(self.tpl(n.arg(0)?)?)),
             // Children that are not steps (checks, headers, …) are handled by their parent.
             _ => None,
         }
     }
-}
-
-/// Byte ranges of the template tags (`{{ … }}`, `{% … %}`) in a text.
-fn template_tags(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(i) = text[from..].find('{').map(|i| from + i) {
-        let close = match text.get(i..i + 2) {
-            Some("{{") => "}}",
-            Some("{%") => "%}",
-            _ => {
-                from = i + 1;
-                continue;
-            }
-        };
-        let end = text[i + 2..]
-            .find(close)
-            .map_or(text.len(), |j| i + 2 + j + 2);
-        out.push((i, end));
-        from = end;
-    }
-    out
 }
 
 /// Every variable a scenario binds (captures, `set`), with the span of the binding.
@@ -780,4 +1082,29 @@ fn collect_bindings(n: &Node, out: &mut HashMap<String, Span>) {
         }
         collect_bindings(c, out);
     }
+}
+
+/// `name OP number` or `number OP name` for the ordering operators.
+fn comparison_regex() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?:\b(?P<l>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*(?:<=|>=|<|>)\s*(?P<r>-?[0-9]+(?:\.[0-9]+)?)\b)|(?:(?P<l2>-?\b[0-9]+(?:\.[0-9]+)?)\s*(?:<=|>=|<|>)\s*(?P<r2>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\b)",
+        )
+        .expect("a fixed, tested regex")
+    })
+}
+
+/// "did you mean" that also catches a swap of two letters in a short name
+/// (`ulr` → `url`), which the similarity score alone misses.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    crate::diag::did_you_mean(word, candidates.clone()).or_else(|| {
+        candidates
+            .into_iter()
+            .find(|c| strsim::osa_distance(word, c) == 1 && word.len() >= 3)
+            .map(|c| format!("did you mean `{c}`?"))
+    })
 }

@@ -157,10 +157,14 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
         Step::Set { var, value } => {
             let _ = writeln!(out, "{pad}- set {var} = {}", value.source);
         }
+        Step::Log(t) => {
+            let _ = writeln!(out, "{pad}- log {}", t.source);
+        }
         Step::If {
             condition,
             then,
             otherwise,
+            ..
         } => {
             let _ = writeln!(out, "{pad}- if {}", condition.source);
             for s in then {
@@ -176,37 +180,180 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
     }
 }
 
-/// Graphviz dot: one cluster per scenario, steps chained in order.
+/// Graphviz dot: one cluster per scenario; every step is a node (the steps of `ws`
+/// sessions, `group`s, `repeat`s and each branch of `pick` and `if` too), and edges
+/// follow the order steps run in: a `pick` or `if` fans out to its branches (labelled
+/// with the weight or `then`/`else`) and they join again at the next step; a
+/// `repeat` has an edge back from its last step.
 pub fn dot(p: &Program) -> String {
-    let mut out = String::from(
-        "digraph plan {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
-    );
-    let mut n = 0usize;
+    let mut g = Dot {
+        out: String::from(
+            "digraph plan {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+        ),
+        n: 0,
+    };
     for (si, s) in p.scenarios.iter().enumerate() {
         let _ = writeln!(
-            out,
+            g.out,
             "  subgraph cluster_{si} {{\n    label={:?};",
             format!("{} (weight {})", s.name, s.weight)
         );
-        let mut prev: Option<usize> = None;
-        for st in s.on_start.iter().chain(&s.steps).chain(&s.on_stop) {
-            let mut t = String::new();
-            step_text(p, st, 0, &mut t);
-            let label = t
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("- ")
-                .to_string();
-            let _ = writeln!(out, "    n{n} [label={label:?}];");
-            if let Some(pr) = prev {
-                let _ = writeln!(out, "    n{pr} -> n{n};");
+        let start = g.node(&format!("start {}", s.name), "oval");
+        let mut ends = vec![(start, String::new())];
+        for (label, steps) in [
+            ("on-start", &s.on_start),
+            ("iteration", &s.steps),
+            ("on-stop", &s.on_stop),
+        ] {
+            if steps.is_empty() {
+                continue;
             }
-            prev = Some(n);
-            n += 1;
+            let mark = g.node(label, "plaintext");
+            g.join(&ends, mark);
+            ends = g.steps(p, steps, vec![(mark, String::new())]);
         }
-        out.push_str("  }\n");
+        let end = g.node("end", "oval");
+        g.join(&ends, end);
+        g.out.push_str("  }\n");
     }
-    out.push_str("}\n");
-    out
+    g.out.push_str("}\n");
+    g.out
+}
+
+struct Dot {
+    out: String,
+    n: usize,
+}
+
+impl Dot {
+    fn node(&mut self, label: &str, shape: &str) -> usize {
+        let id = self.n;
+        self.n += 1;
+        let _ = writeln!(self.out, "    n{id} [label={label:?}, shape={shape}];");
+        id
+    }
+
+    fn edge(&mut self, from: usize, to: usize, label: &str) {
+        if label.is_empty() {
+            let _ = writeln!(self.out, "    n{from} -> n{to};");
+        } else {
+            let _ = writeln!(self.out, "    n{from} -> n{to} [label={label:?}];");
+        }
+    }
+
+    /// Edges from every open end to `to`.
+    fn join(&mut self, ends: &[(usize, String)], to: usize) {
+        for (from, label) in ends {
+            self.edge(*from, to, label);
+        }
+    }
+
+    /// Chain steps after `ends`; returns the new open ends (node, edge label).
+    fn steps(
+        &mut self,
+        p: &Program,
+        steps: &[Step],
+        mut ends: Vec<(usize, String)>,
+    ) -> Vec<(usize, String)> {
+        for st in steps {
+            ends = self.step(p, st, ends);
+        }
+        ends
+    }
+
+    fn step(&mut self, p: &Program, st: &Step, ends: Vec<(usize, String)>) -> Vec<(usize, String)> {
+        match st {
+            Step::Pick { weights, steps } => {
+                let d = self.node(&format!("pick one of {}", steps.len()), "diamond");
+                self.join(&ends, d);
+                let mut out = Vec::new();
+                for (w, s) in weights.iter().zip(steps) {
+                    out.extend(self.step(p, s, vec![(d, format!("weight {w}"))]));
+                }
+                out
+            }
+            Step::If {
+                condition,
+                then,
+                otherwise,
+                ..
+            } => {
+                let d = self.node(&format!("if {}", condition.source), "diamond");
+                self.join(&ends, d);
+                let mut out = self.steps(p, then, vec![(d, "then".into())]);
+                if otherwise.is_empty() {
+                    out.push((d, "else".into()));
+                } else {
+                    out.extend(self.steps(p, otherwise, vec![(d, "else".into())]));
+                }
+                out
+            }
+            Step::Repeat {
+                count,
+                duration,
+                steps,
+            } => {
+                let what = match (count, duration) {
+                    (Some(c), _) => format!("repeat {c} times"),
+                    (_, Some(d)) => format!("repeat for {}", humantime::format_duration(*d)),
+                    _ => "repeat".into(),
+                };
+                let r = self.node(&what, "hexagon");
+                self.join(&ends, r);
+                let inner = self.steps(p, steps, vec![(r, String::new())]);
+                for (from, _) in &inner {
+                    self.edge(*from, r, "again");
+                }
+                vec![(r, "done".into())]
+            }
+            Step::Group { stat, steps } => {
+                let g = self.node(&format!("group [{}]", stat_label(p, *stat)), "folder");
+                self.join(&ends, g);
+                self.steps(p, steps, vec![(g, String::new())])
+            }
+            Step::Ws(w) => {
+                let c = self.node(
+                    &format!("[{}] ws {}", stat_label(p, w.stat), w.url.source),
+                    "box",
+                );
+                self.join(&ends, c);
+                let mut last = c;
+                for s in &w.steps {
+                    let label = match s {
+                        WsStep::Send { stat, .. } => format!("send [{}]", stat_label(p, *stat)),
+                        WsStep::Receive { stat, count, .. } => {
+                            format!("receive [{}] count={count}", stat_label(p, *stat))
+                        }
+                        WsStep::ExpectSilence { stat, duration } => format!(
+                            "expect-silence [{}] {}",
+                            stat_label(p, *stat),
+                            humantime::format_duration(*duration)
+                        ),
+                        WsStep::Sleep(ps) => format!("sleep {}", pause(ps)),
+                        WsStep::Set { var, value } => format!("set {var} = {}", value.source),
+                        WsStep::Close { stat, code, .. } => {
+                            format!("close [{}] code={code}", stat_label(p, *stat))
+                        }
+                    };
+                    let id = self.node(&label, "box");
+                    self.edge(last, id, "");
+                    last = id;
+                }
+                vec![(last, String::new())]
+            }
+            other => {
+                let mut t = String::new();
+                step_text(p, other, 0, &mut t);
+                let label = t
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("- ")
+                    .to_string();
+                let id = self.node(&label, "box");
+                self.join(&ends, id);
+                vec![(id, String::new())]
+            }
+        }
+    }
 }

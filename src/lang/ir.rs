@@ -23,9 +23,16 @@ pub struct Program {
     pub http: HttpDefaults,
     /// Plan variables, evaluated in order when a user starts.
     pub vars: Vec<(String, Tpl)>,
+    /// Names of the variables declared under `secrets` (also in `vars`): never shown
+    /// in a trace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     pub feeders: Vec<Feeder>,
     pub scenarios: Vec<Scenario>,
     pub stats: Vec<StatEntry>,
+    /// Pass/fail rules written in the plan (added to the profile's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::profile::Threshold>,
     #[serde(skip)]
     pub templates: Templates,
 }
@@ -33,6 +40,28 @@ pub struct Program {
 impl Program {
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// `--set NAME=…` overrides a plan variable: every name must be one of `vars`.
+    pub fn check_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+        for name in names {
+            if self.vars.iter().any(|(v, _)| v == name) {
+                continue;
+            }
+            let known: Vec<&str> = self.vars.iter().map(|(v, _)| v.as_str()).collect();
+            let help =
+                crate::diag::did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                    if known.is_empty() {
+                        "the plan has no `vars`; --set overrides a variable declared there".into()
+                    } else {
+                        format!("the plan's variables are: {}", known.join(", "))
+                    }
+                });
+            return Err(format!(
+                "--set `{name}`: the plan has no variable `{name}`; {help}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -158,9 +187,16 @@ pub enum Step {
     },
     If {
         condition: Tpl,
+        /// Variables (`n`, `row.count`) the condition compares with a number whose
+        /// type only the run knows: text there is a `template` failure, not a
+        /// comparison by type.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        numeric: Vec<String>,
         then: Vec<Step>,
         otherwise: Vec<Step>,
     },
+    /// Print a rendered text in a trace (`--trace`, `--http-debug`); nothing otherwise.
+    Log(Tpl),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -175,6 +211,9 @@ pub struct HttpStep {
     pub timeout: Option<Duration>,
     /// This step's `max-body` (else the plan's).
     pub max_body: Option<u64>,
+    /// Redirects to follow for this request (default: the plan's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
     pub checks: Vec<Check>,
     pub captures: Vec<Capture>,
 }
@@ -231,15 +270,28 @@ pub enum Predicate {
     Contains(String),
     Regex(Pattern),
     Length(u64),
+    /// `equals="{{ sid }}"`: rendered per response, then compared like `Equals` (a
+    /// rendering that is JSON — a number, `true` — compares as that value).
+    EqualsTpl(Tpl),
+    ContainsTpl(Tpl),
+    /// A templated regex, compiled after rendering.
+    RegexTpl(Tpl),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     Status(u16),
+    /// `status="200,201"`, `"200-299"`, `"2xx"`: inclusive ranges.
+    StatusIn(Vec<(u16, u16)>),
     MaxDuration(#[serde(serialize_with = "ser_duration")] Duration),
     BodyContains(String),
     BodyRegex(Pattern),
+    BodyContainsTpl(Tpl),
+    BodyRegexTpl(Tpl),
+    /// Run time only: a templated check whose value could not be rendered; it fails
+    /// with this message.
+    Unrenderable(String),
     Header {
         name: String,
         predicate: Predicate,
@@ -248,6 +300,26 @@ pub enum Check {
         path: JsonPath,
         predicate: Predicate,
     },
+    /// A JSON path with a template (`$.users[{{ index }}].name`), parsed after
+    /// rendering.
+    JsonTpl {
+        path: Tpl,
+        predicate: Predicate,
+    },
+}
+
+impl Check {
+    /// Holds a template to render per response.
+    pub fn is_templated(&self) -> bool {
+        match self {
+            Check::BodyContainsTpl(_) | Check::BodyRegexTpl(_) | Check::JsonTpl { .. } => true,
+            Check::Header { predicate, .. } | Check::Json { predicate, .. } => matches!(
+                predicate,
+                Predicate::EqualsTpl(_) | Predicate::ContainsTpl(_) | Predicate::RegexTpl(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,6 +327,9 @@ pub enum Check {
 pub enum CaptureFrom {
     Json(JsonPath),
     Regex(Pattern),
+    /// A templated JSON path or regex, parsed after rendering.
+    JsonTpl(Tpl),
+    RegexTpl(Tpl),
     Header(String),
     Body,
 }
@@ -264,6 +339,9 @@ pub struct Capture {
     pub var: String,
     pub from: CaptureFrom,
     pub default: Option<serde_json::Value>,
+    /// A templated default, rendered when nothing matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_tpl: Option<Tpl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

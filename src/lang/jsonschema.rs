@@ -31,6 +31,15 @@ fn steps_ref(set: StepSet) -> Value {
 }
 
 fn body(spec: &NodeSpec) -> Value {
+    if spec.is_map && matches!(spec.name, "form" | "query") {
+        // A key may repeat: YAML writes its values as a list.
+        let scalar = json!({"type": ["string", "number", "boolean", "null"]});
+        return json!({
+            "type": "object",
+            "description": spec.doc,
+            "additionalProperties": {"anyOf": [scalar, {"type": "array", "items": scalar}]}
+        });
+    }
     if spec.is_map {
         return json!({
             "type": "object",
@@ -42,6 +51,13 @@ fn body(spec: &NodeSpec) -> Value {
     let mut required = Vec::new();
     for f in spec.args.iter().chain(spec.props) {
         let mut t = ty(f.ty);
+        if spec.name == "check" && f.name == "status" {
+            // YAML also takes a list: `status: [200, 201, 3xx]`.
+            t = json!({"anyOf": [
+                {"type": ["integer", "string"]},
+                {"type": "array", "items": {"type": ["integer", "string"]}}
+            ]});
+        }
         if let Some(o) = t.as_object_mut() {
             o.insert("description".into(), Value::String(f.doc.to_string()));
         }

@@ -48,6 +48,15 @@ fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
     let doc = match KdlDocument::parse(source.text()) {
         Ok(doc) => doc,
         Err(err) => {
+            // A runaway string swallows the lines after it: its own error says more.
+            let runaway = err.diagnostics.iter().any(|d| {
+                d.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("quoted string"))
+            });
+            if let Some(diags) = line_errors(source).filter(|_| !runaway) {
+                return Err(diags);
+            }
             let mut diags = Diagnostics::new();
             let found: Vec<(Span, String, Option<String>, Option<String>)> = err
                 .diagnostics
@@ -235,6 +244,67 @@ fn too_deep(text: &str) -> Option<usize> {
         found.is_some()
     });
     found
+}
+
+/// When the document does not parse: every line that does not parse on its own, in
+/// file order (an opening line without its block, closing braces skipped), so each
+/// mistake is reported where it is and none hides another. None when a construct
+/// spans lines (multi-line strings, block comments, line continuations) or no single
+/// line is at fault (an unclosed block): the whole-document errors then stand.
+fn line_errors(source: &Source) -> Option<Diagnostics> {
+    let text = source.text();
+    if text.contains("\"\"\"") || text.contains("/*") {
+        return None;
+    }
+    let mut diags = Diagnostics::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        if body.trim_end().ends_with('\\') {
+            return None;
+        }
+        let mut code = body.trim_start();
+        while let Some(rest) = code.strip_prefix('}') {
+            code = rest.trim_start();
+        }
+        let code = code.trim_end();
+        if code.is_empty() || code.starts_with("//") {
+            continue;
+        }
+        // `code` is a slice of `body`: its offset in the line.
+        let at = start + (code.as_ptr() as usize - body.as_ptr() as usize);
+        let candidate = if code.ends_with('{') {
+            format!("{code} }}")
+        } else {
+            code.to_string()
+        };
+        let Err(err) = KdlDocument::parse(&candidate) else {
+            continue;
+        };
+        if let Some((span, message, help)) = habit(code) {
+            diags.push(
+                Diagnostic::new(
+                    Code::Syntax,
+                    source,
+                    Span::new(at + span.offset, span.len),
+                    message,
+                )
+                .label("here")
+                .help(help),
+            );
+            continue;
+        }
+        if let Some(d) = err.diagnostics.first() {
+            let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+            let s = Span::from(d.span);
+            let from = s.offset.min(code.len());
+            let span = Span::new(at + from, s.len.min(code.len() - from));
+            diags.push(syntax_error(source, span, &message, &d.label, &d.help));
+        }
+    }
+    (!diags.is_empty()).then_some(diags)
 }
 
 /// Habits from other languages that the `kdl` parser reports confusingly (a bare

@@ -74,7 +74,7 @@ impl StepSet {
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
             StepSet::Main => &[
-                "http", "ws", "sleep", "group", "repeat", "pick", "set", "if",
+                "http", "ws", "sleep", "group", "repeat", "pick", "set", "if", "log",
             ],
             StepSet::Ws => &["send", "receive", "expect-silence", "sleep", "set", "close"],
         }
@@ -219,10 +219,12 @@ pub const DOCUMENT: NodeSpec = node(
     &[
         one("plan"),
         map("vars"),
+        map("secrets"),
         many("feeder", "feeders"),
+        many("threshold", "thresholds"),
         many("scenario", "scenarios"),
     ],
-    "A plan file: metadata, variables, feeders and scenarios.",
+    "A plan file: metadata, variables, feeders, thresholds and scenarios.",
 );
 
 pub const SPECS: &[NodeSpec] = &[
@@ -240,6 +242,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("http2"),
             one("cookies"),
             one("max-body"),
+            one("auth"),
         ],
         "Plan metadata and HTTP defaults.",
     ),
@@ -302,6 +305,10 @@ pub const SPECS: &[NodeSpec] = &[
     ),
     map_node("vars", "Plan variables: name → value (templates allowed)."),
     map_node(
+        "secrets",
+        "Plan variables that a trace never shows: name → value (templates allowed).",
+    ),
+    map_node(
         "query",
         "Query parameters: name → value (templates allowed).",
     ),
@@ -344,6 +351,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("think"),
             one("on-start"),
             one("on-stop"),
+            many("threshold", "thresholds"),
             steps(StepSet::Main),
         ],
         "What one kind of virtual user does, iteration after iteration.",
@@ -408,17 +416,63 @@ pub const SPECS: &[NodeSpec] = &[
                 Ty::Size,
                 "response bytes kept for checks and captures (default from the plan)",
             ),
+            opt(
+                "redirects",
+                Ty::Int,
+                "redirects to follow for this request; 0 returns the redirect itself (default from the plan)",
+            ),
         ],
         &[
             map("query"),
             map("headers"),
+            one("auth"),
             one("json"),
             map("form"),
             one("text"),
             many("check", "checks"),
             many("capture", "captures"),
+            many("threshold", "thresholds"),
         ],
         "An HTTP request.",
+    ),
+    node(
+        "threshold",
+        &[req(
+            "metric",
+            Ty::Str,
+            "p50, p90, p95, p99, p99.9, max, avg, error_rate, check_rate or rate",
+        )],
+        &[
+            opt(
+                "step",
+                Ty::Str,
+                "a statistics entry such as `GET /health` (default: the enclosing step, scenario or plan)",
+            ),
+            opt(
+                "max",
+                Ty::Any,
+                "upper limit: latency `500ms`, rate `5%` or a number",
+            ),
+            opt("min", Ty::Any, "lower limit"),
+            opt(
+                "abort-on-fail",
+                Ty::Bool,
+                "stop the run as soon as the rule fails",
+            ),
+        ],
+        &[],
+        "A pass/fail rule on the run's statistics, like a profile's thresholds.",
+    ),
+    node(
+        "auth",
+        &[],
+        &[req(
+            "basic",
+            Ty::Str,
+            "`user:password` for HTTP basic auth (templates allowed)",
+        )],
+        &[],
+        "HTTP basic auth: sends `Authorization: Basic …` (under `plan`, with every request).",
     ),
     node(
         "json",
@@ -438,7 +492,11 @@ pub const SPECS: &[NodeSpec] = &[
         "check",
         &[],
         &[
-            opt("status", Ty::Int, "the status code must equal this"),
+            opt(
+                "status",
+                Ty::Any,
+                "the status code must equal this, or be in a list `\"200,201\"`, range `\"200-299\"` or class `\"2xx\"`",
+            ),
             opt("header", Ty::Str, "subject: a response header"),
             opt("json", Ty::Str, "subject: a JSON path into the body"),
             opt("body-contains", Ty::Str, "the body must contain this text"),
@@ -524,7 +582,11 @@ pub const SPECS: &[NodeSpec] = &[
                 "a named connection kept open across iterations",
             ),
         ],
-        &[map("headers"), steps(StepSet::Ws)],
+        &[
+            map("headers"),
+            many("threshold", "thresholds"),
+            steps(StepSet::Ws),
+        ],
         "A WebSocket session: connect, then its steps in order.",
     ),
     node(
@@ -643,6 +705,17 @@ pub const SPECS: &[NodeSpec] = &[
         &[STEP_WEIGHT],
         &[steps(StepSet::Main), one("else")],
         "Run the steps when the condition is true (else the `else` steps).",
+    ),
+    node(
+        "log",
+        &[req(
+            "message",
+            Ty::Str,
+            "the text to print (templates allowed)",
+        )],
+        &[STEP_WEIGHT],
+        &[],
+        "Print a rendered text in a trace (`run --trace`, `--http-debug`).",
     ),
     node(
         "else",

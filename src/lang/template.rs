@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Object, Value as JValue};
-use minijinja::{Environment, Error, ErrorKind, State};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -29,6 +29,109 @@ pub const BUILTIN_FUNCTIONS: &[&str] = &[
 pub const CONTEXT_VARS: &[&str] = &["response", "user", "iteration", "scenario", "frame"];
 /// minijinja's own global functions.
 const MINIJINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// Filters loadplan adds to minijinja's own (see [`FILTERS`]).
+const OWN_FILTERS: &[&str] = &["b64encode", "b64decode", "sha256", "hmac", "date"];
+
+/// Every filter a template may use: minijinja's built-ins (with its `json` and
+/// `urlencode` features: `tojson`, `urlencode`) and loadplan's own. The names
+/// "did you mean" suggests from.
+pub const FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
+    "b64encode",
+    "b64decode",
+    "sha256",
+    "hmac",
+    "date",
+];
+
+/// Every test (`x is defined`) a template may use: minijinja's built-ins.
+pub const TESTS: &[&str] = &[
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "equalto",
+    "escaped",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "greaterthan",
+    "gt",
+    "in",
+    "int",
+    "integer",
+    "iterable",
+    "le",
+    "lessthan",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+];
 
 /// A string field: static text or a compiled template.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -79,6 +182,15 @@ impl Default for Templates {
 impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
+        // An undefined variable, attribute or feeder column is an error (a counted
+        // `template` failure at run time), never an empty string.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("b64encode", b64encode);
+        env.add_filter("b64decode", b64decode);
+        env.add_filter("sha256", sha256);
+        env.add_filter("hmac", hmac);
+        env.add_filter("date", date);
+        debug_assert!(OWN_FILTERS.iter().all(|f| FILTERS.contains(f)));
         env.add_function("random_int", random_int);
         env.add_function("random_choice", random_choice);
         env.add_function("uuid", uuid);
@@ -118,6 +230,19 @@ impl Templates {
         ))
     }
 
+    /// The dotted names a compiled template reads (`users.name`, `token`), for
+    /// checking attributes of known objects (feeder columns).
+    pub fn nested_names(&self, tpl: &Tpl) -> HashSet<String> {
+        match tpl.id {
+            None => HashSet::new(),
+            Some(id) => self
+                .env
+                .get_template(&id.to_string())
+                .map(|t| t.undeclared_variables(true))
+                .unwrap_or_default(),
+        }
+    }
+
     /// The expression of a condition, without the `{{ }}` it may be wrapped in.
     pub fn condition_body(expr: &str) -> &str {
         expr.trim()
@@ -146,6 +271,136 @@ impl Templates {
     pub fn truthy(&self, tpl: &Tpl, ctx: &JValue) -> Result<bool, Error> {
         Ok(self.render(tpl, ctx)? == "1")
     }
+}
+
+/// Check a rendered JSON text; the error names the problem and shows the text
+/// around it (`… "a"b" …`).
+pub fn check_json(text: &str) -> Result<(), String> {
+    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else {
+        return Ok(());
+    };
+    let at = crate::source::Source::new("", text)
+        .offset_of(e.line(), e.column())
+        .min(text.len());
+    let mut from = at.saturating_sub(40);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (at + 40).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let detail = e.to_string();
+    let detail = detail.split(" at line ").next().unwrap_or(&detail);
+    Err(format!(
+        "rendered JSON body is not valid JSON: {detail} at byte {at}: {}{}{}",
+        if from > 0 { "…" } else { "" },
+        &text[from..to],
+        if to < text.len() { "…" } else { "" }
+    ))
+}
+
+/// Byte ranges of the template tags (`{{ … }}`, `{% … %}`) in a text.
+pub fn template_tags(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find('{').map(|i| from + i) {
+        let close = match text.get(i..i + 2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            _ => {
+                from = i + 1;
+                continue;
+            }
+        };
+        let end = text[i + 2..]
+            .find(close)
+            .map_or(text.len(), |j| i + 2 + j + 2);
+        out.push((i, end));
+        from = end;
+    }
+    out
+}
+
+/// What a filter or test name in a template is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callee {
+    Filter,
+    Test,
+}
+
+/// The filters (`| name`) and tests (`is [not] name`) a template uses, with the byte
+/// offset of each name in the text. A small scanner over the tags: string literals
+/// are skipped, so `'a|b'` is not a filter.
+pub fn callees(text: &str, whole_expression: bool) -> Vec<(Callee, String, usize)> {
+    let tags = if whole_expression {
+        vec![(0, text.len())]
+    } else {
+        template_tags(text)
+    };
+    let mut out = Vec::new();
+    for (a, b) in tags {
+        let bytes = &text.as_bytes()[..b];
+        let mut i = a;
+        // The previous word (to spot `is` and `is not`).
+        let mut last_words: Vec<String> = Vec::new();
+        while i < b {
+            let c = bytes[i];
+            if c == b'\'' || c == b'"' {
+                i += 1;
+                while i < b && bytes[i] != c {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                last_words.clear();
+                continue;
+            }
+            let ident = |j: usize| bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_';
+            if c == b'|' {
+                let mut j = i + 1;
+                while j < b && bytes[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                let start = j;
+                while j < b && ident(j) {
+                    j += 1;
+                }
+                if j > start {
+                    out.push((Callee::Filter, text[start..j].to_string(), start));
+                }
+                i = j.max(i + 1);
+                last_words.clear();
+                continue;
+            }
+            if c.is_ascii_alphabetic() || c == b'_' {
+                let start = i;
+                while i < b && ident(i) {
+                    i += 1;
+                }
+                let word = &text[start..i];
+                let after_is = match last_words.as_slice() {
+                    [.., w] if w == "is" => true,
+                    [.., w1, w2] if w1 == "is" && w2 == "not" => word != "not",
+                    _ => false,
+                };
+                if after_is && word != "not" {
+                    out.push((Callee::Test, word.to_string(), start));
+                    last_words.clear();
+                } else {
+                    last_words.push(word.to_string());
+                }
+                continue;
+            }
+            if !c.is_ascii_whitespace() && !c.is_ascii_digit() {
+                last_words.clear();
+            }
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Per-user runtime state the built-in functions use: a seeded RNG and the run's
@@ -234,6 +489,158 @@ fn counter(state: &State) -> Result<u64, Error> {
     Ok(rt.counter.fetch_add(1, Ordering::Relaxed))
 }
 
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648).
+fn b64encode(v: JValue) -> String {
+    match v.as_bytes() {
+        Some(b) => base64(b),
+        None => base64(v.to_string().as_bytes()),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648).
+pub fn base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let x = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= n {
+                out.push(B64[((x >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decode standard or URL-safe base64 (padding optional) to text.
+fn b64decode(s: String) -> Result<String, Error> {
+    let bad = || Error::new(ErrorKind::InvalidOperation, "b64decode: not base64 text");
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for c in s.trim().bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return Err(bad()),
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "b64decode: the bytes are not UTF-8 text",
+        )
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 digest of a text, in lowercase hex.
+fn sha256(s: String) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
+}
+
+/// An HMAC of a text with a key, in lowercase hex: `{{ body | hmac(secret) }}`
+/// (SHA-256), or `hmac(secret, "sha512")`.
+fn hmac(s: String, key: String, algorithm: Option<String>) -> Result<String, Error> {
+    let alg = match algorithm.as_deref().unwrap_or("sha256") {
+        "sha256" => ring::hmac::HMAC_SHA256,
+        "sha384" => ring::hmac::HMAC_SHA384,
+        "sha512" => ring::hmac::HMAC_SHA512,
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("hmac: unknown algorithm `{other}` (sha256, sha384 or sha512)"),
+            ));
+        }
+    };
+    let key = ring::hmac::Key::new(alg, key.as_bytes());
+    Ok(hex(ring::hmac::sign(&key, s.as_bytes()).as_ref()))
+}
+
+/// A Unix time in seconds as a UTC date: `{{ now() | date }}` is RFC 3339
+/// (`2026-11-30T06:38:46Z`); a format takes `%Y %m %d %H %M %S %s %%`.
+fn date(v: JValue, format: Option<String>) -> Result<String, Error> {
+    let secs = f64::try_from(v.clone())
+        .ok()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "date: expects Unix seconds (a number), e.g. `now() | date`",
+            )
+        })?;
+    if !secs.is_finite() || secs.abs() > 253_402_300_799.0 {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "date: time out of range",
+        ));
+    }
+    let t = secs.floor() as i64;
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let format = format.unwrap_or_else(|| "%Y-%m-%dT%H:%M:%SZ".into());
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('H') => out.push_str(&format!("{hh:02}")),
+            Some('M') => out.push_str(&format!("{mm:02}")),
+            Some('S') => out.push_str(&format!("{ss:02}")),
+            Some('s') => out.push_str(&t.to_string()),
+            Some('%') => out.push('%'),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "date: unknown format `%{}` (use %Y %m %d %H %M %S %s)",
+                        other.map(String::from).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn env_var(name: String, default: Option<String>) -> Result<String, Error> {
     match std::env::var(&name) {
         Ok(v) => Ok(v),
@@ -306,6 +713,56 @@ mod tests {
             !t.truthy(&c, &ctx(&[("width", JValue::from(80))]))
                 .expect("ok")
         );
+    }
+
+    #[test]
+    fn callees_are_found_outside_strings() {
+        let found = callees(
+            "{{ a | upper }}{{ 'x|y' ~ b|tojson }}{% if c is not defined %}{% endif %}",
+            false,
+        );
+        let names: Vec<(Callee, &str)> = found.iter().map(|(k, n, _)| (*k, n.as_str())).collect();
+        assert_eq!(
+            names,
+            vec![
+                (Callee::Filter, "upper"),
+                (Callee::Filter, "tojson"),
+                (Callee::Test, "defined")
+            ]
+        );
+        assert!(callees("a is even and b | length > 2", true).len() == 2);
+    }
+
+    #[test]
+    fn base64_and_dates_round_trip() {
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar", "é"] {
+            let enc = base64(text.as_bytes());
+            assert_eq!(b64decode(enc).expect("decodes"), text);
+        }
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(
+            date(JValue::from(951_782_400), None).expect("date"),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            date(JValue::from(-1), Some("%Y-%m-%d %H:%M:%S".into())).expect("date"),
+            "1969-12-31 23:59:59"
+        );
+        assert!(date(JValue::from("soon"), None).is_err());
+    }
+
+    #[test]
+    fn strict_templates_refuse_undefined_attributes() {
+        let mut t = Templates::new();
+        let (tpl, _) = t.add("/x{{ row.ulr }}").expect("compiles");
+        let row: std::collections::BTreeMap<&str, &str> = [("url", "/a")].into_iter().collect();
+        let err = t
+            .render(
+                &tpl,
+                &ctx(&[("row", JValue::from(minijinja::value::Serde(row)))]),
+            )
+            .expect_err("undefined attribute");
+        assert_eq!(err.kind(), ErrorKind::UndefinedError);
     }
 
     #[test]

@@ -440,12 +440,21 @@ impl Cx<'_> {
         };
         for (k, v) in entries {
             let Some(key) = self.key(k) else { continue };
-            if let Some(value) = self.scalar(v) {
-                node.props.push(Prop {
-                    name: key,
-                    name_span: span_of(k),
-                    value,
-                });
+            // `form: { tag: [a, b] }`: a repeated key, as KDL writes `tag=a tag=b`.
+            let values: Vec<&Spanned<Yaml>> = match &v.value {
+                Yaml::Seq(items) if matches!(node.name.as_str(), "form" | "query") => {
+                    items.iter().collect()
+                }
+                _ => vec![v],
+            };
+            for v in values {
+                if let Some(value) = self.scalar(v) {
+                    node.props.push(Prop {
+                        name: key.clone(),
+                        name_span: span_of(k),
+                        value,
+                    });
+                }
             }
         }
     }
@@ -487,7 +496,24 @@ impl Cx<'_> {
                 if node.props.iter().any(|p| p.name == key) {
                     self.dup(&key, key_span);
                 }
-                let value = self.scalar_or_null(v);
+                let value = match &v.value {
+                    // `status: [200, 201]`: the list spelt as KDL writes it, "200,201".
+                    Yaml::Seq(items) if spec.name == "check" && key == "status" => {
+                        let parts: Vec<String> = items
+                            .iter()
+                            .map(|i| match &i.value {
+                                Yaml::Int(n) => n.to_string(),
+                                Yaml::Str(t) => t.clone(),
+                                _ => String::new(),
+                            })
+                            .collect();
+                        Value {
+                            scalar: Scalar::Str(parts.join(",")),
+                            span: span_of(v),
+                        }
+                    }
+                    _ => self.scalar_or_null(v),
+                };
                 node.props.push(Prop {
                     name: key,
                     name_span: key_span,
@@ -681,7 +707,27 @@ impl Cx<'_> {
                 let n = self.node(spec, &name, key_span, v);
                 node.children.push(n);
             }
-            _ => {
+            Some(_) => {
+                // A node that exists but is not a step (`- think: 1s` in a step list).
+                let help = if name == "think" {
+                    "did you mean `sleep`? (`think`, the pause between iterations, goes beside `steps:`)".to_string()
+                } else {
+                    format!("the steps are: {}", StepSet::Main.kinds().join(", "))
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::UnknownNode,
+                        self.source,
+                        key_span,
+                        format!("`{name}` is not a step"),
+                    )
+                    .label("not a step")
+                    .help(help),
+                );
+                node.children
+                    .push(Node::new(PLACEHOLDER, key_span, key_span));
+            }
+            None => {
                 // Keep it: the schema check reports unknown steps for both spellings.
                 let n = Node::new(name, key_span, key_span.join(span_of(v)));
                 node.children.push(n);

@@ -44,18 +44,7 @@ impl Verdict {
 }
 
 /// The metrics a threshold can name, without a protocol prefix.
-pub const BASE_METRICS: &[&str] = &[
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "p99.9",
-    "max",
-    "avg",
-    "error_rate",
-    "check_rate",
-    "rate",
-];
+pub const BASE_METRICS: &[&str] = crate::profile::METRICS;
 
 /// What a threshold's numbers cover (docs/metrics.md, "Totals").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +102,14 @@ fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepS
         (Scope::Ws, Protocol::Http) => false,
     };
     match t.step.as_deref() {
+        // A plan scenario's own rule: that scenario's steps in the rule's scope.
+        None if t.scenario.is_some() => Some(total.aggregate(|id| {
+            in_scope(id, false)
+                && program
+                    .stats
+                    .get(id as usize)
+                    .is_some_and(|s| t.scenario.as_ref().is_some_and(|n| s.scenarios.contains(n)))
+        })),
         None => Some(total.aggregate(|id| in_scope(id, false))),
         Some(name) => {
             let ids: Vec<u32> = program
@@ -381,6 +378,7 @@ mod tests {
         Threshold {
             metric: metric.into(),
             step: step.map(Into::into),
+            scenario: None,
             max,
             min: None,
             abort_on_fail: abort,

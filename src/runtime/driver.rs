@@ -225,6 +225,7 @@ pub async fn run_share(
             .collect(),
         feed_share: share,
         set: cfg.set.clone(),
+        trace: cfg.http_debug.clone(),
         program: program.clone(),
     });
     let agg = Arc::new(Aggregator::new());

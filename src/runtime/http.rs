@@ -17,6 +17,11 @@ use super::user::User;
 use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
 use crate::metrics::{ErrorKind, Event};
 
+tokio::task_local! {
+    /// The redirect limit of the request being sent (a step may set its own).
+    static REDIRECTS: usize;
+}
+
 /// Install the rustls crypto provider once (reqwest is built without a default one).
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -74,11 +79,18 @@ fn builder(
     tls: Option<&rustls::ClientConfig>,
 ) -> reqwest::ClientBuilder {
     install_crypto();
-    let redirect = if program.http.redirects == 0 {
-        reqwest::redirect::Policy::none()
-    } else {
-        reqwest::redirect::Policy::limited(program.http.redirects as usize)
-    };
+    // The plan's limit, or the current step's (`http … redirects=0`, see REDIRECTS).
+    let default = program.http.redirects as usize;
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        let max = REDIRECTS.try_with(|m| *m).unwrap_or(default);
+        if max == 0 {
+            attempt.stop()
+        } else if attempt.previous().len() > max {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    });
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .redirect(redirect)
@@ -120,7 +132,7 @@ pub fn sockets_per_user(program: &Program) -> u64 {
                     walk(then, named, unnamed);
                     walk(otherwise, named, unnamed);
                 }
-                Step::Http(_) | Step::Sleep(_) | Step::Set { .. } => {}
+                Step::Http(_) | Step::Sleep(_) | Step::Set { .. } | Step::Log(_) => {}
             }
         }
     }
@@ -318,6 +330,8 @@ fn pred_ok(p: &Predicate, v: &serde_json::Value) -> bool {
             serde_json::Value::Object(o) => o.len() as u64 == *n,
             _ => false,
         },
+        // Rendered before checking (`User::checks`).
+        Predicate::EqualsTpl(_) | Predicate::ContainsTpl(_) | Predicate::RegexTpl(_) => false,
     }
 }
 
@@ -339,6 +353,13 @@ pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
     let (mut passed, mut failed, mut first) = (0, 0, None);
     for c in checks {
         let res: Result<(), String> = match c {
+            Check::StatusIn(ranges) => match s.status {
+                Some(got) if ranges.iter().any(|(a, b)| (*a..=*b).contains(&got)) => Ok(()),
+                got => Err(format!(
+                    "expected status in {ranges:?}, got {}",
+                    got.map_or("none".into(), |g| g.to_string())
+                )),
+            },
             Check::Status(want) => match s.status {
                 Some(got) if got == *want => Ok(()),
                 got => Err(format!(
@@ -356,6 +377,10 @@ pub fn run_checks(checks: &[Check], s: &Subject) -> (u32, u32, Option<String>) {
                         d.as_millis()
                     ))
                 }
+            }
+            Check::Unrenderable(m) => Err(m.clone()),
+            Check::BodyContainsTpl(t) | Check::BodyRegexTpl(t) | Check::JsonTpl { path: t, .. } => {
+                Err(format!("template {:?} was not rendered", t.source))
             }
             Check::BodyContains(t) => {
                 if s.text().contains(t.as_str()) {
@@ -410,6 +435,9 @@ fn describe(p: &Predicate) -> String {
         Predicate::Contains(s) => format!("contains {s:?}"),
         Predicate::Regex(r) => format!("matches /{}/", r.0.as_str()),
         Predicate::Length(n) => format!("length {n}"),
+        Predicate::EqualsTpl(t) | Predicate::ContainsTpl(t) | Predicate::RegexTpl(t) => {
+            t.source.clone()
+        }
     }
 }
 
@@ -417,8 +445,17 @@ fn describe(p: &Predicate) -> String {
 pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Option<String> {
     let mut missing = None;
     for c in captures {
-        let value: Option<JValue> = match &c.from {
+        // A templated path or regex is rendered first (`User::capture_source`).
+        let rendered = match user.capture_source(c) {
+            Ok(r) => r,
+            Err(m) => {
+                missing.get_or_insert(m);
+                continue;
+            }
+        };
+        let value: Option<JValue> = match rendered.as_ref().unwrap_or(&c.from) {
             CaptureFrom::Json(p) => s.json_path(p).first().map(super::interp::jv),
+            CaptureFrom::JsonTpl(_) | CaptureFrom::RegexTpl(_) => None,
             CaptureFrom::Regex(r) => {
                 let text = s.text();
                 r.0.captures(&text).map(|caps| {
@@ -432,7 +469,7 @@ pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Optio
             CaptureFrom::Header(h) => s.header(h).map(JValue::from),
             CaptureFrom::Body => Some(JValue::from(s.text().into_owned())),
         };
-        match value.or_else(|| c.default.as_ref().map(super::interp::jv)) {
+        match value.or_else(|| user.capture_default(c)) {
             Some(v) => {
                 user.vars.insert(c.var.clone(), v);
             }
@@ -467,9 +504,17 @@ fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
     ev
 }
 
-/// Execute one HTTP step and record its event.
+/// Why a request could not be built: a template (the default) or a body.
+struct PrepareError(ErrorKind, String);
+
+impl From<String> for PrepareError {
+    fn from(m: String) -> Self {
+        Self(ErrorKind::Template, m)
+    }
+}
+
 /// Build the request from the step's compiled templates.
-fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
+fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
     let mut ctx = None;
     let method = http::Method::from_bytes(step.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut url = if step.url.is_static() {
@@ -518,7 +563,13 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, String> {
         Body::None => bytes::Bytes::new(),
         Body::Json(t) => {
             content_type("application/json");
-            bytes::Bytes::from(render(user, t, &mut ctx)?)
+            let text = render(user, t, &mut ctx)?;
+            if !t.is_static() {
+                // A rendered body is parsed before it is sent (plain ones were at `check`).
+                crate::lang::template::check_json(&text)
+                    .map_err(|m| PrepareError(ErrorKind::Body, m))?;
+            }
+            bytes::Bytes::from(text)
         }
         Body::Form(fields) => {
             content_type("application/x-www-form-urlencoded");
@@ -629,25 +680,37 @@ async fn general(
 pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let prepared = match prepare(user, step) {
         Ok(p) => p,
-        Err(m) => {
+        Err(PrepareError(kind, m)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &m);
+            }
             user.rec
-                .record(Event::untimed(step.stat).with_error(ErrorKind::Template, m));
+                .record(Event::untimed(step.stat).with_error(kind, m));
             return Flow::Failed;
         }
     };
     let bytes_out = prepared.body.len() as u64;
     let program = user.shared.program.clone();
+    if let Some(t) = user.trace.clone() {
+        let stat = program.stats.get(step.stat as usize);
+        let label = stat.map_or(String::new(), |s| format!("{} {}", s.kind, s.name));
+        t.request(user, &label, &prepared);
+    }
     let timeout = step.timeout.unwrap_or(program.http.timeout);
     let max_body = step.max_body.unwrap_or(program.http.max_body);
     let reads = reads_body(step, &program);
     let mut rx = Received::new(if reads { max_body } else { 0 });
+    let requested = program
+        .templates
+        .uses_response
+        .then(|| prepared.url.to_string());
     let start = Instant::now();
     let result = if fast::eligible(&prepared.url, program.http.http2) {
         let exchange = fast::send(
             &mut user.fast,
             prepared,
             program.http.connect_timeout,
-            program.http.redirects,
+            step.redirects.unwrap_or(program.http.redirects),
             &mut rx,
         );
         match tokio::time::timeout(timeout, exchange).await {
@@ -660,11 +723,18 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else {
-        general(&user.client, prepared, timeout, &mut rx).await
+        // A step's own `redirects` reaches the client's policy through a task-local.
+        let limit = step.redirects.unwrap_or(program.http.redirects) as usize;
+        REDIRECTS
+            .scope(limit, general(&user.client, prepared, timeout, &mut rx))
+            .await
     };
     let Answer { status, headers } = match result {
         Ok(a) => a,
         Err((kind, msg, status)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &msg);
+            }
             let mut ev = timed(user, step.stat, start.elapsed()).with_error(kind, msg);
             ev.status = status;
             ev.bytes_in = rx.total;
@@ -677,9 +747,24 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
-    let (passed, failed, check_msg) = run_checks(&step.checks, &subject);
+    let (passed, failed, check_msg) = run_checks(&user.checks(&step.checks), &subject);
     let capture_msg = run_captures(user, &step.captures, &subject);
-    let expects_status = step.checks.iter().any(|c| matches!(c, Check::Status(_)));
+    if let Some(t) = user.trace.clone() {
+        let checks = user.checks(&step.checks).into_owned();
+        t.response(
+            user,
+            status,
+            headers.as_ref(),
+            &body,
+            elapsed,
+            &checks,
+            &step.captures,
+        );
+    }
+    let expects_status = step
+        .checks
+        .iter()
+        .any(|c| matches!(c, Check::Status(_) | Check::StatusIn(_)));
     let mut ev = Event::new(step.stat, elapsed.as_micros() as u64).with_status(status);
     // Coordinated omission: the response time seen from the intended start.
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
@@ -700,11 +785,11 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         );
     } else if let Some(m) = check_msg {
         let kind = if expects_status
-            && step
-                .checks
-                .iter()
-                .any(|c| matches!(c, Check::Status(s) if *s != status))
-        {
+            && step.checks.iter().any(|c| match c {
+                Check::Status(s) => *s != status,
+                Check::StatusIn(r) => !r.iter().any(|(a, b)| (*a..=*b).contains(&status)),
+                _ => false,
+            }) {
             ErrorKind::Status
         } else {
             ErrorKind::Check
@@ -734,6 +819,10 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         let mut r = std::collections::BTreeMap::new();
         r.insert("status", JValue::from(status));
         r.insert("body", JValue::from(text));
+        r.insert("elapsed", JValue::from(elapsed.as_secs_f64() * 1000.0));
+        if let Some(u) = requested {
+            r.insert("url", JValue::from(u));
+        }
         if let Some(Some(j)) = subject.json.get() {
             r.insert("json", super::interp::jv(j));
         }

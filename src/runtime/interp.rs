@@ -136,35 +136,80 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             // say) would otherwise hold the thread, and on a current-thread runtime
             // freeze the ticks, the stop tokens and Ctrl-C with it.
             let mut flow = Flow::Ok;
+            // `index` is the pass number inside the block (an outer one is restored).
+            let outer = user.vars.get("index").cloned();
+            let mut i: u64 = 0;
             if let Some(n) = count {
                 for _ in 0..*n {
+                    user.vars.insert("index".into(), JValue::from(i));
                     flow = flow.and(run_steps(user, steps).await);
+                    i += 1;
                     tokio::task::yield_now().await;
                 }
             } else if let Some(d) = duration {
-                let start = Instant::now();
-                while start.elapsed() < *d {
+                let until = Instant::now() + *d;
+                while Instant::now() < until {
+                    user.vars.insert("index".into(), JValue::from(i));
                     flow = flow.and(run_steps(user, steps).await);
+                    i += 1;
                     tokio::task::yield_now().await;
                 }
             }
+            match outer {
+                Some(v) => user.vars.insert("index".into(), v),
+                None => user.vars.remove("index"),
+            };
             flow
         }
         Step::Pick { weights, steps } => {
             let i = pick_index(&mut user.rng, weights);
+            if let Some(t) = user.trace.clone() {
+                t.pick(user, i, steps.len());
+            }
             match steps.get(i) {
                 Some(s) => run_steps(user, std::slice::from_ref(s)).await,
                 None => Flow::Ok,
             }
         }
-        Step::Set { var, value } => set_var(user, var, value),
+        Step::Set { var, value } => {
+            let flow = set_var(user, var, value);
+            if let (Some(t), Some(v)) = (user.trace.clone(), user.vars.get(var)) {
+                t.note(user, &format!("= set {var} = {v}"));
+            }
+            flow
+        }
+        Step::Log(text) => {
+            if let Some(t) = user.trace.clone() {
+                match user.render(text) {
+                    Ok(s) => t.note(user, &format!("✎ {s}")),
+                    Err(e) => t.failure(user, "template", &e),
+                }
+            }
+            Flow::Ok
+        }
         Step::If {
             condition,
+            numeric,
             then,
             otherwise,
         } => {
             let ctx = user.ctx();
-            match user.shared.program.templates.truthy(condition, &ctx) {
+            let taken = match user.text_compared(numeric) {
+                Some(m) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    m,
+                )),
+                None => user.shared.program.templates.truthy(condition, &ctx),
+            };
+            if let Some(t) = user.trace.clone() {
+                let shown = taken.as_ref().map(|b| *b).map_err(|e| e.to_string());
+                t.branch(
+                    user,
+                    &condition.source,
+                    shown.as_ref().map(|b| *b).map_err(String::as_str),
+                );
+            }
+            match taken {
                 Ok(true) => run_steps(user, then).await,
                 Ok(false) => run_steps(user, otherwise).await,
                 Err(e) => {

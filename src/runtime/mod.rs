@@ -13,6 +13,7 @@ pub mod http;
 pub mod interp;
 pub mod open;
 pub mod schedule;
+pub mod trace;
 pub mod user;
 pub mod ws;
 
@@ -34,6 +35,8 @@ pub struct RunConfig {
     pub insecure: bool,
     /// `--set var=value`: overrides plan variables.
     pub set: BTreeMap<String, String>,
+    /// `--http-debug`: every user's requests and responses are written here.
+    pub http_debug: Option<std::sync::Arc<trace::Trace>>,
 }
 
 /// What a run produced.

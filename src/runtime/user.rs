@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::interp::{self, Flow};
 use super::ws::Connections;
-use crate::lang::ir::{FeedMode, Program, Think};
+use std::borrow::Cow;
+
+use crate::lang::ir::{Capture, Check, FeedMode, Pattern, Predicate, Program, Think};
 use crate::lang::template::UserRt;
 use crate::metrics::{Counter, ErrorKind, Event, Recorder};
 
@@ -38,6 +40,8 @@ pub struct Shared {
     /// distributed run never use a row twice.
     pub feed_share: super::driver::Share,
     pub set: BTreeMap<String, String>,
+    /// `--http-debug`: every user traces into this.
+    pub trace: Option<Arc<super::trace::Trace>>,
 }
 
 /// The row a sequential feeder hands out `n`-th in a process running `share`: the share's
@@ -81,6 +85,22 @@ pub struct User {
     pub in_flight: Vec<(crate::metrics::StepId, Instant)>,
     /// Per-user unique feeder rows (mode unique), fixed at start.
     unique_rows: BTreeMap<String, JValue>,
+    /// `--trace`: every step's request, response, checks and decisions go here.
+    pub trace: Option<Arc<super::trace::Trace>>,
+}
+
+/// A variable's value from its text: a number or a boolean when the text is one
+/// and renders back the same (`vars { max 5 }` compares as a number; `007` and
+/// `1e3` stay text), else the text.
+pub fn typed(text: String) -> JValue {
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
+            if serde_json::to_string(&v).ok().as_deref() == Some(text.as_str()) =>
+        {
+            super::interp::jv(v)
+        }
+        _ => JValue::from(text),
+    }
 }
 
 /// Mix the run seed with a user id (splitmix64), so users' streams differ.
@@ -114,6 +134,7 @@ impl User {
             None => shared.http.clone(),
         };
         let seed = mix_seed(shared.seed, id);
+        let shared_trace = shared.trace.clone();
         let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
         Self {
             id,
@@ -132,6 +153,7 @@ impl User {
             lateness: None,
             fast: super::fast::FastClient::with_jar(jar),
             in_flight: Vec::new(),
+            trace: shared_trace,
         }
     }
 
@@ -162,6 +184,140 @@ impl User {
         JValue::from(m)
     }
 
+    /// Render a template with this user's context.
+    pub fn render(&self, tpl: &crate::lang::template::Tpl) -> Result<String, String> {
+        if tpl.is_static() {
+            return Ok(tpl.source.clone());
+        }
+        self.shared
+            .program
+            .templates
+            .render(tpl, &self.ctx())
+            .map_err(|e| format!("template {:?}: {e}", tpl.source))
+    }
+
+    /// The checks with their templated values rendered for this response (static
+    /// checks are borrowed as they are). A value that cannot be rendered becomes a
+    /// check that fails with the template's error.
+    pub fn checks<'a>(&self, checks: &'a [Check]) -> Cow<'a, [Check]> {
+        if !checks.iter().any(Check::is_templated) {
+            return Cow::Borrowed(checks);
+        }
+        Cow::Owned(
+            checks
+                .iter()
+                .map(|c| {
+                    if !c.is_templated() {
+                        return c.clone();
+                    }
+                    self.render_check(c).unwrap_or_else(Check::Unrenderable)
+                })
+                .collect(),
+        )
+    }
+
+    fn render_check(&self, c: &Check) -> Result<Check, String> {
+        let regex = |t: &crate::lang::template::Tpl| -> Result<Pattern, String> {
+            let text = self.render(t)?;
+            regex::Regex::new(&text)
+                .map(Pattern)
+                .map_err(|e| format!("rendered regex {text:?}: {e}"))
+        };
+        let pred = |p: &Predicate| -> Result<Predicate, String> {
+            Ok(match p {
+                Predicate::EqualsTpl(t) => {
+                    let text = self.render(t)?;
+                    // `{{ n }}` with n = 7 renders "7": compare as the number.
+                    Predicate::Equals(
+                        serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .filter(|v| !v.is_object() && !v.is_array())
+                            .unwrap_or(serde_json::Value::String(text)),
+                    )
+                }
+                Predicate::ContainsTpl(t) => Predicate::Contains(self.render(t)?),
+                Predicate::RegexTpl(t) => Predicate::Regex(regex(t)?),
+                other => other.clone(),
+            })
+        };
+        Ok(match c {
+            Check::BodyContainsTpl(t) => Check::BodyContains(self.render(t)?),
+            Check::BodyRegexTpl(t) => Check::BodyRegex(regex(t)?),
+            Check::Header { name, predicate } => Check::Header {
+                name: name.clone(),
+                predicate: pred(predicate)?,
+            },
+            Check::Json { path, predicate } => Check::Json {
+                path: path.clone(),
+                predicate: pred(predicate)?,
+            },
+            Check::JsonTpl { path, predicate } => {
+                let source = self.render(path)?;
+                let parsed = serde_json_path::JsonPath::parse(&source)
+                    .map_err(|e| format!("rendered JSON path {source:?}: {e}"))?;
+                Check::Json {
+                    path: crate::lang::ir::JsonPath {
+                        source,
+                        path: parsed,
+                    },
+                    predicate: pred(predicate)?,
+                }
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// The first of `names` (compared with a number by an `if`) that holds text, as
+    /// the failure's message: `"7" > 5` would compare by type, not by value.
+    pub fn text_compared(&self, names: &[String]) -> Option<String> {
+        for n in names {
+            let mut parts = n.split('.');
+            let mut v = parts.next().and_then(|root| self.vars.get(root)).cloned();
+            for attr in parts {
+                v = v.and_then(|x| x.get_attr(attr).ok());
+            }
+            if let Some(v) = v.filter(|v| v.kind() == minijinja::value::ValueKind::String) {
+                return Some(format!(
+                    "`{n}` is text ({v:?}) compared with a number: cast it, `{n} | int` (or `| float`)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// A capture's templated JSON path or regex, rendered and parsed for this
+    /// response (None: the source is static). The error names the rendering.
+    pub fn capture_source(
+        &self,
+        c: &Capture,
+    ) -> Result<Option<crate::lang::ir::CaptureFrom>, String> {
+        use crate::lang::ir::{CaptureFrom, JsonPath};
+        Ok(Some(match &c.from {
+            CaptureFrom::JsonTpl(t) => {
+                let source = self.render(t)?;
+                let path = serde_json_path::JsonPath::parse(&source).map_err(|e| {
+                    format!("capture `{}`: rendered JSON path {source:?}: {e}", c.var)
+                })?;
+                CaptureFrom::Json(JsonPath { source, path })
+            }
+            CaptureFrom::RegexTpl(t) => {
+                let text = self.render(t)?;
+                let r = regex::Regex::new(&text)
+                    .map_err(|e| format!("capture `{}`: rendered regex {text:?}: {e}", c.var))?;
+                CaptureFrom::Regex(Pattern(r))
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The value of a capture that found nothing: its default, rendered if templated.
+    pub fn capture_default(&self, c: &Capture) -> Option<JValue> {
+        if let Some(t) = &c.default_tpl {
+            return self.render(t).ok().map(JValue::from);
+        }
+        c.default.as_ref().map(super::interp::jv)
+    }
+
     /// Evaluate plan variables and fix unique feeder rows. False when the user cannot
     /// start (a unique feeder ran out of rows).
     fn init(&mut self) -> bool {
@@ -185,19 +341,26 @@ impl User {
         }
         self.feed();
         for (name, tpl) in &program.vars {
-            let value = match self.shared.set.get(name) {
-                Some(v) => JValue::from(v.as_str()),
-                None => match program.templates.render(tpl, &self.ctx()) {
-                    Ok(s) => JValue::from(s),
-                    Err(_) => JValue::from(tpl.source.as_str()),
+            let text = match self.shared.set.get(name) {
+                Some(v) => v.clone(),
+                None => match self.render(tpl) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Counted; later uses of the variable fail as undefined.
+                        self.rec.record(
+                            Event::new(0, 0)
+                                .with_error(ErrorKind::Template, format!("vars {name}: {e}")),
+                        );
+                        continue;
+                    }
                 },
             };
-            self.vars.insert(name.clone(), value);
+            self.vars.insert(name.clone(), typed(text));
         }
         for (k, v) in &self.shared.set {
             self.vars
                 .entry(k.clone())
-                .or_insert_with(|| JValue::from(v.as_str()));
+                .or_insert_with(|| typed(v.clone()));
         }
         true
     }

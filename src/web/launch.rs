@@ -179,6 +179,9 @@ impl Launcher {
             })?,
             None => LoadProfile::closed(1, 1.0, None),
         };
+        // Thresholds written in the plan hold under any profile.
+        p.thresholds
+            .extend(hub.program().thresholds.iter().cloned());
         let positive = |what: &str, v: f64| {
             if v > 0.0 && v.is_finite() {
                 Ok(v)
@@ -272,6 +275,7 @@ impl Launcher {
             iterations: None,
             insecure: self.insecure,
             set: Default::default(),
+            http_debug: None,
         };
         let control = Control::default();
         let run = hub.begin(

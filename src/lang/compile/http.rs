@@ -4,7 +4,7 @@ use super::{Compiler, METHODS};
 use crate::diag::{Code, did_you_mean};
 use crate::lang::ast::{Node, Value};
 use crate::lang::ir::*;
-use crate::lang::template::Tpl;
+use crate::lang::template::{Tpl, is_template};
 use crate::source::Source;
 
 impl Compiler<'_> {
@@ -76,7 +76,28 @@ impl Compiler<'_> {
             );
         }
         let uv = n.arg(1)?;
-        let url = self.url(uv, false);
+        let mut url = self.url(uv, false);
+        // `http://user:pass@host/…`: the credentials become basic auth.
+        let mut userinfo = None;
+        if let Some(u) = url.as_ref().filter(|u| u.is_static()) {
+            if let Ok(mut parsed) = url::Url::parse(&u.source) {
+                if !parsed.username().is_empty() {
+                    let decode = |s: &str| percent_decode(s);
+                    let creds = format!(
+                        "{}:{}",
+                        decode(parsed.username()),
+                        decode(parsed.password().unwrap_or(""))
+                    );
+                    userinfo = Some(Tpl::fixed(format!(
+                        "Basic {}",
+                        crate::lang::template::base64(creds.as_bytes())
+                    )));
+                    let _ = parsed.set_username("");
+                    let _ = parsed.set_password(None);
+                    url = Some(Tpl::fixed(parsed.to_string()));
+                }
+            }
+        }
         let name = match n.str_prop("name") {
             Some(s) => s.to_string(),
             None => {
@@ -85,11 +106,22 @@ impl Compiler<'_> {
             }
         };
         let stat = self.stat(&method, &name);
+        for t in n.children_named("threshold") {
+            self.threshold(t, Some(format!("{method} {name}")));
+        }
         let query = n.child("query").map(|q| self.map(q)).unwrap_or_default();
-        let headers = n
+        let mut headers = n
             .child("headers")
             .map(|h| self.headers(h))
             .unwrap_or_default();
+        if let Some(h) = n
+            .child("auth")
+            .and_then(|a| a.prop("basic"))
+            .and_then(|v| self.basic_auth(v))
+            .or(userinfo)
+        {
+            headers.push(("Authorization".into(), h));
+        }
         let bodies: Vec<&Node> = n
             .children
             .iter()
@@ -125,6 +157,23 @@ impl Compiler<'_> {
         let max_body = n
             .prop("max-body")
             .and_then(|v| crate::lang::check::parse_size(v).ok());
+        let redirects = match n.prop("redirects") {
+            None => None,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(_)) => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "redirects must be 0 or more",
+                        "out of range",
+                        "0 disables redirects for this request",
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
         let checks = n
             .children_named("check")
             .filter_map(|c| self.check(c, true))
@@ -139,6 +188,7 @@ impl Compiler<'_> {
             body,
             timeout,
             max_body,
+            redirects,
             checks,
             captures,
         })
@@ -149,10 +199,24 @@ impl Compiler<'_> {
         for c in n.children_named("capture") {
             if let Some(cap) = self.capture(c) {
                 out.push(cap);
+            } else if let Some(var) = c.str_arg(0) {
+                // A capture with a mistake (reported) still binds its name: later uses
+                // are not "used before it is captured" as well.
+                self.known.insert(var.to_string());
             }
         }
         for cap in &out {
             self.known.insert(cap.var.clone());
+            let text = match cap.from {
+                CaptureFrom::Regex(_) | CaptureFrom::RegexTpl(_) => Some("captured by `regex`"),
+                CaptureFrom::Header(_) => Some("captured from a header"),
+                CaptureFrom::Body => Some("the whole body"),
+                CaptureFrom::Json(_) | CaptureFrom::JsonTpl(_) => None,
+            };
+            match text {
+                Some(why) => self.text_vars.insert(cap.var.clone(), why),
+                None => self.text_vars.remove(&cap.var),
+            };
         }
         out
     }
@@ -209,11 +273,14 @@ impl Compiler<'_> {
                         None | Some("parser error") => "it cannot be read from this point",
                         Some(d) => d,
                     };
+                    let help = bracket_hint(s).unwrap_or_else(|| {
+                        "JSON paths look like `$.track_width`, `$.samples[0]`, `$.boundaries.inner[*].x`".to_string()
+                    });
                     (
                         format!("bad JSON path: {detail}"),
                         at.filter(|a| *a < s.len())
                             .map_or(v.span, |a| self.sub_span(v, a, 1)),
-                        "JSON paths look like `$.track_width`, `$.samples[0]`, `$.boundaries.inner[*].x`".to_string(),
+                        help,
                     )
                 };
                 self.err(Code::BadJsonPath, span, message, "here", help);
@@ -339,9 +406,30 @@ impl Compiler<'_> {
                 }
                 Predicate::Exists
             }
-            Some("equals") => Predicate::Equals(n.prop("equals")?.scalar.to_json()),
-            Some("contains") => Predicate::Contains(n.str_prop("contains")?.to_string()),
-            Some("regex") => Predicate::Regex(self.regex(n.prop("regex")?)?),
+            Some("equals") => {
+                let v = n.prop("equals")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::EqualsTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Equals(v.scalar.to_json())
+                }
+            }
+            Some("contains") => {
+                let v = n.prop("contains")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::ContainsTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Contains(v.as_str()?.to_string())
+                }
+            }
+            Some("regex") => {
+                let v = n.prop("regex")?;
+                if v.as_str().is_some_and(is_template) {
+                    Predicate::RegexTpl(self.tpl(v)?)
+                } else {
+                    Predicate::Regex(self.regex(v)?)
+                }
+            }
             Some("length") => {
                 let v = n.prop("length")?;
                 match v.as_int() {
@@ -361,6 +449,33 @@ impl Compiler<'_> {
             Some(_) => return None,
         };
         Some(match subject {
+            "status" if sv.as_str().is_some() => {
+                let text = sv.as_str()?;
+                if text.trim().parse::<i64>().is_ok() {
+                    // One quoted status: the number, written as text.
+                    self.err(
+                        Code::WrongType,
+                        sv.span,
+                        "`status` of `check` must be an integer, found a string",
+                        "wrong type",
+                        format!("remove the quotes: {}", text.trim()),
+                    );
+                    return None;
+                }
+                match status_ranges(text) {
+                    Ok(ranges) => Check::StatusIn(ranges),
+                    Err(e) => {
+                        self.err(
+                            Code::BadValue,
+                            sv.span,
+                            e,
+                            "not a status list",
+                            "write one status (`status=200`), a list (`status=\"200,201\"`), a range (`\"200-299\"`) or a class (`\"2xx\"`)",
+                        );
+                        return None;
+                    }
+                }
+            }
             "status" => {
                 let s = sv.as_int()?;
                 if !(100..=599).contains(&s) {
@@ -376,10 +491,20 @@ impl Compiler<'_> {
                 Check::Status(s as u16)
             }
             "max-duration" => Check::MaxDuration(self.duration(Some(sv))?),
+            "body-contains" if sv.as_str().is_some_and(is_template) => {
+                Check::BodyContainsTpl(self.tpl(sv)?)
+            }
             "body-contains" => Check::BodyContains(sv.as_str()?.to_string()),
+            "body-regex" if sv.as_str().is_some_and(is_template) => {
+                Check::BodyRegexTpl(self.tpl(sv)?)
+            }
             "body-regex" => Check::BodyRegex(self.regex(sv)?),
             "header" => Check::Header {
                 name: sv.as_str()?.to_ascii_lowercase(),
+                predicate,
+            },
+            _ if sv.as_str().is_some_and(is_template) => Check::JsonTpl {
+                path: self.tpl(sv)?,
                 predicate,
             },
             _ => Check::Json {
@@ -422,17 +547,125 @@ impl Compiler<'_> {
             return None;
         }
         let from = match sources[0] {
+            "json" if n.str_prop("json").is_some_and(is_template) => {
+                CaptureFrom::JsonTpl(self.tpl(n.prop("json")?)?)
+            }
+            "regex" if n.str_prop("regex").is_some_and(is_template) => {
+                CaptureFrom::RegexTpl(self.tpl(n.prop("regex")?)?)
+            }
             "json" => CaptureFrom::Json(self.json_path(n.prop("json")?)?),
             "regex" => CaptureFrom::Regex(self.regex(n.prop("regex")?)?),
             "header" => CaptureFrom::Header(n.str_prop("header")?.to_ascii_lowercase()),
             _ => CaptureFrom::Body,
         };
+        let (default, default_tpl) = match n.prop("default") {
+            Some(v) if v.as_str().is_some_and(is_template) => (None, Some(self.tpl(v)?)),
+            Some(v) => (Some(v.scalar.to_json()), None),
+            None => (None, None),
+        };
         Some(Capture {
             var,
             from,
-            default: n.prop("default").map(|v| v.scalar.to_json()),
+            default,
+            default_tpl,
         })
     }
+}
+
+/// A status list: `200,201`, ranges `200-299`, classes `2xx`, each 100–599.
+fn status_ranges(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    let mut out = Vec::new();
+    let code = |s: &str| -> Result<u16, String> {
+        match s.trim().parse::<u16>() {
+            Ok(c) if (100..=599).contains(&c) => Ok(c),
+            _ => Err(format!("`{}` is not an HTTP status (100 to 599)", s.trim())),
+        }
+    };
+    for part in text.split(',').map(str::trim) {
+        let lower = part.to_ascii_lowercase();
+        if let Some(d) = lower.strip_suffix("xx").filter(|d| d.len() == 1) {
+            let c = code(&format!("{d}00"))?;
+            out.push((c, c + 99));
+        } else if let Some((a, b)) = part.split_once('-') {
+            let (a, b) = (code(a)?, code(b)?);
+            if a > b {
+                return Err(format!("`{part}`: the range goes from low to high"));
+            }
+            out.push((a, b));
+        } else {
+            let c = code(part)?;
+            out.push((c, c));
+        }
+    }
+    Ok(out)
+}
+
+/// `%XX` escapes of a URL part decoded (userinfo of a URL).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// For a path with a dotted key that holds `-` or a space (`$.headers.Content-Type`),
+/// the same path with that key in brackets: "write `$.headers['Content-Type']`".
+fn bracket_hint(path: &str) -> Option<String> {
+    let mut out = String::from("$");
+    let mut changed = false;
+    let rest = path.trim().strip_prefix('$')?;
+    // Split on dots outside brackets and quotes.
+    let mut segs: Vec<String> = Vec::new();
+    let (mut cur, mut depth, mut quote) = (String::new(), 0, None::<char>);
+    for c in rest.chars() {
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('[', None) => depth += 1,
+            (']', None) => depth -= 1,
+            ('.', None) if depth == 0 => {
+                segs.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    segs.push(cur);
+    for (i, seg) in segs.iter().enumerate() {
+        if i == 0 && seg.is_empty() {
+            continue;
+        }
+        let (key, tail) = match seg.find('[') {
+            Some(b) => (&seg[..b], &seg[b..]),
+            None => (seg.as_str(), ""),
+        };
+        if !key.is_empty() && key.chars().any(|c| c == '-' || c == ' ') {
+            out.push_str(&format!("['{}']{tail}", key.replace('\'', "\\'")));
+            changed = true;
+        } else {
+            out.push('.');
+            out.push_str(seg);
+        }
+    }
+    changed.then(|| format!("a key with `-` or a space goes in brackets: write `{out}`"))
 }
 
 /// A method-less `http "/health"`: the one argument is a URL, not a method.

@@ -19,6 +19,9 @@ impl Compiler<'_> {
             str::to_string,
         );
         let stat = self.stat("WS", &name);
+        for t in n.children_named("threshold") {
+            self.threshold(t, Some(format!("WS {name}")));
+        }
         let headers = n
             .child("headers")
             .map(|h| self.headers(h))
@@ -185,6 +188,7 @@ impl Compiler<'_> {
                 let var = n.str_arg(0)?.to_string();
                 let value = self.tpl(n.arg(1)?)?;
                 self.known.insert(var.clone());
+                self.text_vars.remove(&var);
                 Some(WsStep::Set { var, value })
             }
             "close" => {

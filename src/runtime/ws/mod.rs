@@ -71,10 +71,17 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
         .and_then(|name| user.conns.take_live(name));
     let conn = match reused {
         Some(c) => c,
-        None => match connect(user, s).await {
-            Some(c) => c,
-            None => return Flow::Failed,
-        },
+        None => {
+            let conn = connect(user, s).await;
+            if let Some(t) = user.trace.clone() {
+                let ok = conn.as_ref().map(|_| ()).ok_or("see the failure count");
+                t.ws_connect(user, &s.url.source, ok);
+            }
+            match conn {
+                Some(c) => c,
+                None => return Flow::Failed,
+            }
+        }
     };
     let mut run = Run {
         session: s.stat,
@@ -188,6 +195,15 @@ async fn connect(user: &mut User, s: &WsSession) -> Option<Conn> {
     }
 }
 
+/// A step's statistics name (for a trace).
+fn stat_name(user: &User, stat: StatId) -> String {
+    user.shared
+        .program
+        .stats
+        .get(stat as usize)
+        .map_or_else(String::new, |s| s.name.clone())
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -288,7 +304,11 @@ impl Run {
                     previous = Some(arrived.at);
                     since = since.max(arrived.at);
                     ev.bytes_in = arrived.data.len() as u64;
-                    if !frame::matches(matcher, arrived.text, &subject) {
+                    let matched = frame::matches(matcher, arrived.text, &subject);
+                    if let Some(t) = user.trace.clone() {
+                        t.ws_received(user, &stat_name(user, *stat), &arrived.data, matched);
+                    }
+                    if !matched {
                         let message = format!(
                             "frame does not match {}: {}",
                             frame::describe(matcher),
@@ -302,8 +322,12 @@ impl Run {
                         continue;
                     }
                     got += 1;
-                    let (passed, failed, check_msg) = run_checks(checks, &subject);
+                    let (passed, failed, check_msg) = run_checks(&user.checks(checks), &subject);
                     let capture_msg = run_captures(user, captures, &subject);
+                    if let Some(t) = user.trace.clone() {
+                        let checks = user.checks(checks).into_owned();
+                        t.frame_checks(user, &arrived.data, &checks, captures);
+                    }
                     ev.checks_passed = passed;
                     ev.checks_failed = failed;
                     if let Some(m) = check_msg {
@@ -316,6 +340,16 @@ impl Run {
                 true
             }
             WsStep::ExpectSilence { stat, duration } => {
+                if let Some(t) = user.trace.clone() {
+                    t.note(
+                        user,
+                        &format!(
+                            "… expect silence {} for {}",
+                            stat_name(user, *stat),
+                            humantime::format_duration(*duration)
+                        ),
+                    );
+                }
                 let Some(conn) = self.conn.as_mut() else {
                     return self.no_connection(user, *stat);
                 };
@@ -379,6 +413,12 @@ impl Run {
                 true
             }
             WsStep::Close { stat, code, reason } => {
+                if let Some(t) = user.trace.clone() {
+                    t.note(
+                        user,
+                        &format!("⇥ close {}: code {code}", stat_name(user, *stat)),
+                    );
+                }
                 let Some(mut conn) = self.conn.take() else {
                     return self.no_connection(user, *stat);
                 };
@@ -423,6 +463,9 @@ impl Run {
         let Some(conn) = self.conn.as_mut() else {
             return self.no_connection(user, stat);
         };
+        if let Some(t) = user.trace.clone() {
+            t.ws_sent(user, &stat_name(user, stat), &msg.clone().into_data());
+        }
         let len = msg.len() as u64;
         let start = Instant::now();
         let sent = conn.send(msg).await;
