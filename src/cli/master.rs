@@ -400,10 +400,7 @@ async fn finish(
     }
     if args.run.summary_kv {
         let all = r.total.aggregate(|id| {
-            program
-                .stats
-                .get(id as usize)
-                .is_none_or(|s| s.kind != "group")
+            crate::report::model::counts_in_total(program, id)
         });
         let secs = r.elapsed.as_secs_f64().max(1e-9);
         outln!(

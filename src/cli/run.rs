@@ -605,10 +605,7 @@ pub fn outcome(reasons: &[String], interrupted: bool) -> u8 {
 /// `--summary-kv`: one machine-readable line.
 fn summary_kv(program: &lang::ir::Program, r: &RunResult) -> String {
     let all = r.total.aggregate(|id| {
-        program
-            .stats
-            .get(id as usize)
-            .is_none_or(|s| s.kind != "group")
+        crate::report::model::counts_in_total(program, id)
     });
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let mut line = format!(

@@ -322,6 +322,16 @@ impl Compiler<'_> {
             }
             thresholds.push(t);
         }
+        // A user's start can fail only on a unique feeder or a plan variable that renders at
+        // run time: then each scenario gets its own `start` row to count that failure on.
+        let may_fail_start = feeders.iter().any(|f| f.mode == FeedMode::Unique)
+            || vars.iter().any(|(_, t): &(String, Tpl)| !t.is_static());
+        if may_fail_start {
+            for s in &mut scenarios {
+                self.scenario = s.name.clone();
+                s.start = Some(self.stat("start", &s.name));
+            }
+        }
         Program {
             name,
             host,
@@ -402,6 +412,7 @@ impl Compiler<'_> {
             name: name.to_string(),
             weight,
             think,
+            start: None,
             on_start,
             steps,
             on_stop,
@@ -1024,7 +1035,8 @@ impl Compiler<'_> {
                 let value = self.tpl(n.arg(1)?)?;
                 self.known.insert(var.clone());
                 self.text_vars.remove(&var);
-                Some(Step::Set { var, value })
+                let stat = self.stat("set", &var);
+                Some(Step::Set { stat, var, value })
             }
             "if" => {
                 let cond = n.arg(0)?;
@@ -1051,9 +1063,11 @@ impl Compiler<'_> {
                     }
                 };
                 let numeric = std::mem::take(&mut self.numeric);
+                let stat = self.stat("if", text.trim());
                 let then = self.steps(n);
                 let otherwise = n.child("else").map(|e| self.steps(e)).unwrap_or_default();
                 Some(Step::If {
+                    stat,
                     condition,
                     numeric,
                     then,

@@ -115,7 +115,7 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
                         humantime::format_duration(*duration)
                     ),
                     WsStep::Sleep(ps) => format!("sleep {}", pause(ps)),
-                    WsStep::Set { var, value } => format!("set {var} = {}", value.source),
+                    WsStep::Set { var, value, .. } => format!("set {var} = {}", value.source),
                     WsStep::Close { stat, code, .. } => {
                         format!("[{}] code={code}", stat_label(p, *stat))
                     }
@@ -154,7 +154,7 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
                 step_text(p, s, depth + 2, out);
             }
         }
-        Step::Set { var, value } => {
+        Step::Set { var, value, .. } => {
             let _ = writeln!(out, "{pad}- set {var} = {}", value.source);
         }
         Step::Log(t) => {
@@ -330,7 +330,7 @@ impl Dot {
                             humantime::format_duration(*duration)
                         ),
                         WsStep::Sleep(ps) => format!("sleep {}", pause(ps)),
-                        WsStep::Set { var, value } => format!("set {var} = {}", value.source),
+                        WsStep::Set { var, value, .. } => format!("set {var} = {}", value.source),
                         WsStep::Close { stat, code, .. } => {
                             format!("close [{}] code={code}", stat_label(p, *stat))
                         }

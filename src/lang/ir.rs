@@ -100,7 +100,9 @@ impl Default for HttpDefaults {
 /// One row of the statistics table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatEntry {
-    /// `GET`, `POST`, … for HTTP; `WS`, `send`, `receive`, `silence`, `close`, `group`.
+    /// `GET`, `POST`, … for HTTP; `WS`, `send`, `receive`, `silence`, `close`, `group`;
+    /// `set`, `if` and `start` for steps that send nothing and can only fail (a template
+    /// that does not render, a user that cannot start): in no protocol total.
     pub kind: String,
     pub name: String,
     /// Scenarios whose steps record into this entry.
@@ -130,6 +132,10 @@ pub struct Scenario {
     pub name: String,
     pub weight: u32,
     pub think: Think,
+    /// The row a user's failed start is counted on (`start <scenario>`: a unique feeder
+    /// with no row left, a plan variable that does not render); only when one can fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<StatId>,
     pub on_start: Vec<Step>,
     pub steps: Vec<Step>,
     pub on_stop: Vec<Step>,
@@ -182,10 +188,14 @@ pub enum Step {
         steps: Vec<Step>,
     },
     Set {
+        /// The row a failure to render is counted on (`set <var>`).
+        stat: StatId,
         var: String,
         value: Tpl,
     },
     If {
+        /// The row a condition that cannot be evaluated is counted on (`if <condition>`).
+        stat: StatId,
         condition: Tpl,
         /// Variables (`n`, `row.count`) the condition compares with a number whose
         /// type only the run knows: text there is a `template` failure, not a
@@ -404,6 +414,8 @@ pub enum WsStep {
     },
     Sleep(Pause),
     Set {
+        /// The row a failure to render is counted on (`set <var>`).
+        stat: StatId,
         var: String,
         value: Tpl,
     },

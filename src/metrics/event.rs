@@ -197,6 +197,10 @@ pub enum Protocol {
     Ws,
     /// A timed group (a transaction made of other steps).
     Group,
+    /// A step that sends nothing and has a row only to count its failures: `set`, `if`
+    /// (a template that does not render) and a scenario's `start` (a user that cannot start).
+    /// In no total, like groups.
+    Control,
 }
 
 impl Protocol {
@@ -204,6 +208,7 @@ impl Protocol {
     pub fn of_kind(kind: &str) -> Protocol {
         match kind {
             "group" => Protocol::Group,
+            "set" | "if" | "start" => Protocol::Control,
             "WS" | "send" | "receive" | "silence" | "close" => Protocol::Ws,
             _ => Protocol::Http,
         }
@@ -215,6 +220,7 @@ impl Protocol {
             Protocol::Http => "http",
             Protocol::Ws => "ws",
             Protocol::Group => "group",
+            Protocol::Control => "control",
         }
     }
 }

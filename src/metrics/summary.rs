@@ -31,9 +31,10 @@ pub struct StepInfo {
 
 impl StepInfo {
     /// Whether the step's events count in a protocol total. Groups time a transaction made
-    /// of other steps; adding them would count those requests twice.
+    /// of other steps; adding them would count those requests twice. `set`/`if`/`start`
+    /// rows send nothing (their failures are counted there and in the iterations).
     pub fn counts_in_total(&self) -> bool {
-        Protocol::of_kind(&self.kind) != Protocol::Group
+        matches!(Protocol::of_kind(&self.kind), Protocol::Http | Protocol::Ws)
     }
 }
 
@@ -272,7 +273,7 @@ fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
         match Protocol::of_kind(row.kind) {
             Protocol::Http => http.merge(row.stats),
             Protocol::Ws => ws.merge(row.stats),
-            Protocol::Group => {}
+            Protocol::Group | Protocol::Control => {}
         }
         let mut cells = Vec::new();
         if with_scenario {

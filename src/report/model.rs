@@ -472,14 +472,15 @@ pub fn stats_secs(r: &RunResult) -> f64 {
     (elapsed - r.history.reset_at().unwrap_or(0.0)).max(0.0)
 }
 
-/// All steps but groups, merged: the "Aggregated" row everywhere.
+/// All HTTP and WebSocket steps merged (not groups, not `set`/`if`/`start`): the
+/// "Aggregated" row everywhere.
 pub fn aggregate(program: &Program, total: &Snapshot) -> StepStats {
     total.aggregate(|id| counts_in_total(program, id))
 }
 
 /// Groups time other steps; counting them in totals would count those steps twice.
 pub fn counts_in_total(program: &Program, id: u32) -> bool {
-    protocol_of(program, id) != Protocol::Group
+    matches!(protocol_of(program, id), Protocol::Http | Protocol::Ws)
 }
 
 /// The protocol of statistics row `id` (an unknown row counts as HTTP).

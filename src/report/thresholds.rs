@@ -95,7 +95,7 @@ fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepS
             .map_or(Protocol::Http, |s| Protocol::of_kind(&s.kind))
     };
     let in_scope = |id: u32, explicit_step: bool| match (scope, kind_of(id)) {
-        (_, Protocol::Group) => explicit_step,
+        (_, Protocol::Group | Protocol::Control) => explicit_step,
         (Scope::Http, Protocol::Http) | (Scope::Ws, Protocol::Ws) | (Scope::All, _) => true,
         // A plain metric on a named step covers that step, whatever its protocol.
         (Scope::Http, Protocol::Ws) => explicit_step && !t.metric.starts_with("http_"),
@@ -246,10 +246,7 @@ pub fn evaluate_live(
 /// (`aborted`).
 pub fn completed_requests(program: &Program, total: &Snapshot) -> u64 {
     let not_group = |id: u32| {
-        program
-            .stats
-            .get(id as usize)
-            .is_none_or(|s| s.kind != "group")
+        super::model::counts_in_total(program, id)
     };
     let all = total.aggregate(not_group).count;
     let aborted: u64 = total

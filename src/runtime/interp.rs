@@ -64,8 +64,14 @@ pub fn pick_index(rng: &mut StdRng, weights: &[f64]) -> usize {
     weights.len() - 1
 }
 
-/// Set a variable from a rendered template.
-pub fn set_var(user: &mut User, var: &str, value: &crate::lang::template::Tpl) -> Flow {
+/// Set a variable from a rendered template. A failure to render is counted on the
+/// step's own row (`stat`, `set <var>`), with no latency sample: nothing was sent.
+pub fn set_var(
+    user: &mut User,
+    stat: crate::lang::ir::StatId,
+    var: &str,
+    value: &crate::lang::template::Tpl,
+) -> Flow {
     match user.shared.program.templates.render(value, &user.ctx()) {
         Ok(s) => {
             let v = serde_json::from_str::<serde_json::Value>(&s)
@@ -77,7 +83,7 @@ pub fn set_var(user: &mut User, var: &str, value: &crate::lang::template::Tpl) -
         }
         Err(e) => {
             user.rec.record(
-                Event::untimed(0).with_error(ErrorKind::Template, format!("set {var}: {e}")),
+                Event::untimed(stat).with_error(ErrorKind::Template, format!("set {var}: {e}")),
             );
             Flow::Failed
         }
@@ -171,8 +177,8 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
                 None => Flow::Ok,
             }
         }
-        Step::Set { var, value } => {
-            let flow = set_var(user, var, value);
+        Step::Set { stat, var, value } => {
+            let flow = set_var(user, *stat, var, value);
             if let (Some(t), Some(v)) = (user.trace.clone(), user.vars.get(var)) {
                 t.note(user, &format!("= set {var} = {v}"));
             }
@@ -188,6 +194,7 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             Flow::Ok
         }
         Step::If {
+            stat,
             condition,
             numeric,
             then,
@@ -214,7 +221,7 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
                 Ok(false) => run_steps(user, otherwise).await,
                 Err(e) => {
                     user.rec.record(
-                        Event::untimed(0).with_error(
+                        Event::untimed(*stat).with_error(
                             ErrorKind::Template,
                             format!("if {}: {e}", condition.source),
                         ),

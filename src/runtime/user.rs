@@ -322,6 +322,9 @@ impl User {
     /// start (a unique feeder ran out of rows).
     fn init(&mut self) -> bool {
         let program = self.shared.program.clone();
+        // Failures here are counted on the scenario's `start` row (the compiler makes one
+        // whenever a start can fail), never on another step's; no latency sample.
+        let start = program.scenarios[self.scenario].start.unwrap_or(0);
         for f in &program.feeders {
             if f.mode == FeedMode::Unique {
                 match f.rows.get(self.id as usize) {
@@ -330,7 +333,7 @@ impl User {
                             .insert(f.name.clone(), super::interp::jv(row));
                     }
                     None => {
-                        self.rec.record(Event::untimed(0).with_error(
+                        self.rec.record(Event::untimed(start).with_error(
                             ErrorKind::Other,
                             format!("feeder `{}` has no row left for user {}", f.name, self.id),
                         ));
@@ -348,7 +351,7 @@ impl User {
                     Err(e) => {
                         // Counted; later uses of the variable fail as undefined.
                         self.rec.record(
-                            Event::new(0, 0)
+                            Event::untimed(start)
                                 .with_error(ErrorKind::Template, format!("vars {name}: {e}")),
                         );
                         continue;

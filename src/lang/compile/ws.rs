@@ -189,7 +189,8 @@ impl Compiler<'_> {
                 let value = self.tpl(n.arg(1)?)?;
                 self.known.insert(var.clone());
                 self.text_vars.remove(&var);
-                Some(WsStep::Set { var, value })
+                let stat = self.stat("set", &var);
+                Some(WsStep::Set { stat, var, value })
             }
             "close" => {
                 let name = n.str_prop("name").unwrap_or("close").to_string();

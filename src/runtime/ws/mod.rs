@@ -406,8 +406,8 @@ impl Run {
                     }
                 }
             }
-            WsStep::Set { var, value } => {
-                if set_var(user, var, value) == Flow::Failed {
+            WsStep::Set { stat, var, value } => {
+                if set_var(user, *stat, var, value) == Flow::Failed {
                     self.flow = Flow::Failed;
                 }
                 true
