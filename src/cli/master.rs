@@ -399,9 +399,9 @@ async fn finish(
         outln!("\nseed {seed}");
     }
     if args.run.summary_kv {
-        let all = r.total.aggregate(|id| {
-            crate::report::model::counts_in_total(program, id)
-        });
+        let all = r
+            .total
+            .aggregate(|id| crate::report::model::counts_in_total(program, id));
         let secs = r.elapsed.as_secs_f64().max(1e-9);
         outln!(
             "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={} workers={} lost={}",

@@ -604,9 +604,9 @@ pub fn outcome(reasons: &[String], interrupted: bool) -> u8 {
 
 /// `--summary-kv`: one machine-readable line.
 fn summary_kv(program: &lang::ir::Program, r: &RunResult) -> String {
-    let all = r.total.aggregate(|id| {
-        crate::report::model::counts_in_total(program, id)
-    });
+    let all = r
+        .total
+        .aggregate(|id| crate::report::model::counts_in_total(program, id));
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let mut line = format!(
         "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={}",

@@ -245,9 +245,7 @@ pub fn evaluate_live(
 /// messages), successful or failed, except those still in flight when the run stopped
 /// (`aborted`).
 pub fn completed_requests(program: &Program, total: &Snapshot) -> u64 {
-    let not_group = |id: u32| {
-        super::model::counts_in_total(program, id)
-    };
+    let not_group = |id: u32| super::model::counts_in_total(program, id);
     let all = total.aggregate(not_group).count;
     let aborted: u64 = total
         .errors

@@ -30,6 +30,9 @@
 //! - A peer close or a dropped socket is one `ws_closed` event (`ws_protocol` for a
 //!   protocol violation) on the step that saw it (the connect row during a `sleep`);
 //!   the session ends there and the iteration fails. The next session reconnects.
+//! - A step under way at a hard stop (the connect, `send`, `receive`, `expect-silence`,
+//!   `close`) is one `aborted` event on its row, via `User::in_flight`; a `receive`'s
+//!   latency is then the wait for the frame it was waiting for.
 //!
 //! Frames are read only while a step waits for them (`receive`, `expect-silence`,
 //! `sleep`, `close`); tungstenite answers pings while reading. An idle named
@@ -72,7 +75,10 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
     let conn = match reused {
         Some(c) => c,
         None => {
+            // Under way until it records its own event (see `User::abandon`).
+            user.in_flight.push((s.stat, Instant::now()));
             let conn = connect(user, s).await;
+            user.in_flight.pop();
             if let Some(t) = user.trace.clone() {
                 let ok = conn.as_ref().map(|_| ()).ok_or("see the failure count");
                 t.ws_connect(user, &s.url.source, ok);
@@ -91,7 +97,17 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
         flow: Flow::Ok,
     };
     for step in &s.steps {
-        if !run.step(user, step).await {
+        // A step that waits is under way until it records its own event: a hard stop in
+        // between counts it as `aborted` on its row (`User::abandon`), as an HTTP request.
+        let waits = step_stat(step);
+        if let Some(stat) = waits {
+            user.in_flight.push((stat, Instant::now()));
+        }
+        let go = run.step(user, step).await;
+        if waits.is_some() {
+            user.in_flight.pop();
+        }
+        if !go {
             break;
         }
         run.after_send = matches!(step, WsStep::Send { .. });
@@ -192,6 +208,17 @@ async fn connect(user: &mut User, s: &WsSession) -> Option<Conn> {
             ));
             None
         }
+    }
+}
+
+/// The row of a step that waits on the connection (`sleep` and `set` have none).
+fn step_stat(step: &WsStep) -> Option<StatId> {
+    match step {
+        WsStep::Send { stat, .. }
+        | WsStep::Receive { stat, .. }
+        | WsStep::ExpectSilence { stat, .. }
+        | WsStep::Close { stat, .. } => Some(*stat),
+        WsStep::Sleep(_) | WsStep::Set { .. } => None,
     }
 }
 
@@ -303,6 +330,10 @@ impl Run {
                     ev.gap_us = previous.map(|p| micros(arrived.at.saturating_duration_since(p)));
                     previous = Some(arrived.at);
                     since = since.max(arrived.at);
+                    // An abandoned wait is for the next frame: from this one on.
+                    if let Some(waiting) = user.in_flight.last_mut() {
+                        waiting.1 = since;
+                    }
                     ev.bytes_in = arrived.data.len() as u64;
                     let matched = frame::matches(matcher, arrived.text, &subject);
                     if let Some(t) = user.trace.clone() {
