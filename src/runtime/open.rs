@@ -218,7 +218,35 @@ impl Pool {
     }
 }
 
+/// What the generator tells the run's collector (see [`run`]).
+enum ToTicker {
+    /// A second has passed: fold the aggregator's delta in and feed the sinks. `users` is
+    /// the number of live users at that moment.
+    Tick { users: u64 },
+    /// `reset_stats`.
+    Reset,
+    /// The load phase is over; the drain begins.
+    LoadEnded,
+}
+
+/// What the generator hands back when it is done.
+struct Generated {
+    by_scenario: std::collections::BTreeMap<String, u64>,
+    timeline: Timeline,
+    interrupted: bool,
+}
+
+/// Ticks waiting for the collector, at most: a collector this far behind misses ticks (the
+/// generator never waits for it; the next tick's delta holds the missed seconds' events).
+const TICKS_QUEUED: usize = 4;
+
 /// Run the open model until the duration or the stages end, or a stop.
+///
+/// The arrival generator runs on a task of its own and never runs a sink: once a second it
+/// flushes its own events and sends a [`ToTicker::Tick`] over a bounded channel (dropping it
+/// when the queue is full, never waiting). This task is the collector: it folds the deltas
+/// into the run's total and history and calls `on_tick` (CSV, Prometheus, the web UI,
+/// thresholds, the progress line), so their cost never shows as generator lateness.
 pub async fn run(
     program: Arc<Program>,
     profile: &LoadProfile,
@@ -227,6 +255,70 @@ pub async fn run(
     setup: Setup,
     mut on_tick: impl FnMut(&Tick) + Send,
 ) -> RunResult {
+    let start = Instant::now();
+    let agg = setup.agg.clone();
+    let planned = setup.planned;
+    let (tx, mut rx) = mpsc::channel::<ToTicker>(TICKS_QUEUED);
+    let generator = tokio::spawn(generate(
+        program,
+        profile.clone(),
+        cfg.clone(),
+        control,
+        setup,
+        start,
+        tx,
+    ));
+    let mut ticker = Ticker::new(agg.clone(), start, planned);
+    // Ends when the generator is done (it drops its sender after the drain).
+    while let Some(m) = rx.recv().await {
+        match m {
+            ToTicker::Tick { users } => ticker.now(users, &mut on_tick),
+            ToTicker::Reset => ticker.reset(),
+            ToTicker::LoadEnded => ticker.load_ended(),
+        }
+    }
+    let generated = match generator.await {
+        Ok(g) => g,
+        Err(e) => {
+            // A panic in the generator is a bug; the run still reports what it counted.
+            tracing::error!("open model: the arrival generator failed: {e}");
+            Generated {
+                by_scenario: Default::default(),
+                timeline: Arc::new(std::sync::Mutex::new(vec![(0.0, 0)])),
+                interrupted: true,
+            }
+        }
+    };
+    agg.set_users(0);
+    ticker.now(0, &mut on_tick);
+    let users_timeline = generated
+        .timeline
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    let peak = users_timeline.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    RunResult {
+        total: ticker.total,
+        history: ticker.history,
+        elapsed: start.elapsed(),
+        users_timeline,
+        users_by_scenario: generated.by_scenario,
+        peak_users: peak,
+        interrupted: generated.interrupted,
+    }
+}
+
+/// The arrival generator (its own task): dispatches arrivals, and tells the collector when
+/// a tick is due, the load ended or the statistics were reset.
+async fn generate(
+    program: Arc<Program>,
+    mut own: LoadProfile,
+    cfg: RunConfig,
+    control: Control,
+    setup: Setup,
+    start: Instant,
+    ticks: mpsc::Sender<ToTicker>,
+) -> Generated {
     let Setup {
         shared,
         agg,
@@ -234,8 +326,8 @@ pub async fn run(
         planned,
         share,
     } = setup;
+    let cfg = &cfg;
     // Commands may change the rate (ending the stages) and the pool size.
-    let mut own = profile.clone();
     let profile = &mut own;
     let (mut base, mut max_users, poisson) = match profile.model {
         Model::Open {
@@ -251,8 +343,7 @@ pub async fn run(
     let mut pool = Pool::new(program.scenarios.len());
     let live = Arc::new(AtomicU64::new(0));
     let timeline: Timeline = Arc::new(std::sync::Mutex::new(vec![(0.0, 0)]));
-    let start = Instant::now();
-    let mut ticker = Ticker::new(agg.clone(), start, planned);
+    let mut last_tick = start;
     let mut interrupted = false;
     let mut next_at = Some(0.0);
     let mut arrivals = 0u64;
@@ -285,7 +376,13 @@ pub async fn run(
                     next_at = next_arrival(profile, base, poisson, &mut rng, now);
                 }
                 Command::SetUsers { users, .. } => max_users = users,
-                Command::ResetStats => ticker.reset(),
+                Command::ResetStats => {
+                    // Events recorded before the reset are dropped with the old numbers.
+                    gen_rec.flush();
+                    if ticks.send(ToTicker::Reset).await.is_err() {
+                        tracing::debug!("open model: the collector has ended");
+                    }
+                }
                 _ => {}
             }
         }
@@ -336,10 +433,17 @@ pub async fn run(
             }
         }
         agg.set_users(live.load(Ordering::SeqCst));
-        if ticker.due() {
-            // The generator's own events (lateness, dropped) belong in this tick.
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            // The generator's own events (lateness, dropped) belong in this tick. The
+            // collector does the rest; a full queue skips this tick rather than wait.
             gen_rec.flush();
-            ticker.now(live.load(Ordering::SeqCst), &mut on_tick);
+            let users = live.load(Ordering::SeqCst);
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                ticks.try_send(ToTicker::Tick { users })
+            {
+                tracing::debug!("open model: the collector is behind; tick skipped");
+            }
         }
         let wake = match next_at {
             Some(at) => instant_at(start, at).min(Instant::now() + Duration::from_millis(50)),
@@ -354,8 +458,10 @@ pub async fn run(
         }
     }
 
-    ticker.load_ended();
-    let by: std::collections::BTreeMap<String, u64> = program
+    if ticks.send(ToTicker::LoadEnded).await.is_err() {
+        tracing::debug!("open model: the collector has ended");
+    }
+    let by_scenario: std::collections::BTreeMap<String, u64> = program
         .scenarios
         .iter()
         .zip(&pool.by_scenario)
@@ -368,17 +474,9 @@ pub async fn run(
     slots.append(&mut pool.retired);
     wind_down(&mut slots, profile.stop_timeout, &control.kill).await;
     gen_rec.flush();
-    agg.set_users(0);
-    ticker.now(0, &mut on_tick);
-    let users_timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
-    let peak = users_timeline.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    RunResult {
-        total: ticker.total,
-        history: ticker.history,
-        elapsed: start.elapsed(),
-        users_timeline,
-        users_by_scenario: by,
-        peak_users: peak,
+    Generated {
+        by_scenario,
+        timeline,
         interrupted,
     }
 }
