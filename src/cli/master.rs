@@ -4,10 +4,13 @@
 //! arguments are `run`'s); the master compiles the plan and resolves the profile so
 //! mistakes are reported before any worker is involved, then sends the sources and the
 //! feeder files to the workers ([`crate::dist`]). A master bound beyond loopback without
-//! a secret refuses to start (exit 2), as the UI does without a token. The summary, thresholds and report files show the merged
-//! numbers; a per-worker line and every lost worker's gap follow. `--snapshot-out`
-//! writes the merged snapshot, the per-worker numbers, the gaps and the count of refused
-//! connections as JSON.
+//! a secret refuses to start (exit 2), as the UI does without a token. The summary,
+//! thresholds and report files show the merged numbers; the progress output has a live
+//! worker table (state, users, req/s, last heard), the summary a final one and every lost
+//! worker's gap, and `--json` the same as `workers` and `gaps`. `--ui` serves the web UI
+//! on the merged ticks with a workers view (a distributed run can only be stopped from
+//! it). `--snapshot-out` writes the merged snapshot, the per-worker numbers, the gaps and
+//! the count of refused connections as JSON.
 //!
 //! Exit codes as `run`'s; 2 also when a worker cannot compile the plan, 3 when the run
 //! was aborted (a lost worker under `--on-worker-loss abort`, none left).
@@ -207,6 +210,9 @@ async fn run_async(
         job,
         planned,
         stop_timeout: profile.stop_timeout,
+        uncounted: (0..program.stats.len() as u32)
+            .filter(|&id| !report::model::counts_in_total(&program, id))
+            .collect(),
     };
     if let Some(p) = &args.snapshot_out {
         if p.parent()

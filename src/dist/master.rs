@@ -101,6 +101,9 @@ pub struct MasterConfig {
     /// The run's planned length (duration or stages), if any.
     pub planned: Option<Duration>,
     pub stop_timeout: Duration,
+    /// Statistics rows left out of each worker's request and failure counts: groups, which
+    /// time other steps (so the counts add up to the merged `Aggregated` row).
+    pub uncounted: std::collections::BTreeSet<u32>,
 }
 
 /// One worker's part of the result.
@@ -223,6 +226,14 @@ impl Gap {
             self.missing_secs
         )
     }
+}
+
+/// Events and failed events of `s`, groups (`uncounted`) left out.
+fn counted(s: &Snapshot, uncounted: &std::collections::BTreeSet<u32>) -> (u64, u64) {
+    s.steps
+        .iter()
+        .filter(|(id, _)| !uncounted.contains(id))
+        .fold((0, 0), |(n, f), (_, st)| (n + st.count, f + st.failures))
 }
 
 fn join(ids: &[u32]) -> String {
@@ -522,9 +533,12 @@ impl Coordinator {
         );
     }
 
-    /// Every worker's state now, with its rate since `last_tick` (and its window reset).
+    /// Every worker's state now, with its rate since `last_tick` (at least a second; its
+    /// window reset).
     fn statuses(&mut self, last_tick: Instant) -> Vec<WorkerStatus> {
-        let secs = last_tick.elapsed().as_secs_f64().max(1e-3);
+        // Workers send a delta a second: a shorter window (the last fold, right after a
+        // tick) still holds about a second of a worker's load.
+        let secs = last_tick.elapsed().as_secs_f64().max(1.0);
         let mut out = Vec::with_capacity(self.workers.len());
         for (i, w) in self.workers.iter_mut().enumerate() {
             let i = i as u32;
@@ -548,8 +562,8 @@ impl Coordinator {
                 users: if state == "running" { users } else { 0 },
                 rate: std::mem::take(&mut w.window_requests) as f64 / secs,
                 last_heard_secs: w.last_heard.elapsed().as_secs_f64(),
-                requests: w.total.requests(),
-                failures: w.total.failures(),
+                requests: counted(&w.total, &self.cfg.uncounted).0,
+                failures: counted(&w.total, &self.cfg.uncounted).1,
             });
         }
         out
@@ -630,7 +644,7 @@ impl Coordinator {
                         snapshot,
                     } => {
                         w.total.accumulate(&snapshot);
-                        w.window_requests += snapshot.requests();
+                        w.window_requests += counted(&snapshot, &self.cfg.uncounted).0;
                         window.merge(&snapshot);
                         if let Some(s) = self.shares.get_mut(&assignment) {
                             s.users = Some(snapshot.users);
@@ -802,8 +816,8 @@ impl Coordinator {
                 index: i as u32,
                 name: w.name.clone(),
                 peer: w.peer.to_string(),
-                requests: w.total.requests(),
-                failures: w.total.failures(),
+                requests: counted(&w.total, &self.cfg.uncounted).0,
+                failures: counted(&w.total, &self.cfg.uncounted).1,
                 lost_at_secs: w.lost_at.map(|t| self.secs(t)),
                 last_heard_secs: self.secs(w.last_heard),
                 snapshot: w.total.clone(),
