@@ -431,6 +431,13 @@ fn a_failing_threshold_fails_the_master_job_with_exit_1_and_workers_still_exit_0
     assert_eq!(result["passed"], false);
     assert_eq!(result["aggregated"]["count"].as_u64(), Some(6));
     assert_eq!(target.hits.load(Ordering::SeqCst), 6);
+    // The failed Job's result still says who ran what: 3 users over 3 workers.
+    let by_name = workers_by_name(&result);
+    assert_eq!(by_name.len(), 3, "{result}");
+    for (name, w) in &by_name {
+        assert_eq!(w["requests"], 2, "{name}: {w}");
+        assert_eq!(w["failures"], 2, "{name}: {w}");
+    }
 }
 
 #[test]
