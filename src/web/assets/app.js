@@ -80,7 +80,12 @@
     $('rate-form').hidden = !open;
     for (const b of ['btn-stop', 'btn-users', 'btn-rate', 'btn-reset']) $(b).disabled = s.status !== 'running';
     renderWorkers(s.workers);
-    if (s.workers) for (const b of ['btn-users', 'btn-rate', 'btn-reset']) $(b).disabled = true;
+    // A distributed run: the master hands the users out; the UI may only stop it.
+    if (s.workers) {
+      $('users-form').hidden = true;
+      $('rate-form').hidden = true;
+      $('btn-reset').disabled = true;
+    }
     if (s.error) say(s.error);
     if (s.profiles && !formFilled) fillForm(s);
     renderVerdict(s, null);
