@@ -499,11 +499,15 @@ fn a_killed_worker_pod_is_reported_in_the_result_json_with_its_gap() {
     let merged = result["aggregated"]["count"].as_u64().expect("count");
     assert!(merged <= target.hits.load(Ordering::SeqCst));
     assert!(merged > 0);
-    // The live table showed it lost; the summary says when.
+    // The live table showed it lost (a row of the table, not the loss note); the summary
+    // says when.
     assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("worker-1") && l.contains("lost")),
+        stderr.lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.get(1) == Some(&"worker-1")
+                && cells.get(2) == Some(&"lost")
+                && l.ends_with("s ago")
+        }),
         "{stderr}"
     );
     assert!(stdout.contains("lost at"), "{stdout}");
