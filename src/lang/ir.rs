@@ -78,6 +78,45 @@ pub struct HttpDefaults {
     /// Response bytes kept for checks, captures and `response` in templates; the rest of
     /// a longer body is read, counted and dropped (the step fails with `body`).
     pub max_body: u64,
+    /// Content codings offered in `Accept-Encoding` and undone before checks and
+    /// captures (`compression`); empty: none offered, nothing decoded.
+    pub compression: Vec<Coding>,
+}
+
+/// A response content coding loadplan can undo (`compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coding {
+    Gzip,
+    Deflate,
+    Br,
+    Zstd,
+}
+
+impl Coding {
+    /// Every coding, in the order offered by default.
+    pub const ALL: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd];
+
+    /// The token in `Accept-Encoding` / `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+        }
+    }
+
+    /// The coding a token names (`x-gzip` is gzip, as RFC 9110 asks).
+    pub fn parse(token: &str) -> Option<Coding> {
+        match token.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            "br" => Some(Coding::Br),
+            "zstd" => Some(Coding::Zstd),
+            _ => None,
+        }
+    }
 }
 
 /// The default of `max-body`: 16 MiB.
@@ -93,6 +132,7 @@ impl Default for HttpDefaults {
             http2: false,
             cookies: true,
             max_body: DEFAULT_MAX_BODY,
+            compression: Coding::ALL.to_vec(),
         }
     }
 }
@@ -211,6 +251,9 @@ pub struct HttpStep {
     pub timeout: Option<Duration>,
     /// This step's `max-body` (else the plan's).
     pub max_body: Option<u64>,
+    /// This step's `compression` (else the plan's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Vec<Coding>>,
     /// Redirects to follow for this request (default: the plan's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirects: Option<u32>,

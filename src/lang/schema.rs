@@ -242,6 +242,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("http2"),
             one("cookies"),
             one("max-body"),
+            one("compression"),
             one("auth"),
         ],
         "Plan metadata and HTTP defaults.",
@@ -298,6 +299,17 @@ pub const SPECS: &[NodeSpec] = &[
         &[],
         &[],
         "Response bytes kept for checks and captures (default 16MiB); the rest is read, counted and dropped.",
+    ),
+    node(
+        "compression",
+        &[req(
+            "codings",
+            Ty::Any,
+            "#true (gzip deflate br zstd), #false, or codings like \"gzip br\"",
+        )],
+        &[],
+        &[],
+        "Response compression: codings offered in Accept-Encoding and decoded before checks and captures (default #true).",
     ),
     map_node(
         "headers",
@@ -420,6 +432,11 @@ pub const SPECS: &[NodeSpec] = &[
                 "redirects",
                 Ty::Int,
                 "redirects to follow for this request; 0 returns the redirect itself (default from the plan)",
+            ),
+            opt(
+                "compression",
+                Ty::Any,
+                "#true, #false or codings like \"gzip br\" for this request (default from the plan)",
             ),
         ],
         &[

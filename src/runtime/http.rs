@@ -554,6 +554,16 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             .map_err(|_| format!("bad value for header {k}: {value:?}"))?;
         headers.insert(name, value);
     }
+    // Offer the codings `compression` decodes, unless the plan set its own header.
+    let codings = step
+        .compression
+        .as_deref()
+        .unwrap_or(&user.shared.program.http.compression);
+    if !codings.is_empty() && !headers.contains_key(http::header::ACCEPT_ENCODING) {
+        if let Ok(v) = http::HeaderValue::from_str(&super::decode::accept(codings)) {
+            headers.insert(http::header::ACCEPT_ENCODING, v);
+        }
+    }
     let mut content_type = |ct: &'static str| {
         headers
             .entry(http::header::CONTENT_TYPE)
@@ -743,7 +753,23 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             return Flow::Failed;
         }
     };
-    let body = rx.take();
+    // Checks and captures see the decoded body (bounded by max-body like the wire one).
+    let decoded = if reads {
+        let ce = headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let codings = step
+            .compression
+            .as_deref()
+            .unwrap_or(&program.http.compression);
+        Some(super::decode::decode(ce, codings, rx.take(), max_body))
+    } else {
+        None
+    };
+    let (body, decoded) = match decoded {
+        Some(mut d) => (std::mem::take(&mut d.body), Some(d)),
+        None => (rx.take(), None),
+    };
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
@@ -783,7 +809,28 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
                 size(max_body)
             ),
         );
+    } else if let Some(d) = decoded.as_ref().filter(|d| d.over) {
+        let names: Vec<&str> = d.codings.iter().map(|c| c.token()).collect();
+        ev = ev.with_error(
+            ErrorKind::Body,
+            format!(
+                "{} body decodes to over max-body ({}, {} on the wire): checks and captures saw only its start",
+                names.join(", "),
+                size(max_body),
+                size(rx.total)
+            ),
+        );
+    } else if let Some(m) = decoded.as_ref().and_then(|d| d.failed.clone()) {
+        ev = ev.with_error(
+            ErrorKind::Body,
+            format!("{m}; checks and captures saw the encoded body"),
+        );
     } else if let Some(m) = check_msg {
+        // A check that failed on an encoded body says so.
+        let m = match decoded.as_ref().and_then(|d| d.hint.as_deref()) {
+            Some(h) => format!("{m} ({h})"),
+            None => m,
+        };
         let kind = if expects_status
             && step.checks.iter().any(|c| match c {
                 Check::Status(s) => *s != status,

@@ -8,6 +8,52 @@ use crate::lang::template::{Tpl, is_template};
 use crate::source::Source;
 
 impl Compiler<'_> {
+    /// `compression`: `#true` (every coding), `#false` (none), or codings named in a
+    /// string (`"gzip br"`, `"gzip, zstd"`).
+    pub(super) fn compression(&mut self, v: &Value) -> Option<Vec<Coding>> {
+        if let Some(b) = v.as_bool() {
+            return Some(if b { Coding::ALL.to_vec() } else { Vec::new() });
+        }
+        let Some(s) = v.as_str() else {
+            self.err(
+                Code::BadValue,
+                v.span,
+                "compression is #true, #false or a list of codings",
+                "not a coding list",
+                "e.g. compression \"gzip br\" or compression #false",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for t in s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()) {
+            match Coding::parse(t) {
+                Some(c) if !out.contains(&c) => out.push(c),
+                Some(_) => {}
+                None => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        format!("unknown content coding `{t}`"),
+                        "unknown coding",
+                        "loadplan decodes gzip, deflate, br and zstd; #false turns compression off",
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.err(
+                Code::BadValue,
+                v.span,
+                "compression names no coding",
+                "empty",
+                "name codings (\"gzip br\") or write compression #false",
+            );
+            return None;
+        }
+        Some(out)
+    }
+
     pub(super) fn url(&mut self, v: &Value, ws: bool) -> Option<Tpl> {
         let s = v.as_str()?;
         let schemes: &[&str] = if ws {
@@ -157,6 +203,7 @@ impl Compiler<'_> {
         let max_body = n
             .prop("max-body")
             .and_then(|v| crate::lang::check::parse_size(v).ok());
+        let compression = n.prop("compression").and_then(|v| self.compression(v));
         let redirects = match n.prop("redirects") {
             None => None,
             Some(v) => match v.as_int().map(u32::try_from) {
@@ -188,6 +235,7 @@ impl Compiler<'_> {
             body,
             timeout,
             max_body,
+            compression,
             redirects,
             checks,
             captures,
