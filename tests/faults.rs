@@ -544,3 +544,106 @@ fn an_http_to_https_redirect_is_followed_over_tls_without_credentials() {
     assert!(sent_second.starts_with("GET /final "), "{sent_second}");
     assert!(!sent_second.contains("secret-token"), "{sent_second}");
 }
+
+// ---- Compression ----------------------------------------------------------------
+
+/// Every coding (and a stack of two) checked by JSON on `url`'s server: `Accept-Encoding`
+/// offered, bodies decoded, `bytes_in` the (smaller) wire bytes.
+fn compressed_bodies_pass_json_checks(url: &str, server: &FaultServer, args: &[&str]) {
+    let names = ["gzip", "deflate", "raw-deflate", "br", "zstd", "gzip,br"];
+    let steps: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                r#"http GET "/{n}" {{ check json="$.coding" equals="{n}"; check json="$.ok" equals=#true; capture "c" json="$.coding"; }}
+            "#
+            )
+        })
+        .collect();
+    let out = run(
+        &format!(r#"scenario "s" {{ {steps} }}"#),
+        url,
+        &[&["-u", "1", "--iterations", "2"][..], args].concat(),
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    for n in names {
+        let row = out.row(&format!("/{n}"));
+        assert_eq!(row["count"], 2, "{n}");
+        assert_eq!(row["checks_passed"], 4, "{n}");
+        // The wire bytes, not the 4 KiB decoded.
+        let wire = row["bytes_in"].as_u64().expect("bytes_in");
+        assert!(wire > 0 && wire < 2 * 1000, "{n}: {wire}");
+    }
+    let heads = server.heads();
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.to_ascii_lowercase().contains("accept-encoding: gzip, deflate, br, zstd")),
+        "{heads:?}"
+    );
+}
+
+#[test]
+fn gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
+    let server = FaultServer::start(Fault::Compressed);
+    compressed_bodies_pass_json_checks(&server.url(), &server, &[]);
+}
+
+#[test]
+fn over_tls_gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
+    let server = FaultServer::start_tls(Fault::Compressed);
+    compressed_bodies_pass_json_checks(&server.https_url(), &server, &["--insecure"]);
+}
+
+#[test]
+fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
+    for tls in [false, true] {
+        let server = if tls {
+            FaultServer::start_tls(Fault::Compressed)
+        } else {
+            FaultServer::start(Fault::Compressed)
+        };
+        let url = if tls { server.https_url() } else { server.url() };
+        let out = run(
+            r#"plan "p" { max-body "1MiB"; }
+            scenario "s" { http GET "/bomb" { check body-contains=" "; } }"#,
+            &url,
+            &["-u", "2", "--iterations", "2", "--insecure"],
+        );
+        assert_eq!(out.kinds(), BTreeMap::from([("body".to_string(), 4)]), "{}", out.json);
+        let msg = out.json["errors"][0]["message"].as_str().expect("message");
+        assert!(msg.contains("gzip") && msg.contains("max-body"), "{msg}");
+        // The wire body (~64 KiB) is counted, not the 64 MiB it inflates to.
+        let wire = out.aggregated("bytes_in");
+        assert!(wire > 4 * 1024 && wire < 4 * (1 << 20), "{wire}");
+        assert!(
+            out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+            "peak RSS {} KiB",
+            out.peak_rss_kib
+        );
+    }
+}
+
+#[test]
+fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_encoded() {
+    let server = FaultServer::start(Fault::Compressed);
+    let out = run(
+        r#"plan "p" { compression #false; }
+        scenario "s" {
+            http GET "/gzip" { check json="$.ok" equals=#true; }
+            http GET "/br" compression="gzip" { check json="$.ok" equals=#true; }
+            http GET "/zstd" compression="zstd" { check json="$.ok" equals=#true; }
+        }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.row("/zstd")["failures"], 0, "{}", out.json["errors"]);
+    assert_eq!(out.kinds(), BTreeMap::from([("check".to_string(), 2)]));
+    for e in out.json["errors"].as_array().expect("errors") {
+        let msg = e["message"].as_str().expect("message");
+        assert!(msg.contains("-encoded"), "{msg}");
+    }
+    let heads = server.heads();
+    assert!(!heads[0].to_ascii_lowercase().contains("accept-encoding"), "{}", heads[0]);
+    assert!(heads[1].to_ascii_lowercase().contains("accept-encoding: gzip\r\n"), "{}", heads[1]);
+}

@@ -48,6 +48,11 @@ pub enum Fault {
     /// (see [`FaultServer::set_redirect_target`]); answer `/final` with 200 and echo
     /// the request's `authorization` and `cookie` headers in the body.
     Redirect,
+    /// Answer `/CODING` (`gzip`, `deflate`, `raw-deflate`, `br`, `zstd`, or a list like
+    /// `gzip,br` applied in that order) with the JSON `{"coding":"…","ok":true,…}`
+    /// encoded so, `Content-Encoding` set (`raw-deflate` says `deflate`); `/bomb` with
+    /// 64 MiB of spaces gzipped (~64 KiB on the wire) — whatever `Accept-Encoding` says.
+    Compressed,
     /// WebSocket: complete the upgrade, then drop the TCP connection without a close
     /// frame (the client sees 1006).
     WsDrop,
@@ -405,12 +410,83 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
                         .await?;
                 }
             }
+            Fault::Compressed => {
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let (encoding, body) = compressed(path.trim_start_matches('/'));
+                stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: {encoding}\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await?;
+                stream.write_all(&body).await?;
+            }
             Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => unreachable!(),
         }
         // TLS keeps the tail of a response in its buffer until flushed.
         stream.flush().await?;
     }
     Ok(())
+}
+
+/// The body [`Fault::Compressed`] serves for `name`, and its `Content-Encoding`.
+fn compressed(name: &str) -> (String, Vec<u8>) {
+    use std::io::Write;
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if name == "bomb" {
+        let bomb = BOMB.get_or_init(|| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let spaces = [b' '; 64 * 1024];
+            for _ in 0..1024 {
+                e.write_all(&spaces).expect("in memory");
+            }
+            e.finish().expect("in memory")
+        });
+        return ("gzip".into(), bomb.clone());
+    }
+    let mut body = format!("{{\"coding\":\"{name}\",\"ok\":true,\"pad\":\"").into_bytes();
+    body.extend_from_slice(&[b'z'; 4000]);
+    body.extend_from_slice(b"\"}");
+    let mut names = Vec::new();
+    for c in name.split(',') {
+        body = match c {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "deflate" => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "raw-deflate" => {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "br" => {
+                let mut out = Vec::new();
+                {
+                    let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                    w.write_all(&body).expect("in memory");
+                }
+                out
+            }
+            "zstd" => ruzstd::encoding::compress_to_vec(
+                &body[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ),
+            _ => body,
+        };
+        names.push(if c == "raw-deflate" { "deflate" } else { c });
+    }
+    (names.join(", "), body)
 }
 
 async fn ws<S: Wire>(stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {
