@@ -576,9 +576,9 @@ fn compressed_bodies_pass_json_checks(url: &str, server: &FaultServer, args: &[&
     }
     let heads = server.heads();
     assert!(
-        heads
-            .iter()
-            .all(|h| h.to_ascii_lowercase().contains("accept-encoding: gzip, deflate, br, zstd")),
+        heads.iter().all(|h| h
+            .to_ascii_lowercase()
+            .contains("accept-encoding: gzip, deflate, br, zstd")),
         "{heads:?}"
     );
 }
@@ -603,14 +603,23 @@ fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
         } else {
             FaultServer::start(Fault::Compressed)
         };
-        let url = if tls { server.https_url() } else { server.url() };
+        let url = if tls {
+            server.https_url()
+        } else {
+            server.url()
+        };
         let out = run(
             r#"plan "p" { max-body "1MiB"; }
             scenario "s" { http GET "/bomb" { check body-contains=" "; } }"#,
             &url,
             &["-u", "2", "--iterations", "2", "--insecure"],
         );
-        assert_eq!(out.kinds(), BTreeMap::from([("body".to_string(), 4)]), "{}", out.json);
+        assert_eq!(
+            out.kinds(),
+            BTreeMap::from([("body".to_string(), 4)]),
+            "{}",
+            out.json
+        );
         let msg = out.json["errors"][0]["message"].as_str().expect("message");
         assert!(msg.contains("gzip") && msg.contains("max-body"), "{msg}");
         // The wire body (~64 KiB) is counted, not the 64 MiB it inflates to.
@@ -644,6 +653,16 @@ fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_
         assert!(msg.contains("-encoded"), "{msg}");
     }
     let heads = server.heads();
-    assert!(!heads[0].to_ascii_lowercase().contains("accept-encoding"), "{}", heads[0]);
-    assert!(heads[1].to_ascii_lowercase().contains("accept-encoding: gzip\r\n"), "{}", heads[1]);
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("accept-encoding"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[1]
+            .to_ascii_lowercase()
+            .contains("accept-encoding: gzip\r\n"),
+        "{}",
+        heads[1]
+    );
 }

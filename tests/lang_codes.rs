@@ -205,6 +205,24 @@ fn bad_size_points_at_the_size() {
 }
 
 #[test]
+fn an_unknown_content_coding_points_at_the_coding_list() {
+    expect(
+        "p.kdl",
+        "plan \"p\" { compression \"gzip lzma\"; }\nscenario \"s\" {\n    http GET \"/\"\n}\n",
+        Code::BadValue,
+        "\"gzip lzma\"",
+        0,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, compression: compress }\n",
+        Code::BadValue,
+        "compress",
+        1,
+    );
+}
+
+#[test]
 fn bad_weight_points_at_the_weight() {
     expect(
         "p.kdl",

@@ -162,7 +162,9 @@ pub fn decode(
             failed: Some(format!("{header} body could not be decoded: {e}")),
             ..plain(
                 wire.clone(),
-                Some(format!("the body is {header}-encoded and could not be decoded")),
+                Some(format!(
+                    "the body is {header}-encoded and could not be decoded"
+                )),
             )
         };
     }
@@ -235,7 +237,12 @@ mod tests {
         assert!(d.hint.as_deref().is_some_and(|h| h.contains("gzip")));
         let d = decode(Some("compress"), &Coding::ALL, wire, 100);
         assert!(d.hint.as_deref().is_some_and(|h| h.contains("compress")));
-        let d = decode(Some("gzip"), &Coding::ALL, Bytes::from_static(b"not gzip"), 100);
+        let d = decode(
+            Some("gzip"),
+            &Coding::ALL,
+            Bytes::from_static(b"not gzip"),
+            100,
+        );
         assert!(d.failed.is_some() && d.hint.is_some());
         assert_eq!(accept(&Coding::ALL), "gzip, deflate, br, zstd");
     }

@@ -25,7 +25,10 @@ impl Compiler<'_> {
             return None;
         };
         let mut out = Vec::new();
-        for t in s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()) {
+        for t in s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+        {
             match Coding::parse(t) {
                 Some(c) if !out.contains(&c) => out.push(c),
                 Some(_) => {}
