@@ -251,12 +251,34 @@ pub struct HttpStep {
     pub timeout: Option<Duration>,
     /// This step's `max-body` (else the plan's).
     pub max_body: Option<u64>,
+    /// `events`: the response is a `text/event-stream` read event by event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Box<EventStream>>,
     /// This step's `compression` (else the plan's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<Vec<Coding>>,
     /// Redirects to follow for this request (default: the plan's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirects: Option<u32>,
+    pub checks: Vec<Check>,
+    pub captures: Vec<Capture>,
+}
+
+/// Server-sent events read from an `http` step's response (`events` child), like
+/// `receive` reads WebSocket frames.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventStream {
+    pub stat: StatId,
+    /// Matching events to wait for.
+    pub count: u32,
+    /// How long to wait for all of them, from the response head.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Only events of this `event:` type match (default: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Applied to each event's data (`frame_type` is always `any`).
+    pub matcher: Matcher,
     pub checks: Vec<Check>,
     pub captures: Vec<Capture>,
 }

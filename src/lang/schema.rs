@@ -449,8 +449,35 @@ pub const SPECS: &[NodeSpec] = &[
             many("check", "checks"),
             many("capture", "captures"),
             many("threshold", "thresholds"),
+            one("events"),
         ],
         "An HTTP request.",
+    ),
+    node(
+        "events",
+        &[req("name", Ty::Str, "statistics name of the events")],
+        &[
+            opt(
+                "count",
+                Ty::Int,
+                "how many matching events to wait for (default 1)",
+            ),
+            opt(
+                "timeout",
+                Ty::Duration,
+                "how long to wait for all of them after the response head (default 5s)",
+            ),
+            opt("type", Ty::Str, "only events of this `event:` type match (default any)"),
+            opt(
+                "match",
+                Ty::Str,
+                "a JSON path that must exist in a matching event's data",
+            ),
+            opt("equals", Ty::Any, "the value at `match` must equal this"),
+            opt("regex", Ty::Str, "a regex a matching event's data must match"),
+        ],
+        &[many("check", "checks"), many("capture", "captures")],
+        "Read the response as server-sent events (text/event-stream); events that do not match are counted as unmatched.",
     ),
     node(
         "threshold",

@@ -204,7 +204,8 @@ impl Protocol {
     pub fn of_kind(kind: &str) -> Protocol {
         match kind {
             "group" => Protocol::Group,
-            "WS" | "send" | "receive" | "silence" | "close" => Protocol::Ws,
+            // Server-sent `event`s are messages of a stream, like WebSocket frames.
+            "WS" | "send" | "receive" | "silence" | "close" | "event" => Protocol::Ws,
             _ => Protocol::Http,
         }
     }

@@ -19,7 +19,7 @@ use crate::metrics::{ErrorKind, Event};
 
 tokio::task_local! {
     /// The redirect limit of the request being sent (a step may set its own).
-    static REDIRECTS: usize;
+    pub(super) static REDIRECTS: usize;
 }
 
 /// Install the rustls crypto provider once (reqwest is built without a default one).
@@ -498,7 +498,7 @@ fn render(
 }
 
 /// An event for a step that took `elapsed`, corrected for the iteration's lateness.
-fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
+pub(super) fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
     let mut ev = Event::new(stat, elapsed.as_micros() as u64);
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
     ev
@@ -559,7 +559,11 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
         .compression
         .as_deref()
         .unwrap_or(&user.shared.program.http.compression);
-    if !codings.is_empty() && !headers.contains_key(http::header::ACCEPT_ENCODING) {
+    // An event stream is read as it arrives: nothing is offered (or decoded) there.
+    if step.events.is_none()
+        && !codings.is_empty()
+        && !headers.contains_key(http::header::ACCEPT_ENCODING)
+    {
         if let Ok(v) = http::HeaderValue::from_str(&super::decode::accept(codings)) {
             headers.insert(http::header::ACCEPT_ENCODING, v);
         }
@@ -700,6 +704,9 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         }
     };
     let bytes_out = prepared.body.len() as u64;
+    if let Some(events) = &step.events {
+        return super::sse::execute(user, step, events, prepared).await;
+    }
     let program = user.shared.program.clone();
     if let Some(t) = user.trace.clone() {
         let stat = program.stats.get(step.stat as usize);

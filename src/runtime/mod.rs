@@ -14,6 +14,7 @@ pub mod http;
 pub mod interp;
 pub mod open;
 pub mod schedule;
+pub mod sse;
 pub mod trace;
 pub mod user;
 pub mod ws;

@@ -206,6 +206,10 @@ impl Compiler<'_> {
         let max_body = n
             .prop("max-body")
             .and_then(|v| crate::lang::check::parse_size(v).ok());
+        let events = match n.child("events") {
+            Some(e) => Some(Box::new(self.events(e)?)),
+            None => None,
+        };
         let compression = n.prop("compression").and_then(|v| self.compression(v));
         let redirects = match n.prop("redirects") {
             None => None,
@@ -238,8 +242,71 @@ impl Compiler<'_> {
             body,
             timeout,
             max_body,
+            events,
             compression,
             redirects,
+            checks,
+            captures,
+        })
+    }
+
+    /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
+    fn events(&mut self, n: &Node) -> Option<EventStream> {
+        let name = n.str_arg(0)?.to_string();
+        let count = match n.prop("count") {
+            None => 1,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(c)) if c >= 1 => c,
+                _ => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "`count` must be at least 1",
+                        "not positive",
+                        "wait for at least one event",
+                    );
+                    return None;
+                }
+            },
+        };
+        let timeout = self
+            .duration(n.prop("timeout"))
+            .unwrap_or(std::time::Duration::from_secs(5));
+        let json = match n.prop("match") {
+            Some(v) => Some(self.json_path(v)?),
+            None => None,
+        };
+        if let (Some(v), None) = (n.prop("equals"), &json) {
+            self.err(
+                Code::Conflict,
+                v.span,
+                "`equals` needs `match`",
+                "nothing to compare",
+                "write `match=\"$.type\" equals=\"data\"`",
+            );
+            return None;
+        }
+        let regex = match n.prop("regex") {
+            Some(v) => Some(self.regex(v)?),
+            None => None,
+        };
+        let matcher = Matcher {
+            frame_type: FrameType::Any,
+            json,
+            equals: n.prop("equals").map(|v| v.scalar.to_json()),
+            regex,
+        };
+        let checks = n
+            .children_named("check")
+            .filter_map(|c| self.check(c, false))
+            .collect();
+        let captures = self.captures(n);
+        Some(EventStream {
+            stat: self.stat("event", &name),
+            count,
+            timeout,
+            event_type: n.str_prop("type").map(str::to_string),
+            matcher,
             checks,
             captures,
         })
