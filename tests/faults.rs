@@ -666,3 +666,111 @@ fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_
         heads[1]
     );
 }
+
+// ---- Server-sent events -----------------------------------------------------------
+
+#[test]
+fn server_sent_events_are_counted_exactly_with_their_timings() {
+    for tls in [false, true] {
+        let server = if tls {
+            FaultServer::start_tls(Fault::Sse)
+        } else {
+            FaultServer::start(Fault::Sse)
+        };
+        let url = if tls {
+            server.https_url()
+        } else {
+            server.url()
+        };
+        let out = run(
+            r#"scenario "s" {
+                http GET "/events" name="stream" {
+                    check status=200
+                    events "ticks" count=4 timeout="10s" type="tick" match="$.n" {
+                        check body-regex="^\\{\"n\":[0-9]+\\}$"
+                        capture "last" json="$.n"
+                    }
+                }
+                http GET "/after/{{ last }}"
+            }"#,
+            &url,
+            &["-u", "2", "--iterations", "3", "--insecure"],
+        );
+        assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+        // 2 users x 3 iterations = 6 streams, 4 events each: exactly 24.
+        let ticks = out.row("ticks");
+        assert_eq!(ticks["kind"], "event");
+        assert_eq!(ticks["count"], 24, "{ticks}");
+        assert_eq!(ticks["checks_passed"], 24);
+        assert_eq!(out.row("stream")["count"], 6);
+        let ttfe = out.json["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["kind"] == "first-event")
+            .expect("a first-event row");
+        assert_eq!(ttfe["count"], 6);
+        // The server waits SSE_EVERY before each event: no event can be seen sooner.
+        let every = common::fault_server::SSE_EVERY.as_secs_f64() * 1000.0;
+        let ttfe_min = ttfe["latency_ms"]["min"].as_f64().expect("ttfe min");
+        assert!(ttfe_min >= every * 0.9, "time to first event {ttfe_min} ms");
+        let gaps = &ticks["interarrival_ms"];
+        let gap_min = gaps["min"].as_f64().expect("gap min");
+        let gap_mean = gaps["mean"].as_f64().expect("gap mean");
+        assert!(gap_min > 0.0 && gap_mean >= every * 0.9, "{gaps}");
+        // reply_ms: from the request's start; the 4th event comes ≥ 4 intervals in.
+        let reply_max = ticks["reply_ms"]["max"].as_f64().expect("reply max");
+        assert!(reply_max >= 4.0 * every * 0.9, "{reply_max}");
+        // The last captured event was the 4th.
+        let heads = server.heads();
+        assert_eq!(
+            heads
+                .iter()
+                .filter(|h| h.starts_with("GET /after/4 "))
+                .count(),
+            6,
+            "{heads:?}"
+        );
+        assert!(
+            heads
+                .iter()
+                .any(|h| h.to_ascii_lowercase().contains("accept: text/event-stream"))
+        );
+    }
+}
+
+#[test]
+fn a_response_that_is_not_an_event_stream_fails_with_body() {
+    let server = FaultServer::start(Fault::Sse);
+    let out = run(
+        r#"scenario "s" { http GET "/plain" { events "e" timeout="2s"; } }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "2"],
+    );
+    assert_eq!(
+        out.kinds(),
+        BTreeMap::from([("body".to_string(), 2)]),
+        "{}",
+        out.json
+    );
+    let msg = out.json["errors"][0]["message"].as_str().expect("message");
+    assert!(msg.contains("text/event-stream"), "{msg}");
+}
+
+#[test]
+fn too_few_events_in_time_fail_with_timeout_and_unmatched_events_are_counted() {
+    let server = FaultServer::start(Fault::Sse);
+    let out = run(
+        r#"scenario "s" {
+            http GET "/events" { events "slow" count=100 timeout="300ms"; }
+            http GET "/events" name="picky" { events "odd" count=1 timeout="5s" match="$.n" equals=2; }
+        }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    let kinds = out.kinds();
+    assert_eq!(kinds.get("timeout"), Some(&1), "{}", out.json["errors"]);
+    // Event 1 does not match `$.n = 2`; event 2 does.
+    assert_eq!(kinds.get("unmatched"), Some(&1), "{}", out.json["errors"]);
+    assert_eq!(out.row("odd")["count"], 2);
+}

@@ -269,6 +269,8 @@ pub struct HttpStep {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventStream {
     pub stat: StatId,
+    /// The `first-event` row: the time from the request's start to the first event.
+    pub first_stat: StatId,
     /// Matching events to wait for.
     pub count: u32,
     /// How long to wait for all of them, from the response head.

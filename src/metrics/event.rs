@@ -205,7 +205,9 @@ impl Protocol {
         match kind {
             "group" => Protocol::Group,
             // Server-sent `event`s are messages of a stream, like WebSocket frames.
-            "WS" | "send" | "receive" | "silence" | "close" | "event" => Protocol::Ws,
+            "WS" | "send" | "receive" | "silence" | "close" | "event" | "first-event" => {
+                Protocol::Ws
+            }
             _ => Protocol::Http,
         }
     }

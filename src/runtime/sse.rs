@@ -3,9 +3,10 @@
 //!
 //! The request goes through the general (reqwest) client whatever its scheme. The
 //! step's own row records the response head (status, header checks, the time to it);
-//! the `events` row records one event per server-sent event: its wait (from the
-//! request's start for the first — the time to first event — then from the previous
-//! event), `reply_ms` (from the request's start) and `interarrival_ms`.
+//! the `event` row records one event per server-sent event: its wait (from the
+//! request's start for the first, then from the previous event), `reply_ms` (from the
+//! request's start) and `interarrival_ms`; the `first-event` row one event per stream,
+//! the time from the request's start to its first event.
 
 use std::time::{Duration, Instant};
 
@@ -185,7 +186,9 @@ pub(super) async fn execute(
     {
         ev = ev.with_error(
             ErrorKind::Body,
-            format!("expected an event stream (text/event-stream), got content-type {content_type:?}"),
+            format!(
+                "expected an event stream (text/event-stream), got content-type {content_type:?}"
+            ),
         );
     }
     if ev.is_failure() {
@@ -233,13 +236,20 @@ pub(super) async fn execute(
                     ),
                 ),
             };
-            let ev = Event::new(events.stat, micros(start.elapsed()))
-                .with_error(failure.0, failure.1);
+            let ev =
+                Event::new(events.stat, micros(start.elapsed())).with_error(failure.0, failure.1);
             user.rec.record(ev);
             return Flow::Failed;
         };
         // The wait for this event: from the request's start for the first, then from
         // the previous event.
+        if previous.is_none() {
+            // Time to first event, matching or not: a row of its own.
+            user.rec.record(Event::new(
+                events.first_stat,
+                micros(arrived.saturating_duration_since(start)),
+            ));
+        }
         let since = previous.unwrap_or(start);
         let waited = arrived.saturating_duration_since(since);
         let mut ev = Event::new(events.stat, micros(waited));
@@ -261,7 +271,8 @@ pub(super) async fn execute(
                 _ => format!("event does not match {}", frame::describe(&events.matcher)),
             };
             let message = format!("{what}: {}", frame::preview(&sse.data, true));
-            user.rec.record(ev.with_error(ErrorKind::Unmatched, message));
+            user.rec
+                .record(ev.with_error(ErrorKind::Unmatched, message));
             flow = Flow::Failed;
             continue;
         }

@@ -53,6 +53,11 @@ pub enum Fault {
     /// encoded so, `Content-Encoding` set (`raw-deflate` says `deflate`); `/bomb` with
     /// 64 MiB of spaces gzipped (~64 KiB on the wire) — whatever `Accept-Encoding` says.
     Compressed,
+    /// `/events`: a `text/event-stream` (no length: it ends when the client leaves) of a
+    /// comment, then `event: tick` / `data: {"n":N}` for N = 1, 2, … every
+    /// [`SSE_EVERY`], at most 200. `/plain`: a JSON answer that is not a stream. Any other
+    /// path: a small 200 (`ok`).
+    Sse,
     /// WebSocket: complete the upgrade, then drop the TCP connection without a close
     /// frame (the client sees 1006).
     WsDrop,
@@ -80,6 +85,9 @@ pub struct FaultServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The interval between the events of [`Fault::Sse`].
+pub const SSE_EVERY: Duration = Duration::from_millis(40);
 
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
@@ -423,6 +431,29 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
                     )
                     .await?;
                 stream.write_all(&body).await?;
+            }
+            Fault::Sse => {
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                if path == "/plain" {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                        .await?;
+                } else if path != "/events" {
+                    stream.write_all(OK).await?;
+                } else {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n: stream starts\n\n")
+                        .await?;
+                    stream.flush().await?;
+                    for n in 1..=200 {
+                        tokio::time::sleep(SSE_EVERY).await;
+                        stream
+                            .write_all(format!("event: tick\ndata: {{\"n\":{n}}}\n\n").as_bytes())
+                            .await?;
+                        stream.flush().await?;
+                    }
+                    return Ok(());
+                }
             }
             Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => unreachable!(),
         }

@@ -303,6 +303,7 @@ impl Compiler<'_> {
         let captures = self.captures(n);
         Some(EventStream {
             stat: self.stat("event", &name),
+            first_stat: self.stat("first-event", &name),
             count,
             timeout,
             event_type: n.str_prop("type").map(str::to_string),
