@@ -64,9 +64,12 @@ fn undo<'a>(c: Coding, inner: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, 
 /// first two bytes tell which.
 enum Deflate<'a> {
     Pending(Option<Box<dyn Read + 'a>>),
-    Zlib(flate2::read::ZlibDecoder<std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read + 'a>>>),
-    Raw(flate2::read::DeflateDecoder<std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read + 'a>>>),
+    Zlib(flate2::read::ZlibDecoder<Peeked<'a>>),
+    Raw(flate2::read::DeflateDecoder<Peeked<'a>>),
 }
+
+/// The first bytes read to tell zlib from raw deflate, then the rest.
+type Peeked<'a> = std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read + 'a>>;
 
 impl<'a> Deflate<'a> {
     fn new(inner: Box<dyn Read + 'a>) -> Self {
