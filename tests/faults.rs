@@ -774,3 +774,42 @@ fn too_few_events_in_time_fail_with_timeout_and_unmatched_events_are_counted() {
     assert_eq!(kinds.get("unmatched"), Some(&1), "{}", out.json["errors"]);
     assert_eq!(out.row("odd")["count"], 2);
 }
+
+// ---- Uploads ----------------------------------------------------------------------
+
+#[test]
+fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory() {
+    const SIZE: u64 = 50 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(SIZE).expect("a sparse 50 MiB file");
+    drop(f);
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{ http POST "/upload" {{ body file="{}" content-type="application/x-test"; check status=200; }} }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "20", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    assert_eq!(server.posts(), 20);
+    assert_eq!(server.body_bytes(), 20 * SIZE);
+    assert_eq!(out.aggregated("bytes_out"), 20 * SIZE);
+    let heads = server.heads();
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("content-type: application/x-test"),
+        "{}",
+        heads[0]
+    );
+    eprintln!("20 x 50 MiB upload: peak RSS {} KiB", out.peak_rss_kib);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}

@@ -223,6 +223,17 @@ fn an_unknown_content_coding_points_at_the_coding_list() {
 }
 
 #[test]
+fn a_missing_body_file_points_at_the_file() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { body file=\"no/such/upload.bin\"; }\n}\n",
+        Code::MissingFile,
+        "\"no/such/upload.bin\"",
+        0,
+    );
+}
+
+#[test]
 fn bad_weight_points_at_the_weight() {
     expect(
         "p.kdl",

@@ -78,6 +78,7 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
                 Body::Json(_) => " body=json".into(),
                 Body::Form(_) => " body=form".into(),
                 Body::Text { .. } => " body=text".into(),
+                Body::File { file, .. } => format!(" body=file:{file}"),
             };
             let _ = writeln!(
                 out,

@@ -291,7 +291,18 @@ pub enum Body {
     None,
     Json(Tpl),
     Form(Vec<(String, Tpl)>),
-    Text { body: Tpl, content_type: String },
+    Text {
+        body: Tpl,
+        content_type: String,
+    },
+    /// `body file="…"`: a file's bytes, read once when the plan is compiled and shared by
+    /// every user and request (no copy per request).
+    File {
+        file: String,
+        content_type: String,
+        #[serde(skip)]
+        data: bytes::Bytes,
+    },
 }
 
 /// A compiled regex that dumps as its source.

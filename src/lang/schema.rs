@@ -446,12 +446,31 @@ pub const SPECS: &[NodeSpec] = &[
             one("json"),
             map("form"),
             one("text"),
+            one("body"),
             many("check", "checks"),
             many("capture", "captures"),
             many("threshold", "thresholds"),
             one("events"),
         ],
         "An HTTP request.",
+    ),
+    node(
+        "body",
+        &[],
+        &[
+            req(
+                "file",
+                Ty::Str,
+                "a file sent as the body, relative to the plan file's folder",
+            ),
+            opt(
+                "content-type",
+                Ty::Str,
+                "the content type sent (default application/octet-stream)",
+            ),
+        ],
+        &[],
+        "A raw body from a file, read once when the plan is checked and shared by every request.",
     ),
     node(
         "events",

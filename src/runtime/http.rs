@@ -593,6 +593,16 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             }
             bytes::Bytes::from(f.finish())
         }
+        Body::File {
+            data,
+            content_type: ct,
+            ..
+        } => {
+            if let Ok(v) = http::HeaderValue::from_str(ct) {
+                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
+            }
+            data.clone()
+        }
         Body::Text {
             body,
             content_type: ct,

@@ -73,6 +73,7 @@ struct Counts {
     connections: AtomicU64,
     requests: AtomicU64,
     posts: AtomicU64,
+    body_bytes: AtomicU64,
     tls_hellos: AtomicU64,
     heads: std::sync::Mutex<Vec<String>>,
     redirect_to: std::sync::Mutex<String>,
@@ -205,6 +206,11 @@ impl FaultServer {
         self.counts.posts.load(Ordering::SeqCst)
     }
 
+    /// Request body bytes read so far (`Content-Length` bodies).
+    pub fn body_bytes(&self) -> u64 {
+        self.counts.body_bytes.load(Ordering::SeqCst)
+    }
+
     /// Every request head read, in order.
     pub fn heads(&self) -> Vec<String> {
         self.counts.heads.lock().expect("heads").clone()
@@ -281,6 +287,7 @@ async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Op
             return Ok(None);
         }
         left -= n as u64;
+        c.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
     }
     c.requests.fetch_add(1, Ordering::SeqCst);
     if text.starts_with("POST ") {

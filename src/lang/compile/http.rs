@@ -174,7 +174,7 @@ impl Compiler<'_> {
         let bodies: Vec<&Node> = n
             .children
             .iter()
-            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text"))
+            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text" | "body"))
             .collect();
         if bodies.len() > 1 {
             self.err(
@@ -182,7 +182,7 @@ impl Compiler<'_> {
                 bodies[1].name_span,
                 "a request has one body",
                 "second body",
-                "keep one of `json`, `form` or `text`",
+                "keep one of `json`, `form`, `text` or `body`",
             );
         }
         let body = match bodies.first() {
@@ -193,6 +193,7 @@ impl Compiler<'_> {
                 Body::Json(self.tpl(v)?)
             }
             Some(b) if b.name == "form" => Body::Form(self.map(b)),
+            Some(b) if b.name == "body" => self.body_file(b)?,
             Some(b) => Body::Text {
                 body: self.tpl(b.arg(0)?)?,
                 content_type: b
@@ -248,6 +249,40 @@ impl Compiler<'_> {
             checks,
             captures,
         })
+    }
+
+    /// `body file="…" content-type="…"`: the file is read here, once (a missing or
+    /// unreadable file is a plan error, reported by `check`).
+    fn body_file(&mut self, n: &Node) -> Option<Body> {
+        let v = n.prop("file")?;
+        let file = v.as_str()?.to_string();
+        let path = self.base.join(&file);
+        // Only regular files: a device or pipe (`/dev/zero`) would never finish.
+        let read = match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
+            Ok(_) => std::fs::read(&path).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match read {
+            Ok(data) => Some(Body::File {
+                file,
+                content_type: n
+                    .str_prop("content-type")
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
+                data: bytes::Bytes::from(data),
+            }),
+            Err(e) => {
+                self.err(
+                    Code::MissingFile,
+                    v.span,
+                    format!("cannot read body file `{}`: {e}", path.display()),
+                    "file not readable",
+                    "body files are relative to the plan file's folder",
+                );
+                None
+            }
+        }
     }
 
     /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
