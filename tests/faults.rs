@@ -702,6 +702,7 @@ fn server_sent_events_are_counted_exactly_with_their_timings() {
         assert_eq!(ticks["kind"], "event");
         assert_eq!(ticks["count"], 24, "{ticks}");
         assert_eq!(ticks["checks_passed"], 24);
+        assert_eq!(ticks["has_checks"], true);
         assert_eq!(out.row("stream")["count"], 6);
         let ttfe = out.json["steps"]
             .as_array()
