@@ -9,6 +9,9 @@ use crate::lang::ir::Coding;
 use bytes::Bytes;
 use std::io::Read;
 
+/// The `Accept-Encoding` value offering every coding (the default).
+pub const ACCEPT_ALL: &str = "gzip, deflate, br, zstd";
+
 /// The `Accept-Encoding` value offering `codings` (`gzip, deflate, br, zstd`).
 pub fn accept(codings: &[Coding]) -> String {
     codings
@@ -247,6 +250,6 @@ mod tests {
             100,
         );
         assert!(d.failed.is_some() && d.hint.is_some());
-        assert_eq!(accept(&Coding::ALL), "gzip, deflate, br, zstd");
+        assert_eq!(accept(&Coding::ALL), ACCEPT_ALL);
     }
 }

@@ -564,7 +564,13 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
         && !codings.is_empty()
         && !headers.contains_key(http::header::ACCEPT_ENCODING)
     {
-        if let Ok(v) = http::HeaderValue::from_str(&super::decode::accept(codings)) {
+        // The default list costs no allocation per request.
+        let value = if codings == crate::lang::ir::Coding::ALL {
+            Ok(http::HeaderValue::from_static(super::decode::ACCEPT_ALL))
+        } else {
+            http::HeaderValue::from_str(&super::decode::accept(codings))
+        };
+        if let Ok(v) = value {
             headers.insert(http::header::ACCEPT_ENCODING, v);
         }
     }
