@@ -814,3 +814,47 @@ fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory
         out.peak_rss_kib
     );
 }
+
+#[test]
+fn a_50_mb_multipart_upload_by_20_users_reaches_the_server_whole_in_bounded_memory() {
+    const SIZE: u64 = 50 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(SIZE).expect("a sparse 50 MiB file");
+    drop(f);
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{
+                http POST "/upload" {{
+                    multipart {{
+                        field "user" "u-{{{{ 1 + 1 }}}}"
+                        file "data" path="{}" content-type="application/x-test"
+                    }}
+                    check status=200
+                }}
+            }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "20", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    assert_eq!(server.posts(), 20);
+    let sent = out.aggregated("bytes_out");
+    // Every part's bytes, plus boundaries and part headers.
+    assert!(sent > 20 * SIZE && sent < 20 * (SIZE + 1024), "{sent}");
+    assert_eq!(server.body_bytes(), sent);
+    let head = server.heads()[0].to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: multipart/form-data; boundary="),
+        "{head}"
+    );
+    eprintln!("20 x 50 MiB multipart: peak RSS {} KiB", out.peak_rss_kib);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}

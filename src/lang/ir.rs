@@ -295,6 +295,11 @@ pub enum Body {
         body: Tpl,
         content_type: String,
     },
+    /// `multipart { field …; file … }`: `multipart/form-data`, files shared like `File`.
+    Multipart {
+        fields: Vec<(String, Tpl)>,
+        files: Vec<MultipartFile>,
+    },
     /// `body file="…"`: a file's bytes, read once when the plan is compiled and shared by
     /// every user and request (no copy per request).
     File {
@@ -303,6 +308,21 @@ pub enum Body {
         #[serde(skip)]
         data: bytes::Bytes,
     },
+}
+
+/// One `file` part of a `multipart` body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MultipartFile {
+    /// The form field name.
+    pub name: String,
+    /// The path as written (relative to the plan's folder).
+    pub file: String,
+    /// The file name sent (default: the path's last component).
+    pub filename: String,
+    pub content_type: String,
+    /// Read once when the plan is compiled, shared by every request.
+    #[serde(skip)]
+    pub data: bytes::Bytes,
 }
 
 /// A compiled regex that dumps as its source.

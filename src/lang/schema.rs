@@ -447,6 +447,7 @@ pub const SPECS: &[NodeSpec] = &[
             map("form"),
             one("text"),
             one("body"),
+            one("multipart"),
             many("check", "checks"),
             many("capture", "captures"),
             many("threshold", "thresholds"),
@@ -471,6 +472,46 @@ pub const SPECS: &[NodeSpec] = &[
         ],
         &[],
         "A raw body from a file, read once when the plan is checked and shared by every request.",
+    ),
+    node(
+        "multipart",
+        &[],
+        &[],
+        &[many("field", "fields"), many("file", "files")],
+        "A multipart/form-data body: text fields and files (files read once when the plan is checked).",
+    ),
+    node(
+        "field",
+        &[
+            req("name", Ty::Str, "the field name"),
+            req("value", Ty::Str, "the field value (templates allowed)"),
+        ],
+        &[],
+        &[],
+        "A text field of a multipart body.",
+    ),
+    node(
+        "file",
+        &[req("name", Ty::Str, "the field name")],
+        &[
+            req(
+                "path",
+                Ty::Str,
+                "the file sent, relative to the plan file's folder",
+            ),
+            opt(
+                "content-type",
+                Ty::Str,
+                "the part's content type (default application/octet-stream)",
+            ),
+            opt(
+                "filename",
+                Ty::Str,
+                "the file name sent (default: the path's last component)",
+            ),
+        ],
+        &[],
+        "A file part of a multipart body.",
     ),
     node(
         "events",

@@ -599,6 +599,8 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             }
             bytes::Bytes::from(f.finish())
         }
+        // Built in `multipart_request` (the parts stream, the files are not copied).
+        Body::Multipart { .. } => bytes::Bytes::new(),
         Body::File {
             data,
             content_type: ct,
@@ -641,7 +643,20 @@ async fn send_reqwest(
     if !p.body.is_empty() {
         rb = rb.body(p.body);
     }
-    let mut resp = rb.send().await.map_err(|e| {
+    let req = rb.build().map_err(|e| {
+        let (kind, msg) = classify(&e);
+        (kind, msg, None)
+    })?;
+    send_request(client, req, rx).await
+}
+
+/// Send a built request through reqwest and read the body into `rx`.
+async fn send_request(
+    client: &reqwest::Client,
+    req: reqwest::Request,
+    rx: &mut Received,
+) -> Result<Answer, Failure> {
+    let mut resp = client.execute(req).await.map_err(|e| {
         let (kind, msg) = classify(&e);
         (kind, msg, None)
     })?;
@@ -693,6 +708,51 @@ fn size(n: u64) -> String {
     .replace(".0 ", " ")
 }
 
+/// A `multipart` step's request: rendered fields, shared file bytes streamed as parts
+/// (no copy per request), and its length for `bytes_out`.
+fn multipart_request(
+    user: &mut User,
+    step: &HttpStep,
+    p: &Prepared,
+    timeout: Duration,
+) -> Result<Option<(reqwest::Request, u64)>, PrepareError> {
+    let Body::Multipart { fields, files } = &step.body else {
+        return Ok(None);
+    };
+    let mut ctx = None;
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text(k.clone(), render(user, v, &mut ctx)?);
+    }
+    for f in files {
+        let part = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::from(f.data.clone()),
+            f.data.len() as u64,
+        )
+        .file_name(f.filename.clone())
+        .mime_str(&f.content_type)
+        .map_err(|e| PrepareError(ErrorKind::Body, format!("bad content-type: {e}")))?;
+        form = form.part(f.name.clone(), part);
+    }
+    let mut headers = p.headers.clone();
+    headers.remove(http::header::CONTENT_TYPE);
+    let req = user
+        .client
+        .request(p.method.clone(), p.url.clone())
+        .headers(headers)
+        .timeout(timeout)
+        .multipart(form)
+        .build()
+        .map_err(|e| PrepareError(ErrorKind::Body, classify(&e).1))?;
+    let len = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Some((req, len)))
+}
+
 /// Send a prepared request the general way, bounded by `timeout`.
 async fn general(
     client: &reqwest::Client,
@@ -719,7 +779,22 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             return Flow::Failed;
         }
     };
-    let bytes_out = prepared.body.len() as u64;
+    let mut bytes_out = prepared.body.len() as u64;
+    let timeout = step.timeout.unwrap_or(user.shared.program.http.timeout);
+    let multipart = match multipart_request(user, step, &prepared, timeout) {
+        Ok(m) => m,
+        Err(PrepareError(kind, m)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &m);
+            }
+            user.rec
+                .record(Event::untimed(step.stat).with_error(kind, m));
+            return Flow::Failed;
+        }
+    };
+    if let Some((_, len)) = &multipart {
+        bytes_out = *len;
+    }
     if let Some(events) = &step.events {
         return super::sse::execute(user, step, events, prepared).await;
     }
@@ -738,7 +813,15 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         .uses_response
         .then(|| prepared.url.to_string());
     let start = Instant::now();
-    let result = if fast::eligible(&prepared.url, program.http.http2) {
+    let result = if let Some((req, _)) = multipart {
+        // Multipart bodies go the general way (reqwest streams the parts).
+        let limit = step.redirects.unwrap_or(program.http.redirects) as usize;
+        let send = tokio::time::timeout(timeout, send_request(&user.client, req, &mut rx));
+        match REDIRECTS.scope(limit, send).await {
+            Ok(r) => r,
+            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+        }
+    } else if fast::eligible(&prepared.url, program.http.http2) {
         let exchange = fast::send(
             &mut user.fast,
             prepared,

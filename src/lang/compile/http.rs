@@ -174,7 +174,12 @@ impl Compiler<'_> {
         let bodies: Vec<&Node> = n
             .children
             .iter()
-            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text" | "body"))
+            .filter(|c| {
+                matches!(
+                    c.name.as_str(),
+                    "json" | "form" | "text" | "body" | "multipart"
+                )
+            })
             .collect();
         if bodies.len() > 1 {
             self.err(
@@ -182,7 +187,7 @@ impl Compiler<'_> {
                 bodies[1].name_span,
                 "a request has one body",
                 "second body",
-                "keep one of `json`, `form`, `text` or `body`",
+                "keep one of `json`, `form`, `text`, `body` or `multipart`",
             );
         }
         let body = match bodies.first() {
@@ -194,6 +199,7 @@ impl Compiler<'_> {
             }
             Some(b) if b.name == "form" => Body::Form(self.map(b)),
             Some(b) if b.name == "body" => self.body_file(b)?,
+            Some(b) if b.name == "multipart" => self.multipart(b)?,
             Some(b) => Body::Text {
                 body: self.tpl(b.arg(0)?)?,
                 content_type: b
@@ -251,12 +257,49 @@ impl Compiler<'_> {
         })
     }
 
-    /// `body file="…" content-type="…"`: the file is read here, once (a missing or
-    /// unreadable file is a plan error, reported by `check`).
-    fn body_file(&mut self, n: &Node) -> Option<Body> {
-        let v = n.prop("file")?;
-        let file = v.as_str()?.to_string();
-        let path = self.base.join(&file);
+    /// `multipart { field "k" "v"; file "f" path="…" content-type="…" filename="…" }`.
+    fn multipart(&mut self, n: &Node) -> Option<Body> {
+        let mut fields = Vec::new();
+        let mut files = Vec::new();
+        for c in &n.children {
+            match c.name.as_str() {
+                "field" => {
+                    let name = c.str_arg(0)?.to_string();
+                    fields.push((name, self.tpl(c.arg(1)?)?));
+                }
+                "file" => {
+                    let name = c.str_arg(0)?.to_string();
+                    let v = c.prop("path")?;
+                    let file = v.as_str()?.to_string();
+                    let data = self.read_body_file(&file, v.span)?;
+                    let filename = c.str_prop("filename").map_or_else(
+                        || {
+                            std::path::Path::new(&file)
+                                .file_name()
+                                .map_or(file.clone(), |f| f.to_string_lossy().into_owned())
+                        },
+                        str::to_string,
+                    );
+                    files.push(MultipartFile {
+                        name,
+                        file,
+                        filename,
+                        content_type: c
+                            .str_prop("content-type")
+                            .unwrap_or("application/octet-stream")
+                            .to_string(),
+                        data,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(Body::Multipart { fields, files })
+    }
+
+    /// A body file's bytes (relative to the plan's folder), or a `missing-file` error.
+    fn read_body_file(&mut self, file: &str, span: crate::source::Span) -> Option<bytes::Bytes> {
+        let path = self.base.join(file);
         // Only regular files: a device or pipe (`/dev/zero`) would never finish.
         let read = match std::fs::metadata(&path) {
             Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
@@ -264,18 +307,11 @@ impl Compiler<'_> {
             Err(e) => Err(e.to_string()),
         };
         match read {
-            Ok(data) => Some(Body::File {
-                file,
-                content_type: n
-                    .str_prop("content-type")
-                    .unwrap_or("application/octet-stream")
-                    .to_string(),
-                data: bytes::Bytes::from(data),
-            }),
+            Ok(data) => Some(bytes::Bytes::from(data)),
             Err(e) => {
                 self.err(
                     Code::MissingFile,
-                    v.span,
+                    span,
                     format!("cannot read body file `{}`: {e}", path.display()),
                     "file not readable",
                     "body files are relative to the plan file's folder",
@@ -283,6 +319,22 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    /// `body file="…" content-type="…"`: the file is read here, once (a missing or
+    /// unreadable file is a plan error, reported by `check`).
+    fn body_file(&mut self, n: &Node) -> Option<Body> {
+        let v = n.prop("file")?;
+        let file = v.as_str()?.to_string();
+        let data = self.read_body_file(&file, v.span)?;
+        Some(Body::File {
+            file,
+            content_type: n
+                .str_prop("content-type")
+                .unwrap_or("application/octet-stream")
+                .to_string(),
+            data,
+        })
     }
 
     /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
