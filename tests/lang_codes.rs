@@ -231,6 +231,13 @@ fn a_missing_body_file_points_at_the_file() {
         "\"no/such/upload.bin\"",
         0,
     );
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { multipart { file \"f\" path=\"no/such/part.bin\"; }; }\n}\n",
+        Code::MissingFile,
+        "\"no/such/part.bin\"",
+        0,
+    );
 }
 
 #[test]
