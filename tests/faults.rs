@@ -858,3 +858,38 @@ fn a_50_mb_multipart_upload_by_20_users_reaches_the_server_whole_in_bounded_memo
         out.peak_rss_kib
     );
 }
+
+#[test]
+fn multipart_fields_are_rendered_and_files_sent_with_their_names_and_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("note.txt");
+    std::fs::write(&path, "file-content-42").expect("write");
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{
+                http POST "/upload" {{
+                    multipart {{
+                        field "user" "u-{{{{ 20 + 22 }}}}"
+                        field "user" "again"
+                        file "doc" path="{}" content-type="text/x-note" filename="n.txt"
+                    }}
+                }}
+            }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    let body = String::from_utf8_lossy(&server.bodies()[0]).to_ascii_lowercase();
+    for want in [
+        "name=\"user\"\r\n\r\nu-42\r\n",
+        "name=\"user\"\r\n\r\nagain\r\n",
+        "name=\"doc\"; filename=\"n.txt\"",
+        "content-type: text/x-note\r\n\r\nfile-content-42\r\n",
+    ] {
+        assert!(body.contains(want), "{want:?} not in {body}");
+    }
+    assert_eq!(out.aggregated("bytes_out"), server.body_bytes());
+}

@@ -74,6 +74,8 @@ struct Counts {
     requests: AtomicU64,
     posts: AtomicU64,
     body_bytes: AtomicU64,
+    /// The first 4 KiB of each request body.
+    bodies: std::sync::Mutex<Vec<Vec<u8>>>,
     tls_hellos: AtomicU64,
     heads: std::sync::Mutex<Vec<String>>,
     redirect_to: std::sync::Mutex<String>,
@@ -211,6 +213,11 @@ impl FaultServer {
         self.counts.body_bytes.load(Ordering::SeqCst)
     }
 
+    /// The first 4 KiB of every request body read, in order.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.counts.bodies.lock().expect("bodies").clone()
+    }
+
     /// Every request head read, in order.
     pub fn heads(&self) -> Vec<String> {
         self.counts.heads.lock().expect("heads").clone()
@@ -278,6 +285,7 @@ async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Op
         })
         .unwrap_or(0);
     let mut left = len;
+    let mut start = Vec::new();
     let mut buf = [0u8; 8192];
     while left > 0 {
         let n = stream
@@ -288,7 +296,10 @@ async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Op
         }
         left -= n as u64;
         c.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
+        let room = 4096usize.saturating_sub(start.len()).min(n);
+        start.extend_from_slice(&buf[..room]);
     }
+    c.bodies.lock().expect("bodies").push(start);
     c.requests.fetch_add(1, Ordering::SeqCst);
     if text.starts_with("POST ") {
         c.posts.fetch_add(1, Ordering::SeqCst);
