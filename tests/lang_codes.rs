@@ -241,6 +241,17 @@ fn a_missing_body_file_points_at_the_file() {
 }
 
 #[test]
+fn events_with_a_multipart_body_point_at_the_events() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { multipart { field \"a\" \"b\"; }; events \"e\"; }\n}\n",
+        Code::Conflict,
+        "events",
+        0,
+    );
+}
+
+#[test]
 fn bad_weight_points_at_the_weight() {
     expect(
         "p.kdl",

@@ -217,6 +217,16 @@ impl Compiler<'_> {
             Some(e) => Some(Box::new(self.events(e)?)),
             None => None,
         };
+        if let (Some(_), Body::Multipart { .. }, Some(e)) = (&events, &body, n.child("events")) {
+            self.err(
+                Code::Conflict,
+                e.name_span,
+                "an event stream cannot send a multipart body",
+                "events with multipart",
+                "send the upload in its own `http` step, or use `body file=`",
+            );
+            return None;
+        }
         let compression = n.prop("compression").and_then(|v| self.compression(v));
         let redirects = match n.prop("redirects") {
             None => None,
