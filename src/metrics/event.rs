@@ -204,7 +204,10 @@ impl Protocol {
     pub fn of_kind(kind: &str) -> Protocol {
         match kind {
             "group" => Protocol::Group,
-            "WS" | "send" | "receive" | "silence" | "close" => Protocol::Ws,
+            // Server-sent `event`s are messages of a stream, like WebSocket frames.
+            "WS" | "send" | "receive" | "silence" | "close" | "event" | "first-event" => {
+                Protocol::Ws
+            }
             _ => Protocol::Http,
         }
     }

@@ -652,7 +652,14 @@ pub fn stats_with_checks(program: &Program) -> Vec<bool> {
     fn walk(steps: &[Step], out: &mut Vec<bool>) {
         for step in steps {
             match step {
-                Step::Http(h) if !h.checks.is_empty() => mark(out, h.stat),
+                Step::Http(h) => {
+                    if !h.checks.is_empty() {
+                        mark(out, h.stat);
+                    }
+                    if let Some(e) = h.events.as_ref().filter(|e| !e.checks.is_empty()) {
+                        mark(out, e.stat);
+                    }
+                }
                 Step::Ws(ws) => {
                     for s in &ws.steps {
                         if let WsStep::Receive { stat, checks, .. } = s {
