@@ -544,3 +544,352 @@ fn an_http_to_https_redirect_is_followed_over_tls_without_credentials() {
     assert!(sent_second.starts_with("GET /final "), "{sent_second}");
     assert!(!sent_second.contains("secret-token"), "{sent_second}");
 }
+
+// ---- Compression ----------------------------------------------------------------
+
+/// Every coding (and a stack of two) checked by JSON on `url`'s server: `Accept-Encoding`
+/// offered, bodies decoded, `bytes_in` the (smaller) wire bytes.
+fn compressed_bodies_pass_json_checks(url: &str, server: &FaultServer, args: &[&str]) {
+    let names = ["gzip", "deflate", "raw-deflate", "br", "zstd", "gzip,br"];
+    let steps: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                r#"http GET "/{n}" {{ check json="$.coding" equals="{n}"; check json="$.ok" equals=#true; capture "c" json="$.coding"; }}
+            "#
+            )
+        })
+        .collect();
+    let out = run(
+        &format!(r#"scenario "s" {{ {steps} }}"#),
+        url,
+        &[&["-u", "1", "--iterations", "2"][..], args].concat(),
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    for n in names {
+        let row = out.row(&format!("/{n}"));
+        assert_eq!(row["count"], 2, "{n}");
+        assert_eq!(row["checks_passed"], 4, "{n}");
+        // The wire bytes, not the 4 KiB decoded.
+        let wire = row["bytes_in"].as_u64().expect("bytes_in");
+        assert!(wire > 0 && wire < 2 * 1000, "{n}: {wire}");
+    }
+    let heads = server.heads();
+    assert!(
+        heads.iter().all(|h| h
+            .to_ascii_lowercase()
+            .contains("accept-encoding: gzip, deflate, br, zstd")),
+        "{heads:?}"
+    );
+}
+
+#[test]
+fn gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
+    let server = FaultServer::start(Fault::Compressed);
+    compressed_bodies_pass_json_checks(&server.url(), &server, &[]);
+}
+
+#[test]
+fn over_tls_gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
+    let server = FaultServer::start_tls(Fault::Compressed);
+    compressed_bodies_pass_json_checks(&server.https_url(), &server, &["--insecure"]);
+}
+
+#[test]
+fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
+    for tls in [false, true] {
+        let server = if tls {
+            FaultServer::start_tls(Fault::Compressed)
+        } else {
+            FaultServer::start(Fault::Compressed)
+        };
+        let url = if tls {
+            server.https_url()
+        } else {
+            server.url()
+        };
+        let out = run(
+            r#"plan "p" { max-body "1MiB"; }
+            scenario "s" { http GET "/bomb" { check body-contains=" "; } }"#,
+            &url,
+            &["-u", "2", "--iterations", "2", "--insecure"],
+        );
+        assert_eq!(
+            out.kinds(),
+            BTreeMap::from([("body".to_string(), 4)]),
+            "{}",
+            out.json
+        );
+        let msg = out.json["errors"][0]["message"].as_str().expect("message");
+        assert!(msg.contains("gzip") && msg.contains("max-body"), "{msg}");
+        // The wire body (~64 KiB) is counted, not the 64 MiB it inflates to.
+        let wire = out.aggregated("bytes_in");
+        assert!(wire > 4 * 1024 && wire < 4 * (1 << 20), "{wire}");
+        assert!(
+            out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
+            "peak RSS {} KiB",
+            out.peak_rss_kib
+        );
+    }
+}
+
+#[test]
+fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_encoded() {
+    let server = FaultServer::start(Fault::Compressed);
+    let out = run(
+        r#"plan "p" { compression #false; }
+        scenario "s" {
+            http GET "/gzip" { check json="$.ok" equals=#true; }
+            http GET "/br" compression="gzip" { check json="$.ok" equals=#true; }
+            http GET "/zstd" compression="zstd" { check json="$.ok" equals=#true; }
+        }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.row("/zstd")["failures"], 0, "{}", out.json["errors"]);
+    assert_eq!(out.kinds(), BTreeMap::from([("check".to_string(), 2)]));
+    for e in out.json["errors"].as_array().expect("errors") {
+        let msg = e["message"].as_str().expect("message");
+        assert!(msg.contains("-encoded"), "{msg}");
+    }
+    let heads = server.heads();
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("accept-encoding"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[1]
+            .to_ascii_lowercase()
+            .contains("accept-encoding: gzip\r\n"),
+        "{}",
+        heads[1]
+    );
+}
+
+// ---- Server-sent events -----------------------------------------------------------
+
+#[test]
+fn server_sent_events_are_counted_exactly_with_their_timings() {
+    for tls in [false, true] {
+        let server = if tls {
+            FaultServer::start_tls(Fault::Sse)
+        } else {
+            FaultServer::start(Fault::Sse)
+        };
+        let url = if tls {
+            server.https_url()
+        } else {
+            server.url()
+        };
+        let out = run(
+            r#"scenario "s" {
+                http GET "/events" name="stream" {
+                    check status=200
+                    events "ticks" count=4 timeout="10s" type="tick" match="$.n" {
+                        check body-regex="^\\{\"n\":[0-9]+\\}$"
+                        capture "last" json="$.n"
+                    }
+                }
+                http GET "/after/{{ last }}"
+            }"#,
+            &url,
+            &["-u", "2", "--iterations", "3", "--insecure"],
+        );
+        assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+        // 2 users x 3 iterations = 6 streams, 4 events each: exactly 24.
+        let ticks = out.row("ticks");
+        assert_eq!(ticks["kind"], "event");
+        assert_eq!(ticks["count"], 24, "{ticks}");
+        assert_eq!(ticks["checks_passed"], 24);
+        assert_eq!(ticks["has_checks"], true);
+        assert_eq!(out.row("stream")["count"], 6);
+        let ttfe = out.json["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["kind"] == "first-event")
+            .expect("a first-event row");
+        assert_eq!(ttfe["count"], 6);
+        // The server waits SSE_EVERY before each event: no event can be seen sooner.
+        let every = common::fault_server::SSE_EVERY.as_secs_f64() * 1000.0;
+        let ttfe_min = ttfe["latency_ms"]["min"].as_f64().expect("ttfe min");
+        assert!(ttfe_min >= every * 0.9, "time to first event {ttfe_min} ms");
+        let gaps = &ticks["interarrival_ms"];
+        let gap_min = gaps["min"].as_f64().expect("gap min");
+        let gap_mean = gaps["mean"].as_f64().expect("gap mean");
+        assert!(gap_min > 0.0 && gap_mean >= every * 0.9, "{gaps}");
+        // reply_ms: from the request's start; the 4th event comes ≥ 4 intervals in.
+        let reply_max = ticks["reply_ms"]["max"].as_f64().expect("reply max");
+        assert!(reply_max >= 4.0 * every * 0.9, "{reply_max}");
+        // The last captured event was the 4th.
+        let heads = server.heads();
+        assert_eq!(
+            heads
+                .iter()
+                .filter(|h| h.starts_with("GET /after/4 "))
+                .count(),
+            6,
+            "{heads:?}"
+        );
+        assert!(
+            heads
+                .iter()
+                .any(|h| h.to_ascii_lowercase().contains("accept: text/event-stream"))
+        );
+    }
+}
+
+#[test]
+fn a_response_that_is_not_an_event_stream_fails_with_body() {
+    let server = FaultServer::start(Fault::Sse);
+    let out = run(
+        r#"scenario "s" { http GET "/plain" { events "e" timeout="2s"; } }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "2"],
+    );
+    assert_eq!(
+        out.kinds(),
+        BTreeMap::from([("body".to_string(), 2)]),
+        "{}",
+        out.json
+    );
+    let msg = out.json["errors"][0]["message"].as_str().expect("message");
+    assert!(msg.contains("text/event-stream"), "{msg}");
+}
+
+#[test]
+fn too_few_events_in_time_fail_with_timeout_and_unmatched_events_are_counted() {
+    let server = FaultServer::start(Fault::Sse);
+    let out = run(
+        r#"scenario "s" {
+            http GET "/events" { events "slow" count=100 timeout="300ms"; }
+            http GET "/events" name="picky" { events "odd" count=1 timeout="5s" match="$.n" equals=2; }
+        }"#,
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    let kinds = out.kinds();
+    assert_eq!(kinds.get("timeout"), Some(&1), "{}", out.json["errors"]);
+    // Event 1 does not match `$.n = 2`; event 2 does.
+    assert_eq!(kinds.get("unmatched"), Some(&1), "{}", out.json["errors"]);
+    assert_eq!(out.row("odd")["count"], 2);
+}
+
+// ---- Uploads ----------------------------------------------------------------------
+
+#[test]
+fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory() {
+    const SIZE: u64 = 50 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(SIZE).expect("a sparse 50 MiB file");
+    drop(f);
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{ http POST "/upload" {{ body file="{}" content-type="application/x-test"; check status=200; }} }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "20", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    assert_eq!(server.posts(), 20);
+    assert_eq!(server.body_bytes(), 20 * SIZE);
+    assert_eq!(out.aggregated("bytes_out"), 20 * SIZE);
+    let heads = server.heads();
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("content-type: application/x-test"),
+        "{}",
+        heads[0]
+    );
+    eprintln!("20 x 50 MiB upload: peak RSS {} KiB", out.peak_rss_kib);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn a_50_mb_multipart_upload_by_20_users_reaches_the_server_whole_in_bounded_memory() {
+    const SIZE: u64 = 50 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(SIZE).expect("a sparse 50 MiB file");
+    drop(f);
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{
+                http POST "/upload" {{
+                    multipart {{
+                        field "user" "u-{{{{ 1 + 1 }}}}"
+                        file "data" path="{}" content-type="application/x-test"
+                    }}
+                    check status=200
+                }}
+            }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "20", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    assert_eq!(server.posts(), 20);
+    let sent = out.aggregated("bytes_out");
+    // Every part's bytes, plus boundaries and part headers.
+    assert!(sent > 20 * SIZE && sent < 20 * (SIZE + 1024), "{sent}");
+    assert_eq!(server.body_bytes(), sent);
+    let head = server.heads()[0].to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: multipart/form-data; boundary="),
+        "{head}"
+    );
+    eprintln!("20 x 50 MiB multipart: peak RSS {} KiB", out.peak_rss_kib);
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
+#[test]
+fn multipart_fields_are_rendered_and_files_sent_with_their_names_and_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("note.txt");
+    std::fs::write(&path, "file-content-42").expect("write");
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{
+                http POST "/upload" {{
+                    multipart {{
+                        field "user" "u-{{{{ 20 + 22 }}}}"
+                        field "user" "again"
+                        file "doc" path="{}" content-type="text/x-note" filename="n.txt"
+                    }}
+                }}
+            }}"#,
+            path.display()
+        ),
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    let body = String::from_utf8_lossy(&server.bodies()[0]).to_ascii_lowercase();
+    for want in [
+        "name=\"user\"\r\n\r\nu-42\r\n",
+        "name=\"user\"\r\n\r\nagain\r\n",
+        "name=\"doc\"; filename=\"n.txt\"",
+        "content-type: text/x-note\r\n\r\nfile-content-42\r\n",
+    ] {
+        assert!(body.contains(want), "{want:?} not in {body}");
+    }
+    assert_eq!(out.aggregated("bytes_out"), server.body_bytes());
+}

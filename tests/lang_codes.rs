@@ -205,6 +205,53 @@ fn bad_size_points_at_the_size() {
 }
 
 #[test]
+fn an_unknown_content_coding_points_at_the_coding_list() {
+    expect(
+        "p.kdl",
+        "plan \"p\" { compression \"gzip lzma\"; }\nscenario \"s\" {\n    http GET \"/\"\n}\n",
+        Code::BadValue,
+        "\"gzip lzma\"",
+        0,
+    );
+    expect(
+        "p.yaml",
+        "scenarios:\n  - name: s\n    steps:\n      - http: { method: GET, url: /, compression: compress }\n",
+        Code::BadValue,
+        "compress",
+        1,
+    );
+}
+
+#[test]
+fn a_missing_body_file_points_at_the_file() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { body file=\"no/such/upload.bin\"; }\n}\n",
+        Code::MissingFile,
+        "\"no/such/upload.bin\"",
+        0,
+    );
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { multipart { file \"f\" path=\"no/such/part.bin\"; }; }\n}\n",
+        Code::MissingFile,
+        "\"no/such/part.bin\"",
+        0,
+    );
+}
+
+#[test]
+fn events_with_a_multipart_body_point_at_the_events() {
+    expect(
+        "p.kdl",
+        "scenario \"s\" {\n    http POST \"/\" { multipart { field \"a\" \"b\"; }; events \"e\"; }\n}\n",
+        Code::Conflict,
+        "events",
+        0,
+    );
+}
+
+#[test]
 fn bad_weight_points_at_the_weight() {
     expect(
         "p.kdl",

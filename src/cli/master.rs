@@ -4,10 +4,13 @@
 //! arguments are `run`'s); the master compiles the plan and resolves the profile so
 //! mistakes are reported before any worker is involved, then sends the sources and the
 //! feeder files to the workers ([`crate::dist`]). A master bound beyond loopback without
-//! a secret refuses to start (exit 2), as the UI does without a token. The summary, thresholds and report files show the merged
-//! numbers; a per-worker line and every lost worker's gap follow. `--snapshot-out`
-//! writes the merged snapshot, the per-worker numbers, the gaps and the count of refused
-//! connections as JSON.
+//! a secret refuses to start (exit 2), as the UI does without a token. The summary,
+//! thresholds and report files show the merged numbers; the progress output has a live
+//! worker table (state, users, req/s, last heard), the summary a final one and every lost
+//! worker's gap, and `--json` the same as `workers` and `gaps`. `--ui` serves the web UI
+//! on the merged ticks with a workers view (a distributed run can only be stopped from
+//! it). `--snapshot-out` writes the merged snapshot, the per-worker numbers, the gaps and
+//! the count of refused connections as JSON.
 //!
 //! Exit codes as `run`'s; 2 also when a worker cannot compile the plan, 3 when the run
 //! was aborted (a lost worker under `--on-worker-loss abort`, none left).
@@ -22,7 +25,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::control::Control;
-use crate::dist::master::{Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport};
+use crate::dist::master::{
+    Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport, WorkerStatus,
+};
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
 use crate::metrics::{Snapshot, render_progress_line, render_summary_with};
@@ -144,6 +149,13 @@ async fn run_async(
     profile_source: Option<SourceFile>,
 ) -> u8 {
     let quiet = args.run.quiet;
+    let ui_listen = match args.run.ui_listen.check(args.run.ui) {
+        Ok(l) => l,
+        Err(m) => {
+            errln!("error: {m}");
+            return super::EXIT_USAGE;
+        }
+    };
     let (demo, host) = match super::run::target(&args.run, &program, false).await {
         Ok(t) => t,
         Err(code) => return code,
@@ -176,7 +188,7 @@ async fn run_async(
         clear_stages: profile.stages.is_empty(),
         seed,
         iterations: args.run.iterations,
-        host,
+        host: host.clone(),
         set: args.run.set.iter().cloned().collect(),
         insecure: args.run.insecure,
         files,
@@ -198,6 +210,9 @@ async fn run_async(
         job,
         planned,
         stop_timeout: profile.stop_timeout,
+        uncounted: (0..program.stats.len() as u32)
+            .filter(|&id| !report::model::counts_in_total(&program, id))
+            .collect(),
     };
     if let Some(p) = &args.snapshot_out {
         if p.parent()
@@ -237,17 +252,56 @@ async fn run_async(
             return super::EXIT_FATAL;
         }
     };
+    // The web UI shows the merged ticks and the worker table; from it a distributed run
+    // can only be stopped (the users and rate are the master's to hand out).
+    let ui = match ui_listen {
+        Some(l) => {
+            let start = crate::web::Start {
+                profile: profile.clone(),
+                host,
+                seed,
+            };
+            let file = args.run.plan.display().to_string();
+            match crate::web::Attached::start(&l, program.clone(), file, start, control.clone())
+                .await
+            {
+                Ok(u) => {
+                    u.hub.distributed();
+                    Some(u)
+                }
+                Err(m) => {
+                    errln!("error: {m}");
+                    return super::EXIT_FATAL;
+                }
+            }
+        }
+        None => None,
+    };
     let tty = std::io::stderr().is_terminal();
-    let mut last_line = Instant::now();
+    let mut last_line: Option<Instant> = None;
+    let mut last_states: Vec<&'static str> = Vec::new();
     let tick_control = control.clone();
-    let on_tick = |t: &Tick| {
+    let on_tick = |t: &Tick, workers: &[WorkerStatus]| {
         if let Some(v) = sinks.tick(t, &tick_control) {
             errln!("aborting: threshold failed: {}", v.line());
         }
-        if !quiet && (tty || last_line.elapsed() >= Duration::from_secs(5)) {
-            last_line = Instant::now();
+        if let Some(u) = &ui {
+            u.hub.set_workers(workers);
+            u.hub.tick(t);
+        }
+        let states: Vec<&'static str> = workers.iter().map(|w| w.state).collect();
+        let due = last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
+        if !quiet && (tty || due) {
             errln!("{}", render_progress_line(t.point, t.elapsed, t.planned));
         }
+        // The worker table: on the first tick, every 5 s, and when a worker's state changes.
+        if !quiet && (due || states != last_states) {
+            errln!("{}", render_worker_table(workers).trim_end());
+        }
+        if due {
+            last_line = Some(Instant::now());
+        }
+        last_states = states;
     };
     let note = |line: &str| {
         if !quiet || line.contains("lost") || line.contains("refused") {
@@ -260,7 +314,62 @@ async fn run_async(
         d.shutdown().await;
     }
     outcome.result.users_by_scenario = users_by_scenario(&program, &profile);
+    if let Some(u) = ui {
+        let aborted = sinks.aborted_by().map(|v| v.rule.clone());
+        u.finish(Some(&outcome.result), aborted).await;
+    }
     finish(&args, &program, &profile, seed, &outcome, sinks).await
+}
+
+/// The live worker table (progress output): state, users, req/s over the last tick, and
+/// how long ago each worker was last heard from.
+pub fn render_worker_table(workers: &[WorkerStatus]) -> String {
+    let width = workers
+        .iter()
+        .map(|w| w.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut out = format!(
+        "  {:>3} {:<width$}  {:<7} {:>6} {:>9}  last heard\n",
+        "#", "name", "state", "users", "req/s"
+    );
+    for w in workers {
+        out.push_str(&format!(
+            "  {:>3} {:<width$}  {:<7} {:>6} {:>9.1}  {:.1}s ago\n",
+            w.index, w.name, w.state, w.users, w.rate, w.last_heard_secs
+        ));
+    }
+    out
+}
+
+/// The final worker table: each worker's state, its part of the merged numbers, its
+/// average rate over the time it ran, and when it was last heard from.
+fn render_final_workers(workers: &[WorkerReport], elapsed_secs: f64) -> String {
+    let label = |w: &WorkerReport| format!("worker {} ({})", w.index, w.name);
+    let width = workers
+        .iter()
+        .map(|w| label(w).chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for w in workers {
+        let state = match w.lost_at_secs {
+            Some(t) => format!("lost at {t:.1}s"),
+            None => "finished".into(),
+        };
+        let ran = w.lost_at_secs.unwrap_or(elapsed_secs).max(1e-3);
+        out.push_str(&format!(
+            "  {:<width$}  {:<15} requests {:>8}  failures {:>6}  {:>9.1} req/s  last heard at {:.1}s\n",
+            label(w),
+            state,
+            w.requests,
+            w.failures,
+            w.requests as f64 / ran,
+            w.last_heard_secs
+        ));
+    }
+    out
 }
 
 /// Users per scenario over the global id space (the split a single process makes).
@@ -326,9 +435,12 @@ async fn finish(
         passed: judgement.passed(),
     };
     // Files first (see `run`): they must survive a closed stdout.
-    let built = sinks
-        .wants_report()
-        .then(|| report::RunReport::build(&cx, r));
+    let built = sinks.wants_report().then(|| {
+        let mut built = report::RunReport::build(&cx, r);
+        built.workers = outcome.workers.iter().map(WorkerReport::info).collect();
+        built.gaps = outcome.gaps.iter().map(Gap::info).collect();
+        built
+    });
     let mut write_failed = false;
     let mut wrote = Vec::new();
     match sinks.finish(built.as_ref()).await {
@@ -367,19 +479,10 @@ async fn finish(
         render_summary_with(&infos, &r.total, r.elapsed, &opts)
     );
     outln!("\nWorkers");
-    for w in &outcome.workers {
-        let lost = w
-            .lost_at_secs
-            .map(|t| format!(", lost at {t:.1}s"))
-            .unwrap_or_default();
-        outln!(
-            "  worker {} ({}): requests {}, failures {}{lost}",
-            w.index,
-            w.name,
-            w.requests,
-            w.failures
-        );
-    }
+    out!(
+        "{}",
+        render_final_workers(&outcome.workers, r.elapsed.as_secs_f64())
+    );
     if !outcome.gaps.is_empty() {
         outln!("\nLost workers");
         for g in &outcome.gaps {

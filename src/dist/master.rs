@@ -24,6 +24,7 @@ use super::hub::{self, Event, Hub};
 use super::protocol::{Assignment, DataFile, Job, MAX_DATA_BYTES, Message, ModelSpec};
 use crate::control::{Command, Control};
 use crate::metrics::{History, Snapshot};
+use crate::report::model::{GapInfo, WorkerInfo};
 use crate::runtime::RunResult;
 use crate::runtime::driver::{Share, Tick};
 
@@ -100,6 +101,9 @@ pub struct MasterConfig {
     /// The run's planned length (duration or stages), if any.
     pub planned: Option<Duration>,
     pub stop_timeout: Duration,
+    /// Statistics rows left out of each worker's request and failure counts: groups, which
+    /// time other steps (so the counts add up to the merged `Aggregated` row).
+    pub uncounted: std::collections::BTreeSet<u32>,
 }
 
 /// One worker's part of the result.
@@ -112,7 +116,40 @@ pub struct WorkerReport {
     pub failures: u64,
     /// Seconds into the run when the worker was found lost.
     pub lost_at_secs: Option<f64>,
+    /// Seconds into the run when its last message arrived.
+    pub last_heard_secs: f64,
     pub snapshot: Snapshot,
+}
+
+impl WorkerReport {
+    /// Its entry in the `--json` result.
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            index: self.index,
+            name: self.name.clone(),
+            peer: self.peer.clone(),
+            requests: self.requests,
+            failures: self.failures,
+            lost_at_secs: self.lost_at_secs,
+        }
+    }
+}
+
+/// One worker as the progress output and the web UI show it, once a tick.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerStatus {
+    pub index: u32,
+    pub name: String,
+    /// `running`, `done` (its shares finished) or `lost`.
+    pub state: &'static str,
+    /// Users it runs now (its last delta's gauge; 0 once done or lost).
+    pub users: u64,
+    /// Requests and messages per second over the last tick.
+    pub rate: f64,
+    /// Seconds since its last message (heartbeat or delta).
+    pub last_heard_secs: f64,
+    pub requests: u64,
+    pub failures: u64,
 }
 
 /// A lost worker and the load that was missing because of it.
@@ -138,6 +175,28 @@ pub struct Gap {
 }
 
 impl Gap {
+    /// Its entry in the `--json` result.
+    pub fn info(&self) -> GapInfo {
+        let action = match self.action {
+            LossPolicy::Rebalance => "rebalance",
+            LossPolicy::Continue => "continue",
+            LossPolicy::Abort => "abort",
+        };
+        GapInfo {
+            worker: self.worker,
+            name: self.name.clone(),
+            reason: self.reason.clone(),
+            last_heard_secs: self.last_heard_secs,
+            lost_at_secs: self.lost_at_secs,
+            users_missing: self.users_missing,
+            load_fraction: self.load_fraction,
+            action: action.into(),
+            reassigned_at_secs: self.reassigned_at_secs,
+            reassigned_to: self.reassigned_to.clone(),
+            missing_secs: self.missing_secs,
+        }
+    }
+
     pub fn line(&self) -> String {
         let what = match self.action {
             LossPolicy::Rebalance if self.reassigned_to.is_empty() => {
@@ -169,6 +228,14 @@ impl Gap {
     }
 }
 
+/// Events and failed events of `s`, groups (`uncounted`) left out.
+fn counted(s: &Snapshot, uncounted: &std::collections::BTreeSet<u32>) -> (u64, u64) {
+    s.steps
+        .iter()
+        .filter(|(id, _)| !uncounted.contains(id))
+        .fold((0, 0), |(n, f), (_, st)| (n + st.count, f + st.failures))
+}
+
 fn join(ids: &[u32]) -> String {
     ids.iter()
         .map(u32::to_string)
@@ -198,6 +265,8 @@ struct Worker {
     tx: Option<mpsc::Sender<Message>>,
     last_heard: Instant,
     total: Snapshot,
+    /// Requests and messages in the deltas since the last tick.
+    window_requests: u64,
     lost_at: Option<Instant>,
 }
 
@@ -234,7 +303,7 @@ impl Master {
         self,
         control: Control,
         mut note: impl FnMut(&str),
-        mut on_tick: impl FnMut(&Tick),
+        mut on_tick: impl FnMut(&Tick, &[WorkerStatus]),
     ) -> Outcome {
         let (events_tx, mut events) = mpsc::channel::<Event>(1024);
         let hub = Arc::new(Hub::new(self.cfg.secret.clone(), events_tx));
@@ -324,7 +393,7 @@ impl Coordinator {
         control: &Control,
         events: &mut mpsc::Receiver<Event>,
         note: &mut impl FnMut(&str),
-        on_tick: &mut impl FnMut(&Tick),
+        on_tick: &mut impl FnMut(&Tick, &[WorkerStatus]),
     ) -> Outcome {
         let expected = self.cfg.expect_workers;
         // Gathering: ends when the expected workers are connected (or on Ctrl-C).
@@ -434,14 +503,15 @@ impl Coordinator {
     }
 
     fn fold(
-        &self,
+        &mut self,
         window: &mut Snapshot,
         total: &mut Snapshot,
         history: &mut History,
         users: u64,
         last_tick: Instant,
-        on_tick: &mut impl FnMut(&Tick),
+        on_tick: &mut impl FnMut(&Tick, &[WorkerStatus]),
     ) {
+        let statuses = self.statuses(last_tick);
         let delta = std::mem::take(window);
         let mut delta = delta;
         delta.set_users(users);
@@ -450,14 +520,53 @@ impl Coordinator {
         let point = history
             .push(elapsed.as_secs_f64(), last_tick.elapsed(), &delta)
             .clone();
-        on_tick(&Tick {
-            elapsed,
-            planned: self.cfg.planned,
-            users,
-            total,
-            point: &point,
-            delta: &delta,
-        });
+        on_tick(
+            &Tick {
+                elapsed,
+                planned: self.cfg.planned,
+                users,
+                total,
+                point: &point,
+                delta: &delta,
+            },
+            &statuses,
+        );
+    }
+
+    /// Every worker's state now, with its rate since `last_tick` (at least a second; its
+    /// window reset).
+    fn statuses(&mut self, last_tick: Instant) -> Vec<WorkerStatus> {
+        // Workers send a delta a second: a shorter window (the last fold, right after a
+        // tick) still holds about a second of a worker's load.
+        let secs = last_tick.elapsed().as_secs_f64().max(1.0);
+        let mut out = Vec::with_capacity(self.workers.len());
+        for (i, w) in self.workers.iter_mut().enumerate() {
+            let i = i as u32;
+            let open = self.shares.values().filter(|s| s.worker == i && !s.settled);
+            let (mut any, mut users) = (false, 0);
+            for s in open {
+                any = true;
+                users += s.users.unwrap_or(0);
+            }
+            let state = if w.lost_at.is_some() {
+                "lost"
+            } else if any {
+                "running"
+            } else {
+                "done"
+            };
+            out.push(WorkerStatus {
+                index: i,
+                name: w.name.clone(),
+                state,
+                users: if state == "running" { users } else { 0 },
+                rate: std::mem::take(&mut w.window_requests) as f64 / secs,
+                last_heard_secs: w.last_heard.elapsed().as_secs_f64(),
+                requests: counted(&w.total, &self.cfg.uncounted).0,
+                failures: counted(&w.total, &self.cfg.uncounted).1,
+            });
+        }
+        out
     }
 
     fn gathering(&mut self, ev: Event, note: &mut impl FnMut(&str)) {
@@ -476,6 +585,7 @@ impl Coordinator {
                         tx: Some(tx),
                         last_heard: Instant::now(),
                         total: Snapshot::default(),
+                        window_requests: 0,
                         lost_at: None,
                     });
                     note(&format!(
@@ -534,6 +644,7 @@ impl Coordinator {
                         snapshot,
                     } => {
                         w.total.accumulate(&snapshot);
+                        w.window_requests += counted(&snapshot, &self.cfg.uncounted).0;
                         window.merge(&snapshot);
                         if let Some(s) = self.shares.get_mut(&assignment) {
                             s.users = Some(snapshot.users);
@@ -705,9 +816,10 @@ impl Coordinator {
                 index: i as u32,
                 name: w.name.clone(),
                 peer: w.peer.to_string(),
-                requests: w.total.requests(),
-                failures: w.total.failures(),
+                requests: counted(&w.total, &self.cfg.uncounted).0,
+                failures: counted(&w.total, &self.cfg.uncounted).1,
                 lost_at_secs: w.lost_at.map(|t| self.secs(t)),
+                last_heard_secs: self.secs(w.last_heard),
                 snapshot: w.total.clone(),
             })
             .collect();

@@ -215,6 +215,10 @@ pub fn prepare(job: &Job) -> Result<(Arc<Program>, LoadProfile), String> {
 struct Running {
     control: Control,
     pending: Arc<Mutex<Snapshot>>,
+    /// The driver has ticked: until then the pending users gauge is not the share's (an
+    /// empty delta sent earlier would tell the master the share runs no users, and a loss
+    /// then would be reported with no users missing).
+    ticked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Finished = (u32, Result<RunResult, RunError>);
@@ -237,23 +241,30 @@ fn start(
     }
     let control = Control::default();
     let pending = Arc::new(Mutex::new(Snapshot::default()));
-    let (program, cfg, c, p) = (
+    let ticked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (program, cfg, c, p, k) = (
         program.clone(),
         cfg.clone(),
         control.clone(),
         pending.clone(),
+        ticked.clone(),
     );
     tokio::spawn(async move {
         let result = driver::run_share(program, &profile, &cfg, a.share, c, |t| {
             if let Ok(mut p) = p.lock() {
                 p.accumulate(t.delta);
             }
+            k.store(true, std::sync::atomic::Ordering::SeqCst);
         })
         .await;
         // The receiver only goes when the worker is ending anyway.
         done.send((a.id, result)).await.ok();
     });
-    Running { control, pending }
+    Running {
+        control,
+        pending,
+        ticked,
+    }
 }
 
 fn take(r: &Running) -> Snapshot {
@@ -369,6 +380,9 @@ pub async fn run(cfg: &WorkerConfig) -> Result<Summary, WorkerError> {
                     break Err(WorkerError::Lost(format!("no word from the master for {}s", silence.as_secs())));
                 }
                 for (&id, r) in &running {
+                    if !r.ticked.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
                     let snapshot = take(r);
                     summary.requests += snapshot.requests();
                     summary.failures += snapshot.failures();

@@ -257,6 +257,11 @@ impl Compiler<'_> {
                             http.max_body = n;
                         }
                     }
+                    "compression" => {
+                        if let Some(c) = c.arg(0).and_then(|v| self.compression(v)) {
+                            http.compression = c;
+                        }
+                    }
                     _ => {}
                 }
             }

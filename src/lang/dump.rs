@@ -78,6 +78,8 @@ fn step_text(p: &Program, st: &Step, depth: usize, out: &mut String) {
                 Body::Json(_) => " body=json".into(),
                 Body::Form(_) => " body=form".into(),
                 Body::Text { .. } => " body=text".into(),
+                Body::File { file, .. } => format!(" body=file:{file}"),
+                Body::Multipart { .. } => " body=multipart".into(),
             };
             let _ = writeln!(
                 out,

@@ -78,6 +78,45 @@ pub struct HttpDefaults {
     /// Response bytes kept for checks, captures and `response` in templates; the rest of
     /// a longer body is read, counted and dropped (the step fails with `body`).
     pub max_body: u64,
+    /// Content codings offered in `Accept-Encoding` and undone before checks and
+    /// captures (`compression`); empty: none offered, nothing decoded.
+    pub compression: Vec<Coding>,
+}
+
+/// A response content coding loadplan can undo (`compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coding {
+    Gzip,
+    Deflate,
+    Br,
+    Zstd,
+}
+
+impl Coding {
+    /// Every coding, in the order offered by default.
+    pub const ALL: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd];
+
+    /// The token in `Accept-Encoding` / `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+        }
+    }
+
+    /// The coding a token names (`x-gzip` is gzip, as RFC 9110 asks).
+    pub fn parse(token: &str) -> Option<Coding> {
+        match token.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            "br" => Some(Coding::Br),
+            "zstd" => Some(Coding::Zstd),
+            _ => None,
+        }
+    }
 }
 
 /// The default of `max-body`: 16 MiB.
@@ -93,6 +132,7 @@ impl Default for HttpDefaults {
             http2: false,
             cookies: true,
             max_body: DEFAULT_MAX_BODY,
+            compression: Coding::ALL.to_vec(),
         }
     }
 }
@@ -221,9 +261,36 @@ pub struct HttpStep {
     pub timeout: Option<Duration>,
     /// This step's `max-body` (else the plan's).
     pub max_body: Option<u64>,
+    /// `events`: the response is a `text/event-stream` read event by event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Box<EventStream>>,
+    /// This step's `compression` (else the plan's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Vec<Coding>>,
     /// Redirects to follow for this request (default: the plan's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirects: Option<u32>,
+    pub checks: Vec<Check>,
+    pub captures: Vec<Capture>,
+}
+
+/// Server-sent events read from an `http` step's response (`events` child), like
+/// `receive` reads WebSocket frames.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventStream {
+    pub stat: StatId,
+    /// The `first-event` row: the time from the request's start to the first event.
+    pub first_stat: StatId,
+    /// Matching events to wait for.
+    pub count: u32,
+    /// How long to wait for all of them, from the response head.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Only events of this `event:` type match (default: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Applied to each event's data (`frame_type` is always `any`).
+    pub matcher: Matcher,
     pub checks: Vec<Check>,
     pub captures: Vec<Capture>,
 }
@@ -234,7 +301,38 @@ pub enum Body {
     None,
     Json(Tpl),
     Form(Vec<(String, Tpl)>),
-    Text { body: Tpl, content_type: String },
+    Text {
+        body: Tpl,
+        content_type: String,
+    },
+    /// `multipart { field …; file … }`: `multipart/form-data`, files shared like `File`.
+    Multipart {
+        fields: Vec<(String, Tpl)>,
+        files: Vec<MultipartFile>,
+    },
+    /// `body file="…"`: a file's bytes, read once when the plan is compiled and shared by
+    /// every user and request (no copy per request).
+    File {
+        file: String,
+        content_type: String,
+        #[serde(skip)]
+        data: bytes::Bytes,
+    },
+}
+
+/// One `file` part of a `multipart` body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MultipartFile {
+    /// The form field name.
+    pub name: String,
+    /// The path as written (relative to the plan's folder).
+    pub file: String,
+    /// The file name sent (default: the path's last component).
+    pub filename: String,
+    pub content_type: String,
+    /// Read once when the plan is compiled, shared by every request.
+    #[serde(skip)]
+    pub data: bytes::Bytes,
 }
 
 /// A compiled regex that dumps as its source.

@@ -242,6 +242,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("http2"),
             one("cookies"),
             one("max-body"),
+            one("compression"),
             one("auth"),
         ],
         "Plan metadata and HTTP defaults.",
@@ -298,6 +299,17 @@ pub const SPECS: &[NodeSpec] = &[
         &[],
         &[],
         "Response bytes kept for checks and captures (default 16MiB); the rest is read, counted and dropped.",
+    ),
+    node(
+        "compression",
+        &[req(
+            "codings",
+            Ty::Any,
+            "#true (gzip deflate br zstd), #false, or codings like \"gzip br\"",
+        )],
+        &[],
+        &[],
+        "Response compression: codings offered in Accept-Encoding and decoded before checks and captures (default #true).",
     ),
     map_node(
         "headers",
@@ -421,6 +433,11 @@ pub const SPECS: &[NodeSpec] = &[
                 Ty::Int,
                 "redirects to follow for this request; 0 returns the redirect itself (default from the plan)",
             ),
+            opt(
+                "compression",
+                Ty::Any,
+                "#true, #false or codings like \"gzip br\" for this request (default from the plan)",
+            ),
         ],
         &[
             map("query"),
@@ -429,11 +446,106 @@ pub const SPECS: &[NodeSpec] = &[
             one("json"),
             map("form"),
             one("text"),
+            one("body"),
+            one("multipart"),
             many("check", "checks"),
             many("capture", "captures"),
             many("threshold", "thresholds"),
+            one("events"),
         ],
         "An HTTP request.",
+    ),
+    node(
+        "body",
+        &[],
+        &[
+            req(
+                "file",
+                Ty::Str,
+                "a file sent as the body, relative to the plan file's folder",
+            ),
+            opt(
+                "content-type",
+                Ty::Str,
+                "the content type sent (default application/octet-stream)",
+            ),
+        ],
+        &[],
+        "A raw body from a file, read once when the plan is checked and shared by every request.",
+    ),
+    node(
+        "multipart",
+        &[],
+        &[],
+        &[many("field", "fields"), many("file", "files")],
+        "A multipart/form-data body: text fields and files (files read once when the plan is checked).",
+    ),
+    node(
+        "field",
+        &[
+            req("name", Ty::Str, "the field name"),
+            req("value", Ty::Str, "the field value (templates allowed)"),
+        ],
+        &[],
+        &[],
+        "A text field of a multipart body.",
+    ),
+    node(
+        "file",
+        &[req("name", Ty::Str, "the field name")],
+        &[
+            req(
+                "path",
+                Ty::Str,
+                "the file sent, relative to the plan file's folder",
+            ),
+            opt(
+                "content-type",
+                Ty::Str,
+                "the part's content type (default application/octet-stream)",
+            ),
+            opt(
+                "filename",
+                Ty::Str,
+                "the file name sent (default: the path's last component)",
+            ),
+        ],
+        &[],
+        "A file part of a multipart body.",
+    ),
+    node(
+        "events",
+        &[req("name", Ty::Str, "statistics name of the events")],
+        &[
+            opt(
+                "count",
+                Ty::Int,
+                "how many matching events to wait for (default 1)",
+            ),
+            opt(
+                "timeout",
+                Ty::Duration,
+                "how long to wait for all of them after the response head (default 5s)",
+            ),
+            opt(
+                "type",
+                Ty::Str,
+                "only events of this `event:` type match (default any)",
+            ),
+            opt(
+                "match",
+                Ty::Str,
+                "a JSON path that must exist in a matching event's data",
+            ),
+            opt("equals", Ty::Any, "the value at `match` must equal this"),
+            opt(
+                "regex",
+                Ty::Str,
+                "a regex a matching event's data must match",
+            ),
+        ],
+        &[many("check", "checks"), many("capture", "captures")],
+        "Read the response as server-sent events (text/event-stream); events that do not match are counted as unmatched.",
     ),
     node(
         "threshold",

@@ -209,7 +209,10 @@ impl Protocol {
         match kind {
             "group" => Protocol::Group,
             "set" | "if" | "start" => Protocol::Control,
-            "WS" | "send" | "receive" | "silence" | "close" => Protocol::Ws,
+            // Server-sent `event`s are messages of a stream, like WebSocket frames.
+            "WS" | "send" | "receive" | "silence" | "close" | "event" | "first-event" => {
+                Protocol::Ws
+            }
             _ => Protocol::Http,
         }
     }

@@ -82,6 +82,59 @@ pub struct RunReport {
     pub thresholds: Vec<ThresholdReport>,
     /// One point per tick (about one per second), over all steps but groups.
     pub history: Vec<HistoryRow>,
+    /// A distributed run (`loadplan master`): one entry per worker that joined, in the order
+    /// they joined; empty for a single process. Their `requests` and `failures` sum to the
+    /// merged totals.
+    #[serde(default)]
+    pub workers: Vec<WorkerInfo>,
+    /// A distributed run: each worker lost mid-run and the load missing because of it
+    /// (docs/results.md); empty when none was lost.
+    #[serde(default)]
+    pub gaps: Vec<GapInfo>,
+}
+
+/// One worker of a distributed run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkerInfo {
+    /// The master's number for it (0, 1, … in the order the workers joined).
+    pub index: u32,
+    /// Its name (`--name`, `worker-N` from `JOB_COMPLETION_INDEX` in a Kubernetes Indexed Job,
+    /// else host name and process id).
+    pub name: String,
+    /// Its remote address as the master saw it.
+    pub peer: String,
+    /// Requests and WebSocket messages it completed (its part of the merged count).
+    pub requests: u64,
+    pub failures: u64,
+    /// Seconds into the run when the master found it lost; `null` if it stayed to the end.
+    pub lost_at_secs: Option<f64>,
+}
+
+/// A lost worker and the load that was not generated because of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GapInfo {
+    /// The lost worker's `index` (see `workers`).
+    pub worker: u32,
+    pub name: String,
+    /// Why it counts as lost (`the connection closed`, `no heartbeat for 5s`, …).
+    pub reason: String,
+    /// When its last message arrived, seconds into the run: its load after this is missing.
+    pub last_heard_secs: f64,
+    /// When the master found it lost, seconds into the run.
+    pub lost_at_secs: f64,
+    /// Users it was running when last heard from.
+    pub users_missing: u64,
+    /// Its fraction of the whole load (`1/W` for one of `W` workers' original shares).
+    pub load_fraction: f64,
+    /// What the master did (`--on-worker-loss`): `rebalance`, `continue` or `abort`.
+    pub action: String,
+    /// When its users were handed to the other workers (`rebalance`).
+    pub reassigned_at_secs: Option<f64>,
+    /// The workers (indexes) that took its users over.
+    pub reassigned_to: Vec<u32>,
+    /// Seconds during which its load was not generated: from `last_heard_secs` to the
+    /// re-assignment, or to the end of the run.
+    pub missing_secs: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -456,6 +509,8 @@ impl RunReport {
                     p99_ms: p.p99_us.map(ms),
                 })
                 .collect(),
+            workers: Vec::new(),
+            gaps: Vec::new(),
         }
     }
 
@@ -598,7 +653,14 @@ pub fn stats_with_checks(program: &Program) -> Vec<bool> {
     fn walk(steps: &[Step], out: &mut Vec<bool>) {
         for step in steps {
             match step {
-                Step::Http(h) if !h.checks.is_empty() => mark(out, h.stat),
+                Step::Http(h) => {
+                    if !h.checks.is_empty() {
+                        mark(out, h.stat);
+                    }
+                    if let Some(e) = h.events.as_ref().filter(|e| !e.checks.is_empty()) {
+                        mark(out, e.stat);
+                    }
+                }
                 Step::Ws(ws) => {
                     for s in &ws.steps {
                         if let WsStep::Receive { stat, checks, .. } = s {

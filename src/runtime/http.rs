@@ -19,7 +19,7 @@ use crate::metrics::{ErrorKind, Event};
 
 tokio::task_local! {
     /// The redirect limit of the request being sent (a step may set its own).
-    static REDIRECTS: usize;
+    pub(super) static REDIRECTS: usize;
 }
 
 /// Install the rustls crypto provider once (reqwest is built without a default one).
@@ -498,7 +498,7 @@ fn render(
 }
 
 /// An event for a step that took `elapsed`, corrected for the iteration's lateness.
-fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
+pub(super) fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
     let mut ev = Event::new(stat, elapsed.as_micros() as u64);
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
     ev
@@ -554,6 +554,26 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             .map_err(|_| format!("bad value for header {k}: {value:?}"))?;
         headers.insert(name, value);
     }
+    // Offer the codings `compression` decodes, unless the plan set its own header.
+    let codings = step
+        .compression
+        .as_deref()
+        .unwrap_or(&user.shared.program.http.compression);
+    // An event stream is read as it arrives: nothing is offered (or decoded) there.
+    if step.events.is_none()
+        && !codings.is_empty()
+        && !headers.contains_key(http::header::ACCEPT_ENCODING)
+    {
+        // The default list costs no allocation per request.
+        let value = if codings == crate::lang::ir::Coding::ALL {
+            Ok(http::HeaderValue::from_static(super::decode::ACCEPT_ALL))
+        } else {
+            http::HeaderValue::from_str(&super::decode::accept(codings))
+        };
+        if let Ok(v) = value {
+            headers.insert(http::header::ACCEPT_ENCODING, v);
+        }
+    }
     let mut content_type = |ct: &'static str| {
         headers
             .entry(http::header::CONTENT_TYPE)
@@ -578,6 +598,18 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
                 f.append_pair(k, &render(user, v, &mut ctx)?);
             }
             bytes::Bytes::from(f.finish())
+        }
+        // Built in `multipart_request` (the parts stream, the files are not copied).
+        Body::Multipart { .. } => bytes::Bytes::new(),
+        Body::File {
+            data,
+            content_type: ct,
+            ..
+        } => {
+            if let Ok(v) = http::HeaderValue::from_str(ct) {
+                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
+            }
+            data.clone()
         }
         Body::Text {
             body,
@@ -611,7 +643,20 @@ async fn send_reqwest(
     if !p.body.is_empty() {
         rb = rb.body(p.body);
     }
-    let mut resp = rb.send().await.map_err(|e| {
+    let req = rb.build().map_err(|e| {
+        let (kind, msg) = classify(&e);
+        (kind, msg, None)
+    })?;
+    send_request(client, req, rx).await
+}
+
+/// Send a built request through reqwest and read the body into `rx`.
+async fn send_request(
+    client: &reqwest::Client,
+    req: reqwest::Request,
+    rx: &mut Received,
+) -> Result<Answer, Failure> {
+    let mut resp = client.execute(req).await.map_err(|e| {
         let (kind, msg) = classify(&e);
         (kind, msg, None)
     })?;
@@ -663,6 +708,51 @@ fn size(n: u64) -> String {
     .replace(".0 ", " ")
 }
 
+/// A `multipart` step's request: rendered fields, shared file bytes streamed as parts
+/// (no copy per request), and its length for `bytes_out`.
+fn multipart_request(
+    user: &mut User,
+    step: &HttpStep,
+    p: &Prepared,
+    timeout: Duration,
+) -> Result<Option<(reqwest::Request, u64)>, PrepareError> {
+    let Body::Multipart { fields, files } = &step.body else {
+        return Ok(None);
+    };
+    let mut ctx = None;
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text(k.clone(), render(user, v, &mut ctx)?);
+    }
+    for f in files {
+        let part = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::from(f.data.clone()),
+            f.data.len() as u64,
+        )
+        .file_name(f.filename.clone())
+        .mime_str(&f.content_type)
+        .map_err(|e| PrepareError(ErrorKind::Body, format!("bad content-type: {e}")))?;
+        form = form.part(f.name.clone(), part);
+    }
+    let mut headers = p.headers.clone();
+    headers.remove(http::header::CONTENT_TYPE);
+    let req = user
+        .client
+        .request(p.method.clone(), p.url.clone())
+        .headers(headers)
+        .timeout(timeout)
+        .multipart(form)
+        .build()
+        .map_err(|e| PrepareError(ErrorKind::Body, classify(&e).1))?;
+    let len = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Some((req, len)))
+}
+
 /// Send a prepared request the general way, bounded by `timeout`.
 async fn general(
     client: &reqwest::Client,
@@ -689,7 +779,25 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             return Flow::Failed;
         }
     };
-    let bytes_out = prepared.body.len() as u64;
+    let mut bytes_out = prepared.body.len() as u64;
+    let timeout = step.timeout.unwrap_or(user.shared.program.http.timeout);
+    let multipart = match multipart_request(user, step, &prepared, timeout) {
+        Ok(m) => m,
+        Err(PrepareError(kind, m)) => {
+            if let Some(t) = user.trace.clone() {
+                t.failure(user, kind.as_str(), &m);
+            }
+            user.rec
+                .record(Event::untimed(step.stat).with_error(kind, m));
+            return Flow::Failed;
+        }
+    };
+    if let Some((_, len)) = &multipart {
+        bytes_out = *len;
+    }
+    if let Some(events) = &step.events {
+        return super::sse::execute(user, step, events, prepared).await;
+    }
     let program = user.shared.program.clone();
     if let Some(t) = user.trace.clone() {
         let stat = program.stats.get(step.stat as usize);
@@ -705,7 +813,15 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         .uses_response
         .then(|| prepared.url.to_string());
     let start = Instant::now();
-    let result = if fast::eligible(&prepared.url, program.http.http2) {
+    let result = if let Some((req, _)) = multipart {
+        // Multipart bodies go the general way (reqwest streams the parts).
+        let limit = step.redirects.unwrap_or(program.http.redirects) as usize;
+        let send = tokio::time::timeout(timeout, send_request(&user.client, req, &mut rx));
+        match REDIRECTS.scope(limit, send).await {
+            Ok(r) => r,
+            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+        }
+    } else if fast::eligible(&prepared.url, program.http.http2) {
         let exchange = fast::send(
             &mut user.fast,
             prepared,
@@ -743,7 +859,23 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             return Flow::Failed;
         }
     };
-    let body = rx.take();
+    // Checks and captures see the decoded body (bounded by max-body like the wire one).
+    let decoded = if reads {
+        let ce = headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let codings = step
+            .compression
+            .as_deref()
+            .unwrap_or(&program.http.compression);
+        Some(super::decode::decode(ce, codings, rx.take(), max_body))
+    } else {
+        None
+    };
+    let (body, decoded) = match decoded {
+        Some(mut d) => (std::mem::take(&mut d.body), Some(d)),
+        None => (rx.take(), None),
+    };
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
@@ -783,7 +915,28 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
                 size(max_body)
             ),
         );
+    } else if let Some(d) = decoded.as_ref().filter(|d| d.over) {
+        let names: Vec<&str> = d.codings.iter().map(|c| c.token()).collect();
+        ev = ev.with_error(
+            ErrorKind::Body,
+            format!(
+                "{} body decodes to over max-body ({}, {} on the wire): checks and captures saw only its start",
+                names.join(", "),
+                size(max_body),
+                size(rx.total)
+            ),
+        );
+    } else if let Some(m) = decoded.as_ref().and_then(|d| d.failed.clone()) {
+        ev = ev.with_error(
+            ErrorKind::Body,
+            format!("{m}; checks and captures saw the encoded body"),
+        );
     } else if let Some(m) = check_msg {
+        // A check that failed on an encoded body says so.
+        let m = match decoded.as_ref().and_then(|d| d.hint.as_deref()) {
+            Some(h) => format!("{m} ({h})"),
+            None => m,
+        };
         let kind = if expects_status
             && step.checks.iter().any(|c| match c {
                 Check::Status(s) => *s != status,

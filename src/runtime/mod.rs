@@ -7,12 +7,14 @@
 //! finish its iteration, a hard stop (after `stop_timeout`, or a second Ctrl-C)
 //! abandons it.
 
+pub mod decode;
 pub mod driver;
 pub mod fast;
 pub mod http;
 pub mod interp;
 pub mod open;
 pub mod schedule;
+pub mod sse;
 pub mod trace;
 pub mod user;
 pub mod ws;

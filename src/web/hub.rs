@@ -84,6 +84,9 @@ struct Live {
     passed: Option<bool>,
     aborted_by: Option<String>,
     error: Option<String>,
+    /// A distributed run (`loadplan master --ui`): the worker table of the latest tick
+    /// (`None` for a single process). Such a run can only be stopped from the UI.
+    workers: Option<serde_json::Value>,
 }
 
 /// Shared between the run (ticks) and the HTTP handlers; see the module docs.
@@ -184,6 +187,7 @@ impl Hub {
                 result: RunResult::default(),
                 planned: None,
                 users: 0,
+                workers: None,
                 current: BTreeMap::new(),
                 recent: std::collections::VecDeque::new(),
                 verdicts: Vec::new(),
@@ -237,9 +241,24 @@ impl Hub {
         live.passed = None;
         live.aborted_by = None;
         live.error = None;
+        live.workers = None;
         let run = live.run;
         self.publish(&mut live, None);
         Ok(run)
+    }
+
+    /// Marks the current run as a distributed one (`loadplan master --ui`): the state gets a
+    /// `workers` table, and only stop and kill are accepted.
+    pub fn distributed(&self) {
+        let mut live = self.lock();
+        live.workers = Some(serde_json::Value::Array(Vec::new()));
+        self.publish(&mut live, None);
+    }
+
+    /// The master's worker table, shown from the next tick on.
+    pub fn set_workers<T: Serialize>(&self, workers: &[T]) {
+        let table = serde_json::to_value(workers).unwrap_or_default();
+        self.lock().workers = Some(table);
     }
 
     /// One driver tick: handed to the hub's task, which folds it in and tells the subscribers
@@ -373,6 +392,13 @@ impl Hub {
         let Some(control) = live.control.clone() else {
             return Err(Refusal::Conflict("no run is in progress".into()));
         };
+        if live.workers.is_some() && !matches!(command, Command::Stop | Command::Kill) {
+            return Err(Refusal::Conflict(
+                "a distributed run (loadplan master) hands the users out to its workers: \
+                 from the UI it can only be stopped"
+                    .into(),
+            ));
+        }
         match (&command, live.start.as_ref().map(|s| &s.profile.model)) {
             (Command::SetRate { rate }, _) if !(*rate > 0.0 && rate.is_finite()) => {
                 return Err(Refusal::Invalid("rate must be a positive number".into()));
@@ -455,6 +481,7 @@ impl Hub {
             "passed": live.passed,
             "aborted_by": live.aborted_by,
             "error": live.error,
+            "workers": live.workers,
         })
     }
 

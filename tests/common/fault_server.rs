@@ -48,6 +48,16 @@ pub enum Fault {
     /// (see [`FaultServer::set_redirect_target`]); answer `/final` with 200 and echo
     /// the request's `authorization` and `cookie` headers in the body.
     Redirect,
+    /// Answer `/CODING` (`gzip`, `deflate`, `raw-deflate`, `br`, `zstd`, or a list like
+    /// `gzip,br` applied in that order) with the JSON `{"coding":"…","ok":true,…}`
+    /// encoded so, `Content-Encoding` set (`raw-deflate` says `deflate`); `/bomb` with
+    /// 64 MiB of spaces gzipped (~64 KiB on the wire) — whatever `Accept-Encoding` says.
+    Compressed,
+    /// `/events`: a `text/event-stream` (no length: it ends when the client leaves) of a
+    /// comment, then `event: tick` / `data: {"n":N}` for N = 1, 2, … every
+    /// [`SSE_EVERY`], at most 200. `/plain`: a JSON answer that is not a stream. Any other
+    /// path: a small 200 (`ok`).
+    Sse,
     /// WebSocket: complete the upgrade, then drop the TCP connection without a close
     /// frame (the client sees 1006).
     WsDrop,
@@ -63,6 +73,9 @@ struct Counts {
     connections: AtomicU64,
     requests: AtomicU64,
     posts: AtomicU64,
+    body_bytes: AtomicU64,
+    /// The first 4 KiB of each request body.
+    bodies: std::sync::Mutex<Vec<Vec<u8>>>,
     tls_hellos: AtomicU64,
     heads: std::sync::Mutex<Vec<String>>,
     redirect_to: std::sync::Mutex<String>,
@@ -75,6 +88,9 @@ pub struct FaultServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The interval between the events of [`Fault::Sse`].
+pub const SSE_EVERY: Duration = Duration::from_millis(40);
 
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
@@ -192,6 +208,16 @@ impl FaultServer {
         self.counts.posts.load(Ordering::SeqCst)
     }
 
+    /// Request body bytes read so far (`Content-Length` bodies).
+    pub fn body_bytes(&self) -> u64 {
+        self.counts.body_bytes.load(Ordering::SeqCst)
+    }
+
+    /// The first 4 KiB of every request body read, in order.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.counts.bodies.lock().expect("bodies").clone()
+    }
+
     /// Every request head read, in order.
     pub fn heads(&self) -> Vec<String> {
         self.counts.heads.lock().expect("heads").clone()
@@ -259,6 +285,7 @@ async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Op
         })
         .unwrap_or(0);
     let mut left = len;
+    let mut start = Vec::new();
     let mut buf = [0u8; 8192];
     while left > 0 {
         let n = stream
@@ -268,7 +295,11 @@ async fn read_request<S: Wire>(stream: &mut S, c: &Counts) -> std::io::Result<Op
             return Ok(None);
         }
         left -= n as u64;
+        c.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
+        let room = 4096usize.saturating_sub(start.len()).min(n);
+        start.extend_from_slice(&buf[..room]);
     }
+    c.bodies.lock().expect("bodies").push(start);
     c.requests.fetch_add(1, Ordering::SeqCst);
     if text.starts_with("POST ") {
         c.posts.fetch_add(1, Ordering::SeqCst);
@@ -405,12 +436,106 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
                         .await?;
                 }
             }
+            Fault::Compressed => {
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let (encoding, body) = compressed(path.trim_start_matches('/'));
+                stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: {encoding}\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await?;
+                stream.write_all(&body).await?;
+            }
+            Fault::Sse => {
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                if path == "/plain" {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                        .await?;
+                } else if path != "/events" {
+                    stream.write_all(OK).await?;
+                } else {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n: stream starts\n\n")
+                        .await?;
+                    stream.flush().await?;
+                    for n in 1..=200 {
+                        tokio::time::sleep(SSE_EVERY).await;
+                        stream
+                            .write_all(format!("event: tick\ndata: {{\"n\":{n}}}\n\n").as_bytes())
+                            .await?;
+                        stream.flush().await?;
+                    }
+                    return Ok(());
+                }
+            }
             Fault::WsDrop | Fault::WsInvalidUtf8 | Fault::WsOversize => unreachable!(),
         }
         // TLS keeps the tail of a response in its buffer until flushed.
         stream.flush().await?;
     }
     Ok(())
+}
+
+/// The body [`Fault::Compressed`] serves for `name`, and its `Content-Encoding`.
+fn compressed(name: &str) -> (String, Vec<u8>) {
+    use std::io::Write;
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if name == "bomb" {
+        let bomb = BOMB.get_or_init(|| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let spaces = [b' '; 64 * 1024];
+            for _ in 0..1024 {
+                e.write_all(&spaces).expect("in memory");
+            }
+            e.finish().expect("in memory")
+        });
+        return ("gzip".into(), bomb.clone());
+    }
+    let mut body = format!("{{\"coding\":\"{name}\",\"ok\":true,\"pad\":\"").into_bytes();
+    body.extend_from_slice(&[b'z'; 4000]);
+    body.extend_from_slice(b"\"}");
+    let mut names = Vec::new();
+    for c in name.split(',') {
+        body = match c {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "deflate" => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "raw-deflate" => {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body).expect("in memory");
+                e.finish().expect("in memory")
+            }
+            "br" => {
+                let mut out = Vec::new();
+                {
+                    let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                    w.write_all(&body).expect("in memory");
+                }
+                out
+            }
+            "zstd" => ruzstd::encoding::compress_to_vec(
+                &body[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ),
+            _ => body,
+        };
+        names.push(if c == "raw-deflate" { "deflate" } else { c });
+    }
+    (names.join(", "), body)
 }
 
 async fn ws<S: Wire>(stream: S, fault: Fault, c: &Counts) -> std::io::Result<()> {

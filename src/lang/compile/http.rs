@@ -8,6 +8,55 @@ use crate::lang::template::{Tpl, is_template};
 use crate::source::Source;
 
 impl Compiler<'_> {
+    /// `compression`: `#true` (every coding), `#false` (none), or codings named in a
+    /// string (`"gzip br"`, `"gzip, zstd"`).
+    pub(super) fn compression(&mut self, v: &Value) -> Option<Vec<Coding>> {
+        if let Some(b) = v.as_bool() {
+            return Some(if b { Coding::ALL.to_vec() } else { Vec::new() });
+        }
+        let Some(s) = v.as_str() else {
+            self.err(
+                Code::BadValue,
+                v.span,
+                "compression is #true, #false or a list of codings",
+                "not a coding list",
+                "e.g. compression \"gzip br\" or compression #false",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for t in s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+        {
+            match Coding::parse(t) {
+                Some(c) if !out.contains(&c) => out.push(c),
+                Some(_) => {}
+                None => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        format!("unknown content coding `{t}`"),
+                        "unknown coding",
+                        "loadplan decodes gzip, deflate, br and zstd; #false turns compression off",
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.err(
+                Code::BadValue,
+                v.span,
+                "compression names no coding",
+                "empty",
+                "name codings (\"gzip br\") or write compression #false",
+            );
+            return None;
+        }
+        Some(out)
+    }
+
     pub(super) fn url(&mut self, v: &Value, ws: bool) -> Option<Tpl> {
         let s = v.as_str()?;
         let schemes: &[&str] = if ws {
@@ -125,7 +174,12 @@ impl Compiler<'_> {
         let bodies: Vec<&Node> = n
             .children
             .iter()
-            .filter(|c| matches!(c.name.as_str(), "json" | "form" | "text"))
+            .filter(|c| {
+                matches!(
+                    c.name.as_str(),
+                    "json" | "form" | "text" | "body" | "multipart"
+                )
+            })
             .collect();
         if bodies.len() > 1 {
             self.err(
@@ -133,7 +187,7 @@ impl Compiler<'_> {
                 bodies[1].name_span,
                 "a request has one body",
                 "second body",
-                "keep one of `json`, `form` or `text`",
+                "keep one of `json`, `form`, `text`, `body` or `multipart`",
             );
         }
         let body = match bodies.first() {
@@ -144,6 +198,8 @@ impl Compiler<'_> {
                 Body::Json(self.tpl(v)?)
             }
             Some(b) if b.name == "form" => Body::Form(self.map(b)),
+            Some(b) if b.name == "body" => self.body_file(b)?,
+            Some(b) if b.name == "multipart" => self.multipart(b)?,
             Some(b) => Body::Text {
                 body: self.tpl(b.arg(0)?)?,
                 content_type: b
@@ -157,6 +213,21 @@ impl Compiler<'_> {
         let max_body = n
             .prop("max-body")
             .and_then(|v| crate::lang::check::parse_size(v).ok());
+        let events = match n.child("events") {
+            Some(e) => Some(Box::new(self.events(e)?)),
+            None => None,
+        };
+        if let (Some(_), Body::Multipart { .. }, Some(e)) = (&events, &body, n.child("events")) {
+            self.err(
+                Code::Conflict,
+                e.name_span,
+                "an event stream cannot send a multipart body",
+                "events with multipart",
+                "send the upload in its own `http` step, or use `body file=`",
+            );
+            return None;
+        }
+        let compression = n.prop("compression").and_then(|v| self.compression(v));
         let redirects = match n.prop("redirects") {
             None => None,
             Some(v) => match v.as_int().map(u32::try_from) {
@@ -188,7 +259,152 @@ impl Compiler<'_> {
             body,
             timeout,
             max_body,
+            events,
+            compression,
             redirects,
+            checks,
+            captures,
+        })
+    }
+
+    /// `multipart { field "k" "v"; file "f" path="…" content-type="…" filename="…" }`.
+    fn multipart(&mut self, n: &Node) -> Option<Body> {
+        let mut fields = Vec::new();
+        let mut files = Vec::new();
+        for c in &n.children {
+            match c.name.as_str() {
+                "field" => {
+                    let name = c.str_arg(0)?.to_string();
+                    fields.push((name, self.tpl(c.arg(1)?)?));
+                }
+                "file" => {
+                    let name = c.str_arg(0)?.to_string();
+                    let v = c.prop("path")?;
+                    let file = v.as_str()?.to_string();
+                    let data = self.read_body_file(&file, v.span)?;
+                    let filename = c.str_prop("filename").map_or_else(
+                        || {
+                            std::path::Path::new(&file)
+                                .file_name()
+                                .map_or(file.clone(), |f| f.to_string_lossy().into_owned())
+                        },
+                        str::to_string,
+                    );
+                    files.push(MultipartFile {
+                        name,
+                        file,
+                        filename,
+                        content_type: c
+                            .str_prop("content-type")
+                            .unwrap_or("application/octet-stream")
+                            .to_string(),
+                        data,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(Body::Multipart { fields, files })
+    }
+
+    /// A body file's bytes (relative to the plan's folder), or a `missing-file` error.
+    fn read_body_file(&mut self, file: &str, span: crate::source::Span) -> Option<bytes::Bytes> {
+        let path = self.base.join(file);
+        // Only regular files: a device or pipe (`/dev/zero`) would never finish.
+        let read = match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
+            Ok(_) => std::fs::read(&path).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match read {
+            Ok(data) => Some(bytes::Bytes::from(data)),
+            Err(e) => {
+                self.err(
+                    Code::MissingFile,
+                    span,
+                    format!("cannot read body file `{}`: {e}", path.display()),
+                    "file not readable",
+                    "body files are relative to the plan file's folder",
+                );
+                None
+            }
+        }
+    }
+
+    /// `body file="…" content-type="…"`: the file is read here, once (a missing or
+    /// unreadable file is a plan error, reported by `check`).
+    fn body_file(&mut self, n: &Node) -> Option<Body> {
+        let v = n.prop("file")?;
+        let file = v.as_str()?.to_string();
+        let data = self.read_body_file(&file, v.span)?;
+        Some(Body::File {
+            file,
+            content_type: n
+                .str_prop("content-type")
+                .unwrap_or("application/octet-stream")
+                .to_string(),
+            data,
+        })
+    }
+
+    /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
+    fn events(&mut self, n: &Node) -> Option<EventStream> {
+        let name = n.str_arg(0)?.to_string();
+        let count = match n.prop("count") {
+            None => 1,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(c)) if c >= 1 => c,
+                _ => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "`count` must be at least 1",
+                        "not positive",
+                        "wait for at least one event",
+                    );
+                    return None;
+                }
+            },
+        };
+        let timeout = self
+            .duration(n.prop("timeout"))
+            .unwrap_or(std::time::Duration::from_secs(5));
+        let json = match n.prop("match") {
+            Some(v) => Some(self.json_path(v)?),
+            None => None,
+        };
+        if let (Some(v), None) = (n.prop("equals"), &json) {
+            self.err(
+                Code::Conflict,
+                v.span,
+                "`equals` needs `match`",
+                "nothing to compare",
+                "write `match=\"$.type\" equals=\"data\"`",
+            );
+            return None;
+        }
+        let regex = match n.prop("regex") {
+            Some(v) => Some(self.regex(v)?),
+            None => None,
+        };
+        let matcher = Matcher {
+            frame_type: FrameType::Any,
+            json,
+            equals: n.prop("equals").map(|v| v.scalar.to_json()),
+            regex,
+        };
+        let checks = n
+            .children_named("check")
+            .filter_map(|c| self.check(c, false))
+            .collect();
+        let captures = self.captures(n);
+        Some(EventStream {
+            stat: self.stat("event", &name),
+            first_stat: self.stat("first-event", &name),
+            count,
+            timeout,
+            event_type: n.str_prop("type").map(str::to_string),
+            matcher,
             checks,
             captures,
         })

@@ -14,7 +14,7 @@ const PREVIEW_CHARS: usize = 80;
 /// True when the frame (`text` or binary, seen through `subject`) satisfies every
 /// part of the matcher: frame type, JSON path present (and equal to `equals` when
 /// given), regex on the text.
-pub(super) fn matches(m: &Matcher, text: bool, subject: &Subject) -> bool {
+pub(crate) fn matches(m: &Matcher, text: bool, subject: &Subject) -> bool {
     let type_ok = match m.frame_type {
         FrameType::Any => true,
         FrameType::Text => text,
@@ -62,7 +62,7 @@ fn json_equals(got: &serde_json::Value, want: &serde_json::Value) -> bool {
 
 /// What a frame looked like, for an error message: the start of a text frame, the
 /// size of a binary one.
-pub(super) fn preview(data: &[u8], text: bool) -> String {
+pub(crate) fn preview(data: &[u8], text: bool) -> String {
     if !text {
         return format!("binary frame of {} bytes", data.len());
     }
@@ -75,7 +75,7 @@ pub(super) fn preview(data: &[u8], text: bool) -> String {
 }
 
 /// How the matcher reads in a message: `$.samples`, `$.type = "data"`, `/re/`.
-pub(super) fn describe(m: &Matcher) -> String {
+pub(crate) fn describe(m: &Matcher) -> String {
     let mut parts = Vec::new();
     match m.frame_type {
         FrameType::Any => {}

@@ -40,7 +40,7 @@
 //! peer's ping timeout.
 
 mod conn;
-mod frame;
+pub(crate) mod frame;
 mod tls;
 
 use std::time::{Duration, Instant};

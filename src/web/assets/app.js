@@ -79,9 +79,38 @@
     $('users-form').hidden = !!open;
     $('rate-form').hidden = !open;
     for (const b of ['btn-stop', 'btn-users', 'btn-rate', 'btn-reset']) $(b).disabled = s.status !== 'running';
+    renderWorkers(s.workers);
+    // A distributed run: the master hands the users out; the UI may only stop it.
+    if (s.workers) {
+      $('users-form').hidden = true;
+      $('rate-form').hidden = true;
+      $('btn-reset').disabled = true;
+    }
     if (s.error) say(s.error);
     if (s.profiles && !formFilled) fillForm(s);
     renderVerdict(s, null);
+  }
+
+  // Distributed runs (`loadplan master --ui`): the worker table; hidden otherwise.
+  function renderWorkers(workers) {
+    const dist = Array.isArray(workers);
+    $('tab-workers').hidden = !dist;
+    if (!dist) return;
+    const lost = workers.filter(w => w.state === 'lost').length;
+    $('workers-count').textContent = workers.length + (lost ? ' (' + lost + ' lost)' : '');
+    const body = $('workers-table').tBodies[0];
+    body.textContent = '';
+    for (const w of workers) {
+      const tr = body.insertRow();
+      tr.appendChild(el('td', String(w.index)));
+      tr.appendChild(el('td', w.name, 'l'));
+      tr.appendChild(el('td', w.state, 'l ' + (w.state === 'lost' ? 'fail' : '')));
+      tr.appendChild(el('td', String(w.users)));
+      tr.appendChild(el('td', w.rate.toFixed(1)));
+      tr.appendChild(el('td', String(w.requests)));
+      tr.appendChild(el('td', String(w.failures)));
+      tr.appendChild(el('td', w.last_heard_secs.toFixed(1) + ' s ago'));
+    }
   }
 
   function fillForm(s) {
