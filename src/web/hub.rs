@@ -299,10 +299,9 @@ impl Hub {
         }
         let interval = live.result.history.interval_to(t.elapsed);
         // The same point the driver pushes (all steps, the tick's delta).
-        let window = t.delta.aggregate(|_| true);
         live.result
             .history
-            .push_aggregate(secs, interval, t.users, &window);
+            .push_users(secs, interval, t.users, &t.delta);
         live.result.total = t.total.clone();
         live.result.elapsed = t.elapsed;
         if live.result.users_timeline.last().map(|p| p.1) != Some(t.users) {
