@@ -34,6 +34,7 @@ async fn run_with_ui_is_steered_from_the_api_and_exits_when_stopped() {
             "plans/http.kdl",
             "--demo",
             "--ui",
+            "--ui-quit",
             "--ui-bind",
             "127.0.0.1:0",
         ])

@@ -87,6 +87,8 @@ struct Live {
     /// A distributed run (`loadplan master --ui`): the worker table of the latest tick
     /// (`None` for a single process). Such a run can only be stopped from the UI.
     workers: Option<serde_json::Value>,
+    /// `stats_history.csv` of the run so far, as `--csv` streams it.
+    history_csv: crate::report::csv::HistoryWriter<Vec<u8>>,
 }
 
 /// Shared between the run (ticks) and the HTTP handlers; see the module docs.
@@ -142,6 +144,8 @@ struct Stats {
     checks: Checks,
     iterations: Iterations,
     thresholds: Vec<ThresholdReport>,
+    /// Why the run failed (see [`RunReport::reasons`]); shown once it ended.
+    reasons: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<HistoryRow>>,
 }
@@ -188,6 +192,7 @@ impl Hub {
                 planned: None,
                 users: 0,
                 workers: None,
+                history_csv: crate::report::csv::HistoryWriter::in_memory(),
                 current: BTreeMap::new(),
                 recent: std::collections::VecDeque::new(),
                 verdicts: Vec::new(),
@@ -242,6 +247,7 @@ impl Hub {
         live.aborted_by = None;
         live.error = None;
         live.workers = None;
+        live.history_csv = crate::report::csv::HistoryWriter::in_memory();
         let run = live.run;
         self.publish(&mut live, None);
         Ok(run)
@@ -302,6 +308,12 @@ impl Hub {
         live.result
             .history
             .push_users(secs, interval, t.users, &t.delta);
+        if let Err(e) =
+            live.history_csv
+                .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
+        {
+            tracing::debug!(error = %e, "web ui: history CSV row not kept");
+        }
         live.result.total = t.total.clone();
         live.result.elapsed = t.elapsed;
         if live.result.users_timeline.last().map(|p| p.1) != Some(t.users) {
@@ -440,6 +452,13 @@ impl Hub {
         self.stats_of(&mut live, true)
     }
 
+    /// `stats_history.csv` of the current (or last) run; `None` before any run started.
+    pub fn history_csv(&self) -> Option<String> {
+        let live = self.lock();
+        live.start.as_ref()?;
+        Some(live.history_csv.text())
+    }
+
     /// The run so far (or the finished run) as the report writers take it; `None` before
     /// any run started.
     pub fn report(&self) -> Option<RunReport> {
@@ -542,6 +561,7 @@ impl Hub {
             checks: report.checks,
             iterations: report.iterations,
             thresholds: report.thresholds,
+            reasons: report.reasons,
             history: with_history
                 .then(|| live.result.history.points().iter().map(row_of).collect()),
         };

@@ -9,6 +9,12 @@
   let history = [];
   let run = -1;
   let formFilled = false;
+  // The Users box follows the live count until the user types in it (then it is theirs
+  // until they send it or a new run starts).
+  let usersEdited = false;
+  let usersRun = -1;
+  // Statistics tables: the column sorted on (-1: the plan's order) and the direction.
+  const sortBy = { col: -1, dir: 1 };
 
   function withToken(url) {
     return token ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : url;
@@ -74,7 +80,8 @@
     $('start-panel').hidden = !canStart;
     $('control-panel').hidden = !live;
     const cu = $('c-users');
-    if (live && cu.value === '' && document.activeElement !== cu) cu.value = s.users;
+    if (s.run !== usersRun) { usersRun = s.run; usersEdited = false; }
+    if (live && !usersEdited && document.activeElement !== cu) cu.value = s.users;
     const open = s.profile && s.profile.model === 'open';
     $('users-form').hidden = !!open;
     $('rate-form').hidden = !open;
@@ -132,7 +139,14 @@
     b.textContent = s.passed ? 'passed' : 'failed';
     b.className = 'badge ' + (s.passed ? 'pass' : 'fail');
     $('verdict-text').textContent = s.aborted_by ? 'aborted by threshold ' + s.aborted_by : 'run ended';
-    if (stats) fillThresholds(stats.thresholds || []);
+    if (stats) {
+      fillThresholds(stats.thresholds || []);
+      const reasons = s.passed ? [] : (stats.reasons || []);
+      const ul = $('verdict-reasons');
+      ul.textContent = '';
+      for (const r of reasons) ul.appendChild(el('li', r));
+      $('verdict-why').hidden = reasons.length === 0;
+    }
   }
 
   function fillThresholds(list) {
@@ -167,12 +181,47 @@
     ['Fails/s (last 10 s)', '', (r) => fmt(r.current_failure_rate)],
   ];
 
+  // The value a column sorts on: numbers as numbers ('-' last), text as text.
+  function sortKey(r, i) {
+    const v = COLUMNS[i][2](r);
+    if (typeof v === 'number') return v;
+    const n = Number(v);
+    return v !== '-' && v !== '' && !Number.isNaN(n) ? n : (v === '-' ? null : String(v));
+  }
+
+  function sorted(rows) {
+    if (sortBy.col < 0) return rows;
+    const i = sortBy.col;
+    return rows.map((r, k) => [sortKey(r, i), k, r]).sort((a, b) => {
+      if (a[0] === null || b[0] === null) return (a[0] === null) - (b[0] === null) || a[1] - b[1];
+      const c = typeof a[0] === 'number' && typeof b[0] === 'number' ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0]));
+      return c * sortBy.dir || a[1] - b[1];
+    }).map((x) => x[2]);
+  }
+
+  function headers(table) {
+    const tr = el('tr');
+    COLUMNS.forEach(([name, cls], i) => {
+      const th = el('th', null, (cls || '') + ' sortable');
+      const b = el('button', name);
+      b.type = 'button';
+      b.title = 'sort by ' + name;
+      b.addEventListener('click', () => {
+        if (sortBy.col === i) sortBy.dir = -sortBy.dir; else { sortBy.col = i; sortBy.dir = i < 2 ? 1 : -1; }
+        refresh();
+      });
+      th.appendChild(b);
+      tr.appendChild(th);
+    });
+    table.tHead.appendChild(tr);
+  }
+
   function fillTable(table, rows, total) {
-    if (!table.tHead.rows.length) {
-      const tr = el('tr');
-      for (const [name, cls] of COLUMNS) tr.appendChild(el('th', name, cls || null));
-      table.tHead.appendChild(tr);
-    }
+    if (!table.tHead.rows.length) headers(table);
+    Array.from(table.tHead.rows[0].cells).forEach((th, i) => {
+      th.setAttribute('aria-sort', sortBy.col === i ? (sortBy.dir > 0 ? 'ascending' : 'descending') : 'none');
+    });
+    rows = sorted(rows);
     const body = table.tBodies[0];
     body.textContent = '';
     const add = (r, cls) => {
@@ -378,11 +427,12 @@
     document.querySelectorAll('.closed-only').forEach((n) => { n.hidden = open; });
     document.querySelectorAll('.open-only').forEach((n) => { n.hidden = !open; });
   });
+  $('c-users').addEventListener('input', () => { usersEdited = true; });
   $('users-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const users = num('c-users');
     if (users === undefined) { say('Give the number of users.'); return; }
-    act(api('/api/users', { users, spawn_rate: num('c-spawn') ?? null }));
+    act(api('/api/users', { users, spawn_rate: num('c-spawn') ?? null }), () => { usersEdited = false; });
   });
   $('rate-form').addEventListener('submit', (e) => {
     e.preventDefault();
