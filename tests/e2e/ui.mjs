@@ -1,8 +1,7 @@
 // Drives the loadplan web UI in a real headless Chromium (playwright-core, no bundled
 // browser): start a run against the demo target, watch the counts grow (and the Users box),
 // raise the users, sort the table, download both CSVs, start a second run that fails and read
-// why,
-// stop, download the CSV. Run by tests/web_e2e.rs:
+// why, check the page fits a phone. Run by tests/web_e2e.rs:
 //   node tests/e2e/ui.mjs URL SCREENSHOT_DIR
 // Chromium: $LOADPLAN_CHROMIUM or /usr/bin/chromium (Debian's `chromium` package).
 import { chromium } from 'playwright-core';
