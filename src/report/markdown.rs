@@ -38,7 +38,7 @@ fn ms(v: Option<f64>) -> String {
 
 fn row(out: &mut String, s: &StepReport, bold: bool) {
     let p = s.latency_ms.as_ref();
-    let name = if s.kind.is_empty() {
+    let name = if s.kind.is_empty() || bold {
         esc(&s.name)
     } else {
         esc(&format!("{} {}", s.kind, s.name))
