@@ -305,7 +305,14 @@ fn step_charts(out: &mut String, r: &RunReport) {
             Series {
                 label,
                 color,
-                points: thin(s.points.iter().map(|p| (p.t_secs, f(p))).collect()),
+                // Ending at the run's end: every step's chart spans the same time.
+                points: thin(
+                    s.points
+                        .iter()
+                        .map(|p| (p.t_secs, f(p)))
+                        .chain([(r.elapsed_secs, None)])
+                        .collect(),
+                ),
             }
         };
         let chart = svg::line_chart(

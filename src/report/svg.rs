@@ -89,6 +89,15 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
     for s in series {
         let mut d = String::new();
         let mut pen_down = false;
+        // A point with no neighbour draws no line: it gets a dot.
+        let mut dots = Vec::new();
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        let mut flush = |run: &mut Vec<(f64, f64)>| {
+            if let [only] = run.as_slice() {
+                dots.push(*only);
+            }
+            run.clear();
+        };
         for &(t, v) in &s.points {
             match v.filter(|v| v.is_finite()) {
                 Some(v) => {
@@ -99,9 +108,20 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
                         y(v)
                     ));
                     pen_down = true;
+                    run.push((x(t), y(v)));
                 }
-                None => pen_down = false,
+                None => {
+                    pen_down = false;
+                    flush(&mut run);
+                }
             }
+        }
+        flush(&mut run);
+        for (cx, cy) in dots {
+            out.push_str(&format!(
+                "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                esc(s.color)
+            ));
         }
         if !d.is_empty() {
             out.push_str(&format!(
