@@ -69,7 +69,10 @@ fn every_step_has_a_percentile_chart_in_one_small_file_without_urls() {
     let html = r.read("report.html");
     let result = r.json();
     let steps = steps(&result);
-    assert!(steps.len() >= 5, "mixed.kdl records several steps: {steps:?}");
+    assert!(
+        steps.len() >= 5,
+        "mixed.kdl records several steps: {steps:?}"
+    );
     for (kind, name) in &steps {
         let marker = format!(
             "class=\"step-chart\" data-step=\"{}\"",
@@ -103,12 +106,12 @@ fn every_step_has_a_percentile_chart_in_one_small_file_without_urls() {
             "the report contains {forbidden:?}"
         );
     }
-    assert!(
-        html.len() < 1_000_000,
-        "the report is {} bytes",
-        html.len()
+    assert!(html.len() < 1_000_000, "the report is {} bytes", html.len());
+    eprintln!(
+        "report.html: {} bytes, {} step charts",
+        html.len(),
+        steps.len()
     );
-    eprintln!("report.html: {} bytes, {} step charts", html.len(), steps.len());
 }
 
 #[test]

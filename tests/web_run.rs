@@ -173,7 +173,11 @@ async fn run_with_ui_keeps_serving_the_finished_run_until_sigterm() {
         let r = get(path).await.unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let text = r.text().await.expect("body");
-        assert!(text.starts_with(start), "{path}: {}", &text[..text.len().min(200)]);
+        assert!(
+            text.starts_with(start),
+            "{path}: {}",
+            &text[..text.len().min(200)]
+        );
     }
     let pid = child.id().to_string();
     let killed = Command::new("kill")

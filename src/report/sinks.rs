@@ -292,7 +292,9 @@ impl Sinks {
     /// Whether any end-of-run file was asked for (the report needs building).
     pub fn wants_report(&self) -> bool {
         let o = &self.outputs;
-        o.csv.is_some() || o.json.is_some() || o.junit.is_some()
+        o.csv.is_some()
+            || o.json.is_some()
+            || o.junit.is_some()
             || o.html.is_some()
             || o.summary_md.is_some()
     }
@@ -370,7 +372,9 @@ fn write_files(
     };
     write("--junit", &o.junit, &|| super::junit::render(report));
     write("--html", &o.html, &|| super::html::render(report));
-    write("--summary-md", &o.summary_md, &|| super::markdown::render(report));
+    write("--summary-md", &o.summary_md, &|| {
+        super::markdown::render(report)
+    });
     if let Some(p) = &o.json {
         match super::write_json(p, report) {
             Ok(()) => written.push(p.clone()),

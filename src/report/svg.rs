@@ -178,7 +178,9 @@ fn fmt_value(v: f64) -> String {
     } else if v >= 1.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        // Steps of 0.005 need three places (0.005, 0.010, …), not a row of "0.01".
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -200,6 +202,12 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_tick_labels_stay_distinct() {
+        let labels: Vec<String> = (0..=4).map(|i| fmt_value(i as f64 * 0.005)).collect();
+        assert_eq!(labels, ["0", "0.005", "0.01", "0.015", "0.02"]);
+    }
 
     #[test]
     fn nice_steps_are_1_2_5_times_a_power_of_ten() {

@@ -308,9 +308,9 @@ impl Hub {
         live.result
             .history
             .push_users(secs, interval, t.users, &t.delta);
-        if let Err(e) =
-            live.history_csv
-                .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
+        if let Err(e) = live
+            .history_csv
+            .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
         {
             tracing::debug!(error = %e, "web ui: history CSV row not kept");
         }
