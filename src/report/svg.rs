@@ -85,8 +85,9 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
         W - RIGHT,
         TOP + plot_h
     ));
-    // Lines, broken at gaps.
-    for s in series {
+    // Lines, broken at gaps; the last series first, so that equal values (p50 = p95 = p99
+    // at low traffic) leave the first one visible on top.
+    for s in series.iter().rev() {
         let mut d = String::new();
         let mut pen_down = false;
         // A point with no neighbour draws no line: it gets a dot.

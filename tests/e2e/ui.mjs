@@ -84,6 +84,11 @@ try {
   }));
   await page.waitForTimeout(2500); // let a few ticks draw (for the screenshot only)
   await page.screenshot({ path: join(shots, '03-charts.png'), fullPage: true });
+  // A tooltip with the values under the pointer (the newest point, at the right edge).
+  const box = await page.locator('#chart-users').boundingBox();
+  await page.mouse.move(box.x + box.width - 12, box.y + box.height / 2);
+  const tip = await page.getAttribute('#chart-users', 'title');
+  if (!/users: 5$/.test(tip || '')) throw new Error('users chart tooltip: ' + JSON.stringify(tip));
 
   step('stop');
   await page.click('#btn-stop');

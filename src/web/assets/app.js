@@ -276,12 +276,28 @@
 
   // ---- charts --------------------------------------------------------------------------
 
-  function niceMax(v) {
-    if (!(v > 0)) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  // A tick step of 1, 2 or 5 × 10ⁿ, at least `raw` (and at least 1 for whole numbers:
+  // no 12.5 users).
+  function niceStep(raw, whole) {
+    if (!(raw > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = 10 * p;
+    for (const m of [1, 2, 5]) if (m * p >= raw) { step = m * p; break; }
+    return whole ? Math.max(1, Math.round(step)) : step;
   }
+
+  // Time ticks on round seconds, minutes or hours (no 0:22 / 0:45).
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  function timeStep(span) {
+    for (const s of TIME_STEPS) if (span / s <= 6) return s;
+    return Math.ceil(span / 6 / 86400) * 86400;
+  }
+
+  const label = (v) => {
+    if (v >= 100 || Number.isInteger(v)) return v.toFixed(0);
+    if (v >= 10) return v.toFixed(1);
+    return String(Number(v.toFixed(3)));
+  };
 
   function chart(canvas, series) {
     const dpr = window.devicePixelRatio || 1;
@@ -299,7 +315,9 @@
       if (t > tmax) tmax = t;
       if (y !== null && y > ymax) ymax = y;
     }
-    ymax = niceMax(ymax);
+    const whole = series.every((s) => s.whole);
+    const ystep = niceStep((ymax || 1) / 4, whole);
+    ymax = Math.max(1, Math.ceil(ymax / ystep)) * ystep;
     const x = (t) => L + (t / tmax) * pw;
     const y = (v) => T + ph - (v / ymax) * ph;
     g.font = '11px system-ui, sans-serif';
@@ -308,24 +326,41 @@
     g.lineWidth = 1;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4;
+    for (let k = 0; k * ystep <= ymax + ystep / 2; k++) {
+      const v = k * ystep;
       g.beginPath(); g.moveTo(L, y(v)); g.lineTo(L + pw, y(v)); g.stroke();
-      g.fillText(v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2), L - 4, y(v));
+      g.fillText(label(v), L - 4, y(v));
     }
-    g.textAlign = 'center';
     g.textBaseline = 'top';
-    for (let i = 0; i <= 4; i++) {
-      const t = (tmax * i) / 4;
-      g.textAlign = i === 0 ? 'left' : i === 4 ? 'right' : 'center';
+    const tstep = timeStep(tmax);
+    for (let t = 0; t <= tmax + 1e-9; t += tstep) {
+      g.textAlign = t === 0 ? 'left' : x(t) > L + pw - 20 ? 'right' : 'center';
       g.fillText(clock(t), x(t), T + ph + 5);
     }
+    // A tooltip: the values at the time under the pointer.
+    canvas.title = '';
+    canvas.onmousemove = (ev) => {
+      const r = canvas.getBoundingClientRect();
+      const t = ((ev.clientX - r.left - L) / pw) * tmax;
+      const lines = [];
+      for (const s of series) {
+        let best = null;
+        for (const p of s.points) if (best === null || Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+        if (best) {
+          if (!lines.length) lines.push(clock(best[0]));
+          lines.push(s.label + ': ' + (best[1] === null || best[1] === undefined ? '-' : label(best[1])));
+        }
+      }
+      canvas.title = lines.join('\n');
+    };
     g.strokeStyle = '#a0aec0';
     g.beginPath(); g.moveTo(L, T); g.lineTo(L, T + ph); g.lineTo(L + pw, T + ph); g.stroke();
     let lx = L;
     g.textAlign = 'left';
     g.textBaseline = 'middle';
-    for (const s of series) {
+    // Last series first: p50 on top of p95 on top of p99 (equal at low traffic, the lower
+    // percentile stays visible).
+    for (const s of [...series].reverse()) {
       g.strokeStyle = s.color;
       g.lineWidth = 2;
       g.beginPath();
@@ -336,6 +371,8 @@
         pen = true;
       }
       g.stroke();
+    }
+    for (const s of series) {
       g.fillStyle = s.color;
       g.fillRect(lx, 6, 10, 10);
       g.fillStyle = '#2d3748';
@@ -352,8 +389,9 @@
     chart($('chart-latency'), [
       { label: 'p50', color: '#2b6cb0', points: pts((p) => p.p50_ms) },
       { label: 'p95', color: '#dd6b20', points: pts((p) => p.p95_ms) },
+      { label: 'p99', color: '#c53030', points: pts((p) => p.p99_ms) },
     ]);
-    chart($('chart-users'), [{ label: 'users', color: '#2f855a', points: pts((p) => p.users) }]);
+    chart($('chart-users'), [{ label: 'users', color: '#2f855a', whole: true, points: pts((p) => p.users) }]);
   }
 
   // ---- data flow -----------------------------------------------------------------------
