@@ -147,7 +147,27 @@ struct Stats {
     /// Why the run failed (see [`RunReport::reasons`]); shown once it ended.
     reasons: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    history: Option<Vec<HistoryRow>>,
+    history: Option<Vec<UiPoint>>,
+}
+
+/// A history point as the page gets it: the run's figures plus each step's own.
+#[derive(Serialize)]
+struct UiPoint {
+    #[serde(flatten)]
+    row: HistoryRow,
+    steps: Vec<UiStepPoint>,
+}
+
+/// One step over one tick (the page's per-step charts); `step` is "KIND NAME", as the
+/// statistics table names the row.
+#[derive(Serialize)]
+struct UiStepPoint {
+    step: String,
+    rate: f64,
+    failure_rate: f64,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
 }
 
 impl Hub {
@@ -562,10 +582,38 @@ impl Hub {
             iterations: report.iterations,
             thresholds: report.thresholds,
             reasons: report.reasons,
-            history: with_history
-                .then(|| live.result.history.points().iter().map(row_of).collect()),
+            history: with_history.then(|| {
+                live.result
+                    .history
+                    .points()
+                    .iter()
+                    .map(|p| self.ui_point(p))
+                    .collect()
+            }),
         };
         serde_json::to_value(&stats).unwrap_or_default()
+    }
+
+    fn ui_point(&self, p: &HistoryPoint) -> UiPoint {
+        let steps = p
+            .steps
+            .iter()
+            .map(|s| UiStepPoint {
+                step: self.program.stats.get(s.id as usize).map_or_else(
+                    || format!("? step #{}", s.id),
+                    |e| format!("{} {}", e.kind, e.name),
+                ),
+                rate: s.rate,
+                failure_rate: s.failure_rate,
+                p50_ms: s.p50_us.map(ms),
+                p95_ms: s.p95_us.map(ms),
+                p99_ms: s.p99_us.map(ms),
+            })
+            .collect();
+        UiPoint {
+            row: row_of(p),
+            steps,
+        }
     }
 
     /// Broadcasts the current state and statistics (and the tick's point) to the event
@@ -577,7 +625,7 @@ impl Hub {
         let event = serde_json::json!({
             "state": self.state_of(live),
             "stats": self.stats_of(live, false),
-            "point": point.map(row_of),
+            "point": point.map(|p| self.ui_point(p)),
             "history_len": live.result.history.len(),
         });
         // No subscriber left is not an error: the next page load subscribes again.

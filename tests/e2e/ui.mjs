@@ -84,6 +84,23 @@ try {
   }));
   await page.waitForTimeout(2500); // let a few ticks draw (for the screenshot only)
   await page.screenshot({ path: join(shots, '03-charts.png'), fullPage: true });
+  // One step's own percentiles over time.
+  await page.selectOption('#chart-step', 'GET /health');
+  const stepTip = async () => {
+    const b = await page.locator('#chart-latency').boundingBox();
+    await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2);
+    return page.getAttribute('#chart-latency', 'title');
+  };
+  await waitFor('a p50/p95/p99 tooltip for GET /health', async () => /p50: .*\np95: .*\np99: /.test((await stepTip()) || ''), 10000);
+  if (!(await page.textContent('#pane-charts .chart-of')).includes('GET /health')) throw new Error('the chart does not name its step');
+  await page.screenshot({ path: join(shots, '03b-step-chart.png'), fullPage: true });
+  const perStep = await page.evaluate(async () => {
+    const r = await fetch('/api/stats');
+    const s = await r.json();
+    return s.history.some((p) => (p.steps || []).some((x) => x.step === 'GET /health' && x.p95_ms !== null));
+  });
+  if (!perStep) throw new Error('no per-step point for GET /health in /api/stats history');
+  await page.selectOption('#chart-step', '');
   // A tooltip with the values under the pointer (the newest point, at the right edge).
   const box = await page.locator('#chart-users').boundingBox();
   await page.mouse.move(box.x + box.width - 12, box.y + box.height / 2);

@@ -246,6 +246,7 @@
     // HTTP requests and WebSocket messages are separate totals (docs/metrics.md).
     const totals = stats.totals || { http: stats.aggregated, ws: null };
     fillTable($('stats-table'), http, totals.http);
+    fillStepPicker(rows);
     fillTable($('ws-table'), ws, ws.length ? totals.ws : null);
     $('no-ws').hidden = ws.length > 0;
     $('ws-table').hidden = ws.length === 0;
@@ -365,12 +366,20 @@
       g.lineWidth = 2;
       g.beginPath();
       let pen = false;
+      // A point with no neighbour draws no line: it gets a dot.
+      const dots = [];
+      let run = [];
+      const end = () => { if (run.length === 1) dots.push(run[0]); run = []; };
       for (const [t, v] of s.points) {
-        if (v === null || v === undefined) { pen = false; continue; }
+        if (v === null || v === undefined) { pen = false; end(); continue; }
         if (pen) g.lineTo(x(t), y(v)); else g.moveTo(x(t), y(v));
         pen = true;
+        run.push([x(t), y(v)]);
       }
+      end();
       g.stroke();
+      g.fillStyle = s.color;
+      for (const [dx, dy] of dots) { g.beginPath(); g.arc(dx, dy, 3, 0, 2 * Math.PI); g.fill(); }
     }
     for (const s of series) {
       g.fillStyle = s.color;
@@ -381,9 +390,25 @@
     }
   }
 
+  // The step picker: every row the table shows (HTTP and WebSocket), in its order.
+  function fillStepPicker(rows) {
+    const sel = $('chart-step');
+    const want = rows.map((r) => r.kind + ' ' + r.name);
+    const have = Array.from(sel.options).slice(1).map((o) => o.value);
+    if (JSON.stringify(want) === JSON.stringify(have)) return;
+    const keep = sel.value;
+    sel.length = 1;
+    for (const name of want) sel.appendChild(el('option', name)).value = name;
+    sel.value = want.includes(keep) ? keep : '';
+  }
+
   function drawCharts() {
     if ($('pane-charts').hidden) return;
-    const pts = (f) => history.map((p) => [p.t_secs, f(p)]);
+    const step = $('chart-step').value;
+    for (const c of document.querySelectorAll('.chart-of')) c.textContent = step ? '· ' + step : '· all steps';
+    // One step: its own figures per tick (a tick in which it recorded nothing is a gap).
+    const of = (p) => (step ? (p.steps || []).find((s) => s.step === step) || null : p);
+    const pts = (f) => history.map((p) => { const q = of(p); return [p.t_secs, q ? f(q) : null]; });
     chart($('chart-rps'), [{ label: 'requests/s', color: '#2b6cb0', points: pts((p) => p.rate) }]);
     chart($('chart-fails'), [{ label: 'failures/s', color: '#c53030', points: pts((p) => p.failure_rate) }]);
     chart($('chart-latency'), [
@@ -391,7 +416,7 @@
       { label: 'p95', color: '#dd6b20', points: pts((p) => p.p95_ms) },
       { label: 'p99', color: '#c53030', points: pts((p) => p.p99_ms) },
     ]);
-    chart($('chart-users'), [{ label: 'users', color: '#2f855a', whole: true, points: pts((p) => p.users) }]);
+    chart($('chart-users'), [{ label: 'users', color: '#2f855a', whole: true, points: history.map((p) => [p.t_secs, p.users]) }]);
   }
 
   // ---- data flow -----------------------------------------------------------------------
@@ -490,6 +515,7 @@
   }
   for (const a of document.querySelectorAll('.downloads a')) a.href = withToken(a.getAttribute('href'));
   window.addEventListener('resize', drawCharts);
+  $('chart-step').addEventListener('change', drawCharts);
 
   refresh().then(connect);
 })();
