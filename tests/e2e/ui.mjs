@@ -114,6 +114,14 @@ try {
   await page.click('#tab-stats');
   await page.screenshot({ path: join(shots, '04-stopped.png'), fullPage: true });
 
+  step('checks tab');
+  await page.click('#tab-checks');
+  await page.waitForSelector('#checks-table tr[data-name="GET /health"]', { timeout: 10000 });
+  const healthChecks = await page.$$eval('#checks-table tr[data-name="GET /health"] td', (tds) => tds.map((t) => t.textContent));
+  if (!(Number(healthChecks[2]) > 0)) throw new Error('GET /health checks: ' + JSON.stringify(healthChecks));
+  await page.screenshot({ path: join(shots, '04b-checks.png'), fullPage: true });
+  await page.click('#tab-stats');
+
   step('sort the statistics by name, then by # reqs');
   const names = await rowNames(page);
   if (names.length < 2) throw new Error('too few rows to sort: ' + names);

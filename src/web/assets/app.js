@@ -269,10 +269,33 @@
       tr.appendChild(el('td', e.message, 'msg'));
       body.appendChild(tr);
     }
+    renderChecks(rows, stats.checks);
     $('failures-table').hidden = errs.length === 0;
     $('no-failures').hidden = errs.length > 0;
     $('failures-count').textContent = n ? String(n) : '';
     if (state) renderVerdict(state, stats);
+  }
+
+  function renderChecks(rows, totals) {
+    const with_ = rows.filter((r) => r.has_checks);
+    const body = $('checks-table').tBodies[0];
+    body.textContent = '';
+    const add = (kind, name, passed, failed, cls) => {
+      const tr = el('tr', null, cls);
+      tr.dataset.name = kind + ' ' + name;
+      tr.appendChild(el('td', kind, 'l'));
+      tr.appendChild(el('td', name, 'l'));
+      tr.appendChild(el('td', passed));
+      tr.appendChild(el('td', failed, failed > 0 ? 'bad' : null));
+      const n = passed + failed;
+      tr.appendChild(el('td', n ? (100 * passed / n).toFixed(1) + '%' : '-'));
+      body.appendChild(tr);
+    };
+    for (const r of with_) add(r.kind, r.name, r.checks_passed, r.checks_failed);
+    if (with_.length && totals) add('', 'All checks', totals.passed, totals.failed, 'total');
+    $('checks-table').hidden = with_.length === 0;
+    $('no-checks').hidden = with_.length > 0;
+    $('checks-failed').textContent = totals && totals.failed ? String(totals.failed) : '';
   }
 
   // ---- charts --------------------------------------------------------------------------
