@@ -125,8 +125,8 @@ pub struct Args {
     /// Serve the web UI while the run goes (stop, users, rate, live charts, downloads).
     #[arg(long)]
     pub ui: bool,
-    /// With --ui: exit when the run ends (by default the UI stays up, with the result and
-    /// its downloads, until Ctrl-C or SIGTERM).
+    /// With `run --ui`: exit when the run ends (by default the UI stays up, with the result
+    /// and its downloads, until Ctrl-C or SIGTERM; `master --ui` always exits at the end).
     #[arg(long, requires = "ui")]
     pub ui_quit: bool,
     #[command(flatten)]
