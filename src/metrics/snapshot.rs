@@ -434,7 +434,8 @@ pub struct StepPoint {
 pub const ROLLING_SECS: f64 = 10.0;
 
 /// The run's timeline: one [`HistoryPoint`] appended per tick by the ticker. Grows by about
-/// 100 bytes per tick (≈9 MB for a 24 h run at 1 s ticks). After a statistics reset it starts
+/// 100 bytes per tick plus about 60 per statistics row active in it (≈9 MB for a 24 h run at
+/// 1 s ticks, plus ≈5 MB per busy step). After a statistics reset it starts
 /// afresh, remembering when ([`History::after_reset`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {

@@ -196,6 +196,16 @@ impl HistoryWriter<Vec<u8>> {
         })
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.out.get_ref().len()
+    }
+
+    /// Nothing written yet beyond the header? (Never: the header is written at once.)
+    pub fn is_empty(&self) -> bool {
+        self.out.get_ref().is_empty()
+    }
+
     /// The file so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(self.out.get_ref()).into_owned()

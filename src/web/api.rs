@@ -372,7 +372,16 @@ async fn failures_csv(State(app): State<Shared>) -> Response {
 
 async fn history_csv(State(app): State<Shared>) -> Response {
     match app.hub.history_csv() {
-        Some(text) => download("text/csv; charset=utf-8", "stats_history.csv", text),
+        Some((text, truncated)) => {
+            let mut r = download("text/csv; charset=utf-8", "stats_history.csv", text);
+            if truncated {
+                r.headers_mut().insert(
+                    "x-loadplan-truncated",
+                    HeaderValue::from_static("the UI keeps 32 MiB of history; use --csv"),
+                );
+            }
+            r
+        }
         None => no_run(),
     }
 }

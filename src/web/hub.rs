@@ -32,6 +32,10 @@ use crate::report::thresholds::{Verdict, evaluate_live, judge};
 use crate::runtime::RunResult;
 use crate::runtime::driver::Tick;
 
+/// The most `stats_history.csv` the UI keeps in memory; past it, rows stop (the download
+/// says so in a header; `--csv` files are not limited).
+const HISTORY_CSV_CAP: usize = 32 << 20;
+
 /// Events kept for slow subscribers before they start losing the oldest.
 const EVENT_BACKLOG: usize = 16;
 
@@ -89,6 +93,8 @@ struct Live {
     workers: Option<serde_json::Value>,
     /// `stats_history.csv` of the run so far, as `--csv` streams it.
     history_csv: crate::report::csv::HistoryWriter<Vec<u8>>,
+    /// The history CSV reached [`HISTORY_CSV_CAP`]: later ticks are not in it.
+    history_truncated: bool,
 }
 
 /// Shared between the run (ticks) and the HTTP handlers; see the module docs.
@@ -213,6 +219,7 @@ impl Hub {
                 users: 0,
                 workers: None,
                 history_csv: crate::report::csv::HistoryWriter::in_memory(),
+                history_truncated: false,
                 current: BTreeMap::new(),
                 recent: std::collections::VecDeque::new(),
                 verdicts: Vec::new(),
@@ -268,6 +275,7 @@ impl Hub {
         live.error = None;
         live.workers = None;
         live.history_csv = crate::report::csv::HistoryWriter::in_memory();
+        live.history_truncated = false;
         let run = live.run;
         self.publish(&mut live, None);
         Ok(run)
@@ -328,9 +336,11 @@ impl Hub {
         live.result
             .history
             .push_users(secs, interval, t.users, &t.delta);
-        if let Err(e) = live
-            .history_csv
-            .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
+        if live.history_csv.len() > HISTORY_CSV_CAP {
+            live.history_truncated = true;
+        } else if let Err(e) =
+            live.history_csv
+                .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
         {
             tracing::debug!(error = %e, "web ui: history CSV row not kept");
         }
@@ -472,11 +482,12 @@ impl Hub {
         self.stats_of(&mut live, true)
     }
 
-    /// `stats_history.csv` of the current (or last) run; `None` before any run started.
-    pub fn history_csv(&self) -> Option<String> {
+    /// `stats_history.csv` of the current (or last) run, and whether it stopped at the memory
+    /// cap; `None` before any run started.
+    pub fn history_csv(&self) -> Option<(String, bool)> {
         let live = self.lock();
         live.start.as_ref()?;
-        Some(live.history_csv.text())
+        Some((live.history_csv.text(), live.history_truncated))
     }
 
     /// The run so far (or the finished run) as the report writers take it; `None` before
