@@ -285,3 +285,22 @@ fn html_report_is_self_contained_with_charts_and_no_url() {
         );
     }
 }
+
+#[test]
+fn the_failed_verdict_gives_the_same_reasons_in_json_and_html_as_the_terminal() {
+    let r = run();
+    let result: serde_json::Value =
+        serde_json::from_str(&r.read("result.json")).expect("result.json");
+    assert_eq!(
+        result["reasons"],
+        serde_json::json!(["1 thresholds failed"]),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stdout().contains("result: FAILED (1 thresholds failed)"));
+    let html = r.read("report.html");
+    assert!(
+        html.contains("Failed because</b><ul><li>1 thresholds failed</li></ul>"),
+        "the report does not say why it failed"
+    );
+}

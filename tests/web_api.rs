@@ -278,6 +278,8 @@ async fn stop_ends_the_run_and_downloads_render_the_result() {
     // Nothing to download before a run.
     let (code, _, _) = ui.download("/api/download/stats.csv").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _, _) = ui.download("/api/download/stats_history.csv").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = ui.post("/api/stop", json!({})).await;
     assert_eq!(code, StatusCode::CONFLICT, "no run to stop");
     ui.post(
@@ -331,6 +333,29 @@ async fn stop_ends_the_run_and_downloads_render_the_result() {
     assert_eq!(code, StatusCode::OK);
     assert!(ct.starts_with("text/html"), "{ct}");
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("PASSED"));
+    assert!(
+        html.contains("class=\"step-chart\" data-step=\"GET /health\""),
+        "no per-step chart in the UI's report"
+    );
+
+    // The history CSV as `--csv` streams it: a GET /health row and an Aggregated row per
+    // tick, Locust's header.
+    let (code, ct, history) = ui.download("/api/download/stats_history.csv").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    assert!(
+        history.starts_with("Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%"),
+        "{history}"
+    );
+    let health = history
+        .lines()
+        .filter(|l| l.contains(",GET,/health,"))
+        .count();
+    let aggregated = history
+        .lines()
+        .filter(|l| l.contains(",Aggregated,"))
+        .count();
+    assert!(health >= 1 && aggregated >= health, "{history}");
 
     let (code, _, failures) = ui.download("/api/download/failures.csv").await;
     assert_eq!(code, StatusCode::OK);

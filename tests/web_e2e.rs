@@ -1,6 +1,8 @@
 //! End to end: `loadplan ui --demo` driven by a real headless Chromium through
-//! `tests/e2e/ui.mjs` (playwright-core, no bundled browser). Screenshots land in
-//! `target/e2e-screenshots/`.
+//! `tests/e2e/ui.mjs` (playwright-core, no bundled browser): the Users box follows the live
+//! count (in a second run too, not the first run's), the statistics sort by a clicked column,
+//! both CSV downloads work, a failed run says why, and the page fits a 390 px phone.
+//! Screenshots land in `target/e2e-screenshots/`.
 //!
 //! Needs node, Debian's `chromium` (or `LOADPLAN_CHROMIUM=/path`) and
 //! `npm ci --prefix tests/e2e`. A missing piece FAILS the test with the install line: it
@@ -108,6 +110,10 @@ fn the_ui_starts_watches_changes_stops_and_downloads_in_a_real_browser() {
         "02-running.png",
         "03-charts.png",
         "04-stopped.png",
+        "05-phone.png",
+        "06-sorted.png",
+        "07-second-run.png",
+        "08-failed-why.png",
     ] {
         assert!(shots.join(name).is_file(), "no screenshot {name}");
     }

@@ -99,6 +99,10 @@ pub struct Args {
     /// Write a self-contained HTML report with charts.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write a markdown summary (verdict and why, host, per-step table, thresholds) for a
+    /// pull-request comment.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9646).
     #[arg(
         long,
@@ -121,6 +125,10 @@ pub struct Args {
     /// Serve the web UI while the run goes (stop, users, rate, live charts, downloads).
     #[arg(long)]
     pub ui: bool,
+    /// With `run --ui`: exit when the run ends (by default the UI stays up, with the result
+    /// and its downloads, until Ctrl-C or SIGTERM; `master --ui` always exits at the end).
+    #[arg(long, requires = "ui")]
+    pub ui_quit: bool,
     #[command(flatten)]
     pub ui_listen: crate::web::UiFlags,
 }
@@ -253,6 +261,7 @@ pub async fn start_sinks(
         json: args.json.clone(),
         junit: args.junit.clone(),
         html: args.html.clone(),
+        summary_md: args.summary_md.clone(),
     };
     let metrics = args.metrics.and_then(|l| l.0);
     report::sinks::Sinks::start(program.clone(), profile, outputs, metrics)
@@ -474,20 +483,48 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         b.finish_and_clear();
     }
     signals.abort();
+    // `run --ui` keeps the finished run on the page (downloads too) until Ctrl-C or
+    // SIGTERM; `--ui-quit` exits at the end.
+    let mut lingering = None;
+    // Listening before the summary prints: a Ctrl-C meanwhile is not lost.
+    let mut stop = (ui.is_some() && !args.ui_quit)
+        .then(Interrupts::new)
+        .and_then(Result::ok);
     if let Some(u) = ui {
         let aborted = sinks.aborted_by().map(|v| v.rule.clone());
-        u.finish(result.as_ref().ok(), aborted).await;
+        if args.ui_quit {
+            u.finish(result.as_ref().ok(), aborted).await;
+        } else {
+            u.show(result.as_ref().ok(), aborted);
+            lingering = Some(u);
+        }
     }
-    if let Some(d) = demo {
-        d.shutdown().await;
-    }
-    match result {
+    let code = match result {
         Ok(r) => finish(&program, &profile, &r, seed, &args, sinks, cfg.host.clone()).await,
         Err(e) => {
             errln!("error: {e}");
             super::EXIT_FATAL
         }
+    };
+    if let Some(u) = lingering {
+        errln!(
+            "the run is over; the ui stays up on http://{} until Ctrl-C (--ui-quit exits at the end)",
+            u.server.addr()
+        );
+        u.linger(async move {
+            match stop.as_mut() {
+                Some(s) => {
+                    s.next().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        })
+        .await;
     }
+    if let Some(d) = demo {
+        d.shutdown().await;
+    }
+    code
 }
 
 async fn finish(

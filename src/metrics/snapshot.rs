@@ -409,13 +409,33 @@ pub struct HistoryPoint {
     /// Latency p95 over the rolling window, µs.
     #[serde(default)]
     pub window_p95_us: Option<u64>,
+    /// Per statistics row that recorded anything in this tick: its own figures (filled by
+    /// [`History::push`]; empty from [`History::push_aggregate`]).
+    #[serde(default)]
+    pub steps: Vec<StepPoint>,
+}
+
+/// One statistics row over one tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepPoint {
+    /// The statistics row.
+    pub id: u32,
+    /// Events per second over the tick.
+    pub rate: f64,
+    /// Failed events per second over the tick.
+    pub failure_rate: f64,
+    /// Latency percentiles over the tick, µs; `None` when the row timed nothing.
+    pub p50_us: Option<u64>,
+    pub p95_us: Option<u64>,
+    pub p99_us: Option<u64>,
 }
 
 /// Length of the rolling window of the live figures, seconds.
 pub const ROLLING_SECS: f64 = 10.0;
 
 /// The run's timeline: one [`HistoryPoint`] appended per tick by the ticker. Grows by about
-/// 100 bytes per tick (≈9 MB for a 24 h run at 1 s ticks). After a statistics reset it starts
+/// 100 bytes per tick plus about 60 per statistics row active in it (≈9 MB for a 24 h run at
+/// 1 s ticks, plus ≈5 MB per busy step). After a statistics reset it starts
 /// afresh, remembering when ([`History::after_reset`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -475,8 +495,42 @@ impl History {
     /// Appends the point for a tick ending `t_secs` into the run, lasting `interval`, from the
     /// tick's `delta`, counting every step.
     pub fn push(&mut self, t_secs: f64, interval: Duration, delta: &Snapshot) -> &HistoryPoint {
+        self.push_users(t_secs, interval, delta.users, delta)
+    }
+
+    /// Like [`History::push`] with the user count given, keeping each row's own figures
+    /// ([`HistoryPoint::steps`]).
+    pub fn push_users(
+        &mut self,
+        t_secs: f64,
+        interval: Duration,
+        users: u64,
+        delta: &Snapshot,
+    ) -> &HistoryPoint {
         let window = delta.aggregate(|_| true);
-        self.push_aggregate(t_secs, interval, delta.users, &window)
+        let secs = interval.as_secs_f64();
+        let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let steps = delta
+            .steps
+            .iter()
+            .filter(|(_, s)| s.count > 0)
+            .map(|(&id, s)| {
+                let q = |q| (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(q));
+                StepPoint {
+                    id,
+                    rate: per_sec(s.count),
+                    failure_rate: per_sec(s.failures),
+                    p50_us: q(0.5),
+                    p95_us: q(0.95),
+                    p99_us: q(0.99),
+                }
+            })
+            .collect();
+        self.push_aggregate(t_secs, interval, users, &window);
+        let last = self.points.len() - 1;
+        let point = &mut self.points[last];
+        point.steps = steps;
+        point
     }
 
     /// Like [`History::push`], from an already aggregated window (callers that exclude some
@@ -536,6 +590,7 @@ impl History {
             window_failure_rate: per_window(rolling.failures),
             window_p95_us: (!rolling.latency.is_empty())
                 .then(|| rolling.latency.value_at_quantile(0.95)),
+            steps: Vec::new(),
         });
         self.points.last().expect("a point was just pushed")
     }

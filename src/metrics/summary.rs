@@ -952,6 +952,7 @@ mod tests {
             window_rate: 123.44,
             window_failure_rate: 1.0,
             window_p95_us: Some(45_210),
+            steps: Vec::new(),
         };
         // The last tick alone had nothing: the line shows the window, labelled.
         assert_eq!(
@@ -964,6 +965,7 @@ mod tests {
         );
         let idle = HistoryPoint {
             window_p95_us: None,
+            steps: Vec::new(),
             window_secs: 3.0,
             total_requests: 0,
             total_failures: 0,

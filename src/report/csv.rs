@@ -174,15 +174,47 @@ pub fn write_final(prefix: &Path, report: &RunReport) -> io::Result<()> {
 
 /// Streams `PREFIX_stats_history.csv`: created (with its header) before the run starts, so a
 /// bad path fails early; one block of rows per tick, flushed each time.
-pub struct HistoryWriter {
-    out: csv::Writer<BufWriter<File>>,
+pub struct HistoryWriter<W: io::Write = BufWriter<File>> {
+    out: csv::Writer<W>,
     last: Duration,
 }
 
 impl HistoryWriter {
     pub fn create(prefix: &Path) -> io::Result<Self> {
         let [_, history, _] = paths(prefix);
-        let mut out = csv::Writer::from_writer(BufWriter::new(File::create(history)?));
+        HistoryWriter::to(BufWriter::new(File::create(history)?))
+    }
+}
+
+impl HistoryWriter<Vec<u8>> {
+    /// The same rows kept in memory (the web UI's `stats_history.csv` download).
+    pub fn in_memory() -> Self {
+        // Writing the header to a Vec cannot fail.
+        HistoryWriter::to(Vec::new()).unwrap_or_else(|_| HistoryWriter {
+            out: csv::Writer::from_writer(Vec::new()),
+            last: Duration::ZERO,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.out.get_ref().len()
+    }
+
+    /// Nothing written yet beyond the header? (Never: the header is written at once.)
+    pub fn is_empty(&self) -> bool {
+        self.out.get_ref().is_empty()
+    }
+
+    /// The file so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.out.get_ref()).into_owned()
+    }
+}
+
+impl<W: io::Write> HistoryWriter<W> {
+    fn to(w: W) -> io::Result<Self> {
+        let mut out = csv::Writer::from_writer(w);
         out.write_record(HISTORY_HEADER).map_err(csv_err)?;
         out.flush()?;
         Ok(HistoryWriter {

@@ -31,6 +31,12 @@ pub fn escape(s: &str) -> String {
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1a202c;background:#f7fafc}
 main{max-width:1180px;margin:0 auto;padding:24px}
+h1{overflow-wrap:anywhere}.meta{overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
+.reasons{background:#fff5f5;border:1px solid #feb2b2;border-radius:6px;padding:8px 14px;margin-top:14px}
+.reasons.ok{background:#f0fff4;border-color:#9ae6b4}.reasons ul{margin:4px 0;padding-left:20px}
+.step-chart h3{font-size:13px;margin:0 0 4px;overflow-wrap:anywhere}
+@media (max-width:600px){main{padding:10px}.card{min-width:0;flex:1 1 40%}}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
 .meta{color:#4a5568;font-size:13px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;font-size:13px;vertical-align:middle}
@@ -42,7 +48,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #e2e8f0;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#edf2f7}td.l,th.l{text-align:left}td.msg{white-space:normal;text-align:left}
 tr.total td{font-weight:600;background:#f7fafc}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(520px,100%),1fr));gap:12px}
 svg.chart{background:#fff;border:1px solid #e2e8f0;border-radius:6px;width:100%;height:auto;font-size:11px}
 svg .title{font-size:13px;font-weight:600;fill:#1a202c}svg .legend{fill:#2d3748}
 svg .grid{stroke:#edf2f7}svg .axis,svg .tick{stroke:#a0aec0}
@@ -61,8 +67,10 @@ pub fn render(r: &RunReport) -> String {
         "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
     ));
     header(&mut out, r);
+    reasons(&mut out, r);
     thresholds(&mut out, r);
     charts(&mut out, r);
+    step_charts(&mut out, r);
     steps(&mut out, r);
     failures(&mut out, r);
     out.push_str(&format!(
@@ -169,11 +177,27 @@ fn header(out: &mut String, r: &RunReport) {
     out.push_str("</div>\n");
 }
 
+/// Why the run passed or failed, as `loadplan run`'s verdict line says it.
+fn reasons(out: &mut String, r: &RunReport) {
+    if r.passed {
+        out.push_str("<div class=\"reasons ok\" id=\"verdict\"><b>Passed</b>: every threshold held, no check failed and at least one request completed.</div>\n");
+        return;
+    }
+    out.push_str("<div class=\"reasons\" id=\"verdict\"><b>Failed because</b><ul>");
+    if r.reasons.is_empty() {
+        out.push_str("<li>the run did not pass (see the thresholds and failures below)</li>");
+    }
+    for reason in &r.reasons {
+        out.push_str(&format!("<li>{}</li>", escape(reason)));
+    }
+    out.push_str("</ul></div>\n");
+}
+
 fn thresholds(out: &mut String, r: &RunReport) {
     if r.thresholds.is_empty() {
         return;
     }
-    out.push_str("<h2>Thresholds</h2>\n<table><tr><th class=\"l\">Result</th><th class=\"l\">Rule</th><th>Actual</th><th>Limit</th></tr>\n");
+    out.push_str("<h2>Thresholds</h2>\n<div class=\"scroll\"><table><tr><th class=\"l\">Result</th><th class=\"l\">Rule</th><th>Actual</th><th>Limit</th></tr>\n");
     for t in &r.thresholds {
         let verdict = if t.passed {
             "<span class=\"badge pass\">PASS</span>"
@@ -187,7 +211,7 @@ fn thresholds(out: &mut String, r: &RunReport) {
             escape(&t.limit)
         ));
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></div>\n");
 }
 
 fn charts(out: &mut String, r: &RunReport) {
@@ -249,6 +273,65 @@ fn charts(out: &mut String, r: &RunReport) {
     out.push_str("</div>\n");
 }
 
+/// Most points a per-step series keeps: beyond, ticks merge into buckets keeping each
+/// bucket's highest value (a spike stays visible; the file stays small on long runs).
+const MAX_POINTS: usize = 480;
+
+fn thin(points: Vec<(f64, Option<f64>)>) -> Vec<(f64, Option<f64>)> {
+    if points.len() <= MAX_POINTS {
+        return points;
+    }
+    let per = points.len().div_ceil(MAX_POINTS);
+    points
+        .chunks(per)
+        .map(|c| {
+            let t = c.last().map_or(0.0, |p| p.0);
+            let v = c.iter().filter_map(|p| p.1).reduce(f64::max);
+            (t, v)
+        })
+        .collect()
+}
+
+/// A p50/p95/p99-over-time chart for every statistics row (and its request rate), drawn
+/// inline: no script, so it works offline.
+fn step_charts(out: &mut String, r: &RunReport) {
+    if r.step_history.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Response time per step</h2>\n<p class=\"meta\">Per tick (about one a second): latency percentiles of that step alone, in milliseconds; ticks in which the step recorded nothing leave a gap.</p>\n<div class=\"charts\">\n");
+    for s in &r.step_history {
+        let title = format!("{} {}", s.kind, s.name);
+        let series = |label, color, f: fn(&super::model::StepHistoryRow) -> Option<f64>| {
+            Series {
+                label,
+                color,
+                // Ending at the run's end: every step's chart spans the same time.
+                points: thin(
+                    s.points
+                        .iter()
+                        .map(|p| (p.t_secs, f(p)))
+                        .chain([(r.elapsed_secs, None)])
+                        .collect(),
+                ),
+            }
+        };
+        let chart = svg::line_chart(
+            &title,
+            "",
+            &[
+                series("p50", "#2b6cb0", |p| p.p50_ms),
+                series("p95", "#dd6b20", |p| p.p95_ms),
+                series("p99", "#c53030", |p| p.p99_ms),
+            ],
+        );
+        out.push_str(&format!(
+            "<div class=\"step-chart\" data-step=\"{}\">{chart}</div>\n",
+            escape(&title)
+        ));
+    }
+    out.push_str("</div>\n");
+}
+
 /// The users timeline as a step line (horizontal until each change), to the end of the run.
 fn users_steps(r: &RunReport) -> Vec<(f64, Option<f64>)> {
     let mut points = Vec::new();
@@ -267,7 +350,7 @@ fn users_steps(r: &RunReport) -> Vec<(f64, Option<f64>)> {
 }
 
 fn steps(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Requests</h2>\n<table><tr><th class=\"l\">Scenario</th><th class=\"l\">Type</th><th class=\"l\">Name</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg</th><th>avg size</th><th>checks</th></tr>\n");
+    out.push_str("<h2>Requests</h2>\n<div class=\"scroll\"><table><tr><th class=\"l\">Scenario</th><th class=\"l\">Type</th><th class=\"l\">Name</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg</th><th>avg size</th><th>checks</th></tr>\n");
     for s in &r.steps {
         step_row(out, s, "");
     }
@@ -276,7 +359,7 @@ fn steps(out: &mut String, r: &RunReport) {
             step_row(out, total, " class=\"total\"");
         }
     }
-    out.push_str("</table>\n<p class=\"meta\">Latency in milliseconds (service time, from the actual send); sizes in bytes.</p>\n");
+    out.push_str("</table></div>\n<p class=\"meta\">Latency in milliseconds (service time, from the actual send); sizes in bytes.</p>\n");
 }
 
 fn step_row(out: &mut String, s: &StepReport, class: &str) {
@@ -325,7 +408,7 @@ fn failures(out: &mut String, r: &RunReport) {
     if r.errors.is_empty() {
         return;
     }
-    out.push_str("<h2>Failures</h2>\n<table><tr><th># occurrences</th><th class=\"l\">Step</th><th class=\"l\">Kind</th><th class=\"l\">Message</th></tr>\n");
+    out.push_str("<h2>Failures</h2>\n<div class=\"scroll\"><table><tr><th># occurrences</th><th class=\"l\">Step</th><th class=\"l\">Kind</th><th class=\"l\">Message</th></tr>\n");
     for e in &r.errors {
         out.push_str(&format!(
             "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"msg\">{}</td></tr>\n",
@@ -335,7 +418,7 @@ fn failures(out: &mut String, r: &RunReport) {
             escape(&e.message)
         ));
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></div>\n");
 }
 
 /// ms with three significant digits, as the terminal summary shows them.

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod junit;
+pub mod markdown;
 pub mod model;
 pub mod sinks;
 pub mod svg;

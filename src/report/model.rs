@@ -65,6 +65,11 @@ pub struct RunReport {
     /// it), no check failed, at least one request completed, nothing aborted the run, and, when
     /// the profile has no thresholds, no request failed. Exit code 0, or 4 when `interrupted`.
     pub passed: bool,
+    /// Why the run failed, one line each as `loadplan run` prints them ("2 checks failed",
+    /// "1 thresholds failed", "5 requests failed", "no request completed", "aborted by
+    /// threshold …"); empty when it passed.
+    #[serde(default)]
+    pub reasons: Vec<String>,
     pub users: UsersInfo,
     /// One entry per statistics row that recorded anything, in the plan's order.
     pub steps: Vec<StepReport>,
@@ -82,6 +87,10 @@ pub struct RunReport {
     pub thresholds: Vec<ThresholdReport>,
     /// One point per tick (about one per second), over all steps but groups.
     pub history: Vec<HistoryRow>,
+    /// Per statistics row, its own timeline: one point per tick in which it recorded
+    /// anything (the per-step charts of the HTML report).
+    #[serde(default)]
+    pub step_history: Vec<StepHistory>,
     /// A distributed run (`loadplan master`): one entry per worker that joined, in the order
     /// they joined; empty for a single process. Their `requests` and `failures` sum to the
     /// merged totals.
@@ -373,6 +382,60 @@ pub struct HistoryRow {
     pub p99_ms: Option<f64>,
 }
 
+/// One statistics row's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepHistory {
+    pub kind: String,
+    pub name: String,
+    pub points: Vec<StepHistoryRow>,
+}
+
+/// One tick of one statistics row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepHistoryRow {
+    /// Seconds since the start, at the end of the tick.
+    pub t_secs: f64,
+    /// Events per second over the tick.
+    pub rate: f64,
+    /// Failed events per second over the tick.
+    pub failure_rate: f64,
+    /// Latency percentiles over the tick, ms; `null` when the tick timed nothing.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Why a run failed, from its own figures, in the words of `loadplan run`'s verdict
+/// (report/thresholds.rs `judge`): failed checks, failed thresholds, failed requests when the
+/// profile has no thresholds, no completed request, an abort. `rules` is whether the profile
+/// declared thresholds.
+pub fn reasons_of(r: &RunReport, rules: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.checks.failed > 0 {
+        out.push(format!("{} checks failed", r.checks.failed));
+    }
+    let no_data = |t: &ThresholdReport| t.rule == super::thresholds::NO_REQUESTS_RULE;
+    let failed = r
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed && !no_data(t))
+        .count();
+    if failed > 0 {
+        out.push(format!("{failed} thresholds failed"));
+    }
+    let failures = r.totals.http.failures + r.totals.ws.failures;
+    if !rules && failures > 0 {
+        out.push(format!("{failures} requests failed"));
+    }
+    if r.thresholds.iter().any(|t| !t.passed && no_data(t)) {
+        out.push("no request completed".into());
+    }
+    if let Some(rule) = &r.aborted_by {
+        out.push(format!("aborted by threshold {rule}"));
+    }
+    out
+}
+
 /// What [`RunReport::build`] needs besides the run itself.
 pub struct Context<'a> {
     pub program: &'a Program,
@@ -455,7 +518,7 @@ impl RunReport {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        RunReport {
+        let mut report = RunReport {
             format: FORMAT,
             tool: format!("loadplan {}", env!("CARGO_PKG_VERSION")),
             plan: PlanInfo {
@@ -509,15 +572,47 @@ impl RunReport {
                     p99_ms: p.p99_us.map(ms),
                 })
                 .collect(),
+            step_history: step_history(cx.program, r),
+            reasons: Vec::new(),
             workers: Vec::new(),
             gaps: Vec::new(),
-        }
+        };
+        report.reasons = reasons_of(&report, !cx.profile.thresholds.is_empty());
+        report
     }
 
     /// The row for `kind` + `name`, if the run recorded it.
     pub fn step(&self, kind: &str, name: &str) -> Option<&StepReport> {
         self.steps.iter().find(|s| s.kind == kind && s.name == name)
     }
+}
+
+/// Every statistics row's own timeline from the history's per-step points, in the plan's
+/// order; rows that never recorded anything are left out.
+fn step_history(program: &Program, r: &RunResult) -> Vec<StepHistory> {
+    let mut by_id: BTreeMap<u32, Vec<StepHistoryRow>> = BTreeMap::new();
+    for p in r.history.points() {
+        for s in &p.steps {
+            by_id.entry(s.id).or_default().push(StepHistoryRow {
+                t_secs: p.t_secs,
+                rate: s.rate,
+                failure_rate: s.failure_rate,
+                p50_ms: s.p50_us.map(ms),
+                p95_ms: s.p95_us.map(ms),
+                p99_ms: s.p99_us.map(ms),
+            });
+        }
+    }
+    by_id
+        .into_iter()
+        .map(|(id, points)| {
+            let (kind, name) = match program.stats.get(id as usize) {
+                Some(e) => (e.kind.clone(), e.name.clone()),
+                None => ("?".into(), format!("step #{id}")),
+            };
+            StepHistory { kind, name, points }
+        })
+        .collect()
 }
 
 /// The seconds a run's counts cover: its elapsed time less the time before a statistics

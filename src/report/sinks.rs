@@ -38,6 +38,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    /// `--summary-md FILE`: the markdown summary.
+    pub summary_md: Option<PathBuf>,
 }
 
 /// Why the sinks could not start; maps to an exit code.
@@ -171,6 +173,7 @@ impl Sinks {
             ("--json", &outputs.json),
             ("--junit", &outputs.junit),
             ("--html", &outputs.html),
+            ("--summary-md", &outputs.summary_md),
         ] {
             if let Some(p) = path {
                 check_parent(flag, p)?;
@@ -289,7 +292,11 @@ impl Sinks {
     /// Whether any end-of-run file was asked for (the report needs building).
     pub fn wants_report(&self) -> bool {
         let o = &self.outputs;
-        o.csv.is_some() || o.json.is_some() || o.junit.is_some() || o.html.is_some()
+        o.csv.is_some()
+            || o.json.is_some()
+            || o.junit.is_some()
+            || o.html.is_some()
+            || o.summary_md.is_some()
     }
 
     /// Writes the end-of-run files (when a report is given: see [`Sinks::wants_report`]) and
@@ -365,6 +372,9 @@ fn write_files(
     };
     write("--junit", &o.junit, &|| super::junit::render(report));
     write("--html", &o.html, &|| super::html::render(report));
+    write("--summary-md", &o.summary_md, &|| {
+        super::markdown::render(report)
+    });
     if let Some(p) = &o.json {
         match super::write_json(p, report) {
             Ok(()) => written.push(p.clone()),

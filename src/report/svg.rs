@@ -85,10 +85,20 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
         W - RIGHT,
         TOP + plot_h
     ));
-    // Lines, broken at gaps.
-    for s in series {
+    // Lines, broken at gaps; the last series first, so that equal values (p50 = p95 = p99
+    // at low traffic) leave the first one visible on top.
+    for s in series.iter().rev() {
         let mut d = String::new();
         let mut pen_down = false;
+        // A point with no neighbour draws no line: it gets a dot.
+        let mut dots = Vec::new();
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        let mut flush = |run: &mut Vec<(f64, f64)>| {
+            if let [only] = run.as_slice() {
+                dots.push(*only);
+            }
+            run.clear();
+        };
         for &(t, v) in &s.points {
             match v.filter(|v| v.is_finite()) {
                 Some(v) => {
@@ -99,9 +109,20 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
                         y(v)
                     ));
                     pen_down = true;
+                    run.push((x(t), y(v)));
                 }
-                None => pen_down = false,
+                None => {
+                    pen_down = false;
+                    flush(&mut run);
+                }
             }
+        }
+        flush(&mut run);
+        for (cx, cy) in dots {
+            out.push_str(&format!(
+                "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                esc(s.color)
+            ));
         }
         if !d.is_empty() {
             out.push_str(&format!(
@@ -158,7 +179,9 @@ fn fmt_value(v: f64) -> String {
     } else if v >= 1.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        // Steps of 0.005 need three places (0.005, 0.010, …), not a row of "0.01".
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -180,6 +203,12 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_tick_labels_stay_distinct() {
+        let labels: Vec<String> = (0..=4).map(|i| fmt_value(i as f64 * 0.005)).collect();
+        assert_eq!(labels, ["0", "0.005", "0.01", "0.015", "0.02"]);
+    }
 
     #[test]
     fn nice_steps_are_1_2_5_times_a_power_of_ten() {

@@ -55,6 +55,7 @@ pub fn router(app: Shared) -> Router {
         .route("/api/reset", post(reset))
         .route("/api/download/stats.csv", get(stats_csv))
         .route("/api/download/failures.csv", get(failures_csv))
+        .route("/api/download/stats_history.csv", get(history_csv))
         .route("/api/download/result.json", get(result_json))
         .route("/api/download/report.html", get(report_html))
         .fallback(not_found)
@@ -367,6 +368,22 @@ async fn stats_csv(State(app): State<Shared>) -> Response {
 
 async fn failures_csv(State(app): State<Shared>) -> Response {
     csv_download(&app, 2, "failures.csv").await
+}
+
+async fn history_csv(State(app): State<Shared>) -> Response {
+    match app.hub.history_csv() {
+        Some((text, truncated)) => {
+            let mut r = download("text/csv; charset=utf-8", "stats_history.csv", text);
+            if truncated {
+                r.headers_mut().insert(
+                    "x-loadplan-truncated",
+                    HeaderValue::from_static("the UI keeps 32 MiB of history; use --csv"),
+                );
+            }
+            r
+        }
+        None => no_run(),
+    }
 }
 
 async fn csv_download(app: &App, which: usize, name: &str) -> Response {

@@ -32,6 +32,10 @@ use crate::report::thresholds::{Verdict, evaluate_live, judge};
 use crate::runtime::RunResult;
 use crate::runtime::driver::Tick;
 
+/// The most `stats_history.csv` the UI keeps in memory; past it, rows stop (the download
+/// says so in a header; `--csv` files are not limited).
+const HISTORY_CSV_CAP: usize = 32 << 20;
+
 /// Events kept for slow subscribers before they start losing the oldest.
 const EVENT_BACKLOG: usize = 16;
 
@@ -87,6 +91,10 @@ struct Live {
     /// A distributed run (`loadplan master --ui`): the worker table of the latest tick
     /// (`None` for a single process). Such a run can only be stopped from the UI.
     workers: Option<serde_json::Value>,
+    /// `stats_history.csv` of the run so far, as `--csv` streams it.
+    history_csv: crate::report::csv::HistoryWriter<Vec<u8>>,
+    /// The history CSV reached [`HISTORY_CSV_CAP`]: later ticks are not in it.
+    history_truncated: bool,
 }
 
 /// Shared between the run (ticks) and the HTTP handlers; see the module docs.
@@ -142,8 +150,30 @@ struct Stats {
     checks: Checks,
     iterations: Iterations,
     thresholds: Vec<ThresholdReport>,
+    /// Why the run failed (see [`RunReport::reasons`]); shown once it ended.
+    reasons: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    history: Option<Vec<HistoryRow>>,
+    history: Option<Vec<UiPoint>>,
+}
+
+/// A history point as the page gets it: the run's figures plus each step's own.
+#[derive(Serialize)]
+struct UiPoint {
+    #[serde(flatten)]
+    row: HistoryRow,
+    steps: Vec<UiStepPoint>,
+}
+
+/// One step over one tick (the page's per-step charts); `step` is "KIND NAME", as the
+/// statistics table names the row.
+#[derive(Serialize)]
+struct UiStepPoint {
+    step: String,
+    rate: f64,
+    failure_rate: f64,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
 }
 
 impl Hub {
@@ -188,6 +218,8 @@ impl Hub {
                 planned: None,
                 users: 0,
                 workers: None,
+                history_csv: crate::report::csv::HistoryWriter::in_memory(),
+                history_truncated: false,
                 current: BTreeMap::new(),
                 recent: std::collections::VecDeque::new(),
                 verdicts: Vec::new(),
@@ -242,6 +274,8 @@ impl Hub {
         live.aborted_by = None;
         live.error = None;
         live.workers = None;
+        live.history_csv = crate::report::csv::HistoryWriter::in_memory();
+        live.history_truncated = false;
         let run = live.run;
         self.publish(&mut live, None);
         Ok(run)
@@ -299,10 +333,17 @@ impl Hub {
         }
         let interval = live.result.history.interval_to(t.elapsed);
         // The same point the driver pushes (all steps, the tick's delta).
-        let window = t.delta.aggregate(|_| true);
         live.result
             .history
-            .push_aggregate(secs, interval, t.users, &window);
+            .push_users(secs, interval, t.users, &t.delta);
+        if live.history_csv.len() > HISTORY_CSV_CAP {
+            live.history_truncated = true;
+        } else if let Err(e) =
+            live.history_csv
+                .tick(&self.program, t.elapsed, t.users, &t.delta, &t.total)
+        {
+            tracing::debug!(error = %e, "web ui: history CSV row not kept");
+        }
         live.result.total = t.total.clone();
         live.result.elapsed = t.elapsed;
         if live.result.users_timeline.last().map(|p| p.1) != Some(t.users) {
@@ -441,6 +482,14 @@ impl Hub {
         self.stats_of(&mut live, true)
     }
 
+    /// `stats_history.csv` of the current (or last) run, and whether it stopped at the memory
+    /// cap; `None` before any run started.
+    pub fn history_csv(&self) -> Option<(String, bool)> {
+        let live = self.lock();
+        live.start.as_ref()?;
+        Some((live.history_csv.text(), live.history_truncated))
+    }
+
     /// The run so far (or the finished run) as the report writers take it; `None` before
     /// any run started.
     pub fn report(&self) -> Option<RunReport> {
@@ -543,10 +592,39 @@ impl Hub {
             checks: report.checks,
             iterations: report.iterations,
             thresholds: report.thresholds,
-            history: with_history
-                .then(|| live.result.history.points().iter().map(row_of).collect()),
+            reasons: report.reasons,
+            history: with_history.then(|| {
+                live.result
+                    .history
+                    .points()
+                    .iter()
+                    .map(|p| self.ui_point(p))
+                    .collect()
+            }),
         };
         serde_json::to_value(&stats).unwrap_or_default()
+    }
+
+    fn ui_point(&self, p: &HistoryPoint) -> UiPoint {
+        let steps = p
+            .steps
+            .iter()
+            .map(|s| UiStepPoint {
+                step: self.program.stats.get(s.id as usize).map_or_else(
+                    || format!("? step #{}", s.id),
+                    |e| format!("{} {}", e.kind, e.name),
+                ),
+                rate: s.rate,
+                failure_rate: s.failure_rate,
+                p50_ms: s.p50_us.map(ms),
+                p95_ms: s.p95_us.map(ms),
+                p99_ms: s.p99_us.map(ms),
+            })
+            .collect();
+        UiPoint {
+            row: row_of(p),
+            steps,
+        }
     }
 
     /// Broadcasts the current state and statistics (and the tick's point) to the event
@@ -558,7 +636,7 @@ impl Hub {
         let event = serde_json::json!({
             "state": self.state_of(live),
             "stats": self.stats_of(live, false),
-            "point": point.map(row_of),
+            "point": point.map(|p| self.ui_point(p)),
             "history_len": live.result.history.len(),
         });
         // No subscriber left is not an error: the next page load subscribes again.

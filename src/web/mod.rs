@@ -178,10 +178,22 @@ impl Attached {
         result: Option<&crate::runtime::RunResult>,
         aborted_by: Option<String>,
     ) {
+        self.show(result, aborted_by);
+        self.server.shutdown().await;
+    }
+
+    /// The run ended (`None`: it failed to run): the page shows its result; the server goes
+    /// on serving it (and its downloads).
+    pub fn show(&self, result: Option<&crate::runtime::RunResult>, aborted_by: Option<String>) {
         match result {
             Some(r) => self.hub.finish(r.clone(), aborted_by),
             None => self.hub.fail("the run failed (see the terminal)".into()),
         }
+    }
+
+    /// Serves the finished run until `until` completes (Ctrl-C or SIGTERM), then stops.
+    pub async fn linger(self, until: impl std::future::Future<Output = ()>) {
+        until.await;
         self.server.shutdown().await;
     }
 }

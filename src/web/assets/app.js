@@ -9,6 +9,12 @@
   let history = [];
   let run = -1;
   let formFilled = false;
+  // The Users box follows the live count until the user types in it (then it is theirs
+  // until they send it or a new run starts).
+  let usersEdited = false;
+  let usersRun = -1;
+  // Statistics tables: the column sorted on (-1: the plan's order) and the direction.
+  const sortBy = { col: -1, dir: 1 };
 
   function withToken(url) {
     return token ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : url;
@@ -74,7 +80,8 @@
     $('start-panel').hidden = !canStart;
     $('control-panel').hidden = !live;
     const cu = $('c-users');
-    if (live && cu.value === '' && document.activeElement !== cu) cu.value = s.users;
+    if (s.run !== usersRun) { usersRun = s.run; usersEdited = false; }
+    if (live && !usersEdited && document.activeElement !== cu) cu.value = s.users;
     const open = s.profile && s.profile.model === 'open';
     $('users-form').hidden = !!open;
     $('rate-form').hidden = !open;
@@ -132,7 +139,14 @@
     b.textContent = s.passed ? 'passed' : 'failed';
     b.className = 'badge ' + (s.passed ? 'pass' : 'fail');
     $('verdict-text').textContent = s.aborted_by ? 'aborted by threshold ' + s.aborted_by : 'run ended';
-    if (stats) fillThresholds(stats.thresholds || []);
+    if (stats) {
+      fillThresholds(stats.thresholds || []);
+      const reasons = s.passed ? [] : (stats.reasons || []);
+      const ul = $('verdict-reasons');
+      ul.textContent = '';
+      for (const r of reasons) ul.appendChild(el('li', r));
+      $('verdict-why').hidden = reasons.length === 0;
+    }
   }
 
   function fillThresholds(list) {
@@ -156,23 +170,58 @@
   const COLUMNS = [
     ['Type', 'l', (r) => r.kind], ['Name', 'l', (r) => r.name],
     ['# reqs', '', (r) => r.count], ['# fails', '', (r) => r.failures],
-    ['Median', '', (r) => ms(r.latency_ms && r.latency_ms.p50)],
-    ['95%', '', (r) => ms(r.latency_ms && r.latency_ms.p95)],
-    ['99%', '', (r) => ms(r.latency_ms && r.latency_ms.p99)],
-    ['Average', '', (r) => ms(r.latency_ms && r.latency_ms.mean)],
-    ['Min', '', (r) => ms(r.latency_ms && r.latency_ms.min)],
-    ['Max', '', (r) => ms(r.latency_ms && r.latency_ms.max)],
-    ['Avg size', '', (r) => r.count ? Math.round(r.bytes_in / r.count) : '-'],
+    ['Median ms', '', (r) => ms(r.latency_ms && r.latency_ms.p50)],
+    ['95% ms', '', (r) => ms(r.latency_ms && r.latency_ms.p95)],
+    ['99% ms', '', (r) => ms(r.latency_ms && r.latency_ms.p99)],
+    ['Average ms', '', (r) => ms(r.latency_ms && r.latency_ms.mean)],
+    ['Min ms', '', (r) => ms(r.latency_ms && r.latency_ms.min)],
+    ['Max ms', '', (r) => ms(r.latency_ms && r.latency_ms.max)],
+    ['Avg size B', '', (r) => r.count ? Math.round(r.bytes_in / r.count) : '-'],
     ['RPS (last 10 s)', '', (r) => fmt(r.current_rate)],
     ['Fails/s (last 10 s)', '', (r) => fmt(r.current_failure_rate)],
   ];
 
+  // The value a column sorts on: numbers as numbers ('-' last), text as text.
+  function sortKey(r, i) {
+    const v = COLUMNS[i][2](r);
+    if (typeof v === 'number') return v;
+    const n = Number(v);
+    return v !== '-' && v !== '' && !Number.isNaN(n) ? n : (v === '-' ? null : String(v));
+  }
+
+  function sorted(rows) {
+    if (sortBy.col < 0) return rows;
+    const i = sortBy.col;
+    return rows.map((r, k) => [sortKey(r, i), k, r]).sort((a, b) => {
+      if (a[0] === null || b[0] === null) return (a[0] === null) - (b[0] === null) || a[1] - b[1];
+      const c = typeof a[0] === 'number' && typeof b[0] === 'number' ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0]));
+      return c * sortBy.dir || a[1] - b[1];
+    }).map((x) => x[2]);
+  }
+
+  function headers(table) {
+    const tr = el('tr');
+    COLUMNS.forEach(([name, cls], i) => {
+      const th = el('th', null, (cls || '') + ' sortable');
+      const b = el('button', name);
+      b.type = 'button';
+      b.title = 'sort by ' + name;
+      b.addEventListener('click', () => {
+        if (sortBy.col === i) sortBy.dir = -sortBy.dir; else { sortBy.col = i; sortBy.dir = i < 2 ? 1 : -1; }
+        refresh();
+      });
+      th.appendChild(b);
+      tr.appendChild(th);
+    });
+    table.tHead.appendChild(tr);
+  }
+
   function fillTable(table, rows, total) {
-    if (!table.tHead.rows.length) {
-      const tr = el('tr');
-      for (const [name, cls] of COLUMNS) tr.appendChild(el('th', name, cls || null));
-      table.tHead.appendChild(tr);
-    }
+    if (!table.tHead.rows.length) headers(table);
+    Array.from(table.tHead.rows[0].cells).forEach((th, i) => {
+      th.setAttribute('aria-sort', sortBy.col === i ? (sortBy.dir > 0 ? 'ascending' : 'descending') : 'none');
+    });
+    rows = sorted(rows);
     const body = table.tBodies[0];
     body.textContent = '';
     const add = (r, cls) => {
@@ -197,6 +246,7 @@
     // HTTP requests and WebSocket messages are separate totals (docs/metrics.md).
     const totals = stats.totals || { http: stats.aggregated, ws: null };
     fillTable($('stats-table'), http, totals.http);
+    fillStepPicker(rows);
     fillTable($('ws-table'), ws, ws.length ? totals.ws : null);
     $('no-ws').hidden = ws.length > 0;
     $('ws-table').hidden = ws.length === 0;
@@ -219,20 +269,59 @@
       tr.appendChild(el('td', e.message, 'msg'));
       body.appendChild(tr);
     }
+    renderChecks(rows, stats.checks);
     $('failures-table').hidden = errs.length === 0;
     $('no-failures').hidden = errs.length > 0;
     $('failures-count').textContent = n ? String(n) : '';
     if (state) renderVerdict(state, stats);
   }
 
+  function renderChecks(rows, totals) {
+    const with_ = rows.filter((r) => r.has_checks);
+    const body = $('checks-table').tBodies[0];
+    body.textContent = '';
+    const add = (kind, name, passed, failed, cls) => {
+      const tr = el('tr', null, cls);
+      tr.dataset.name = kind + ' ' + name;
+      tr.appendChild(el('td', kind, 'l'));
+      tr.appendChild(el('td', name, 'l'));
+      tr.appendChild(el('td', passed));
+      tr.appendChild(el('td', failed, failed > 0 ? 'bad' : null));
+      const n = passed + failed;
+      tr.appendChild(el('td', n ? (100 * passed / n).toFixed(1) + '%' : '-'));
+      body.appendChild(tr);
+    };
+    for (const r of with_) add(r.kind, r.name, r.checks_passed, r.checks_failed);
+    if (with_.length && totals) add('', 'All checks', totals.passed, totals.failed, 'total');
+    $('checks-table').hidden = with_.length === 0;
+    $('no-checks').hidden = with_.length > 0;
+    $('checks-failed').textContent = totals && totals.failed ? String(totals.failed) : '';
+  }
+
   // ---- charts --------------------------------------------------------------------------
 
-  function niceMax(v) {
-    if (!(v > 0)) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  // A tick step of 1, 2 or 5 × 10ⁿ, at least `raw` (and at least 1 for whole numbers:
+  // no 12.5 users).
+  function niceStep(raw, whole) {
+    if (!(raw > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = 10 * p;
+    for (const m of [1, 2, 5]) if (m * p >= raw) { step = m * p; break; }
+    return whole ? Math.max(1, Math.round(step)) : step;
   }
+
+  // Time ticks on round seconds, minutes or hours (no 0:22 / 0:45).
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  function timeStep(span) {
+    for (const s of TIME_STEPS) if (span / s <= 6) return s;
+    return Math.ceil(span / 6 / 86400) * 86400;
+  }
+
+  const label = (v) => {
+    if (v >= 100 || Number.isInteger(v)) return v.toFixed(0);
+    if (v >= 10) return v.toFixed(1);
+    return String(Number(v.toFixed(3)));
+  };
 
   function chart(canvas, series) {
     const dpr = window.devicePixelRatio || 1;
@@ -250,7 +339,9 @@
       if (t > tmax) tmax = t;
       if (y !== null && y > ymax) ymax = y;
     }
-    ymax = niceMax(ymax);
+    const whole = series.every((s) => s.whole);
+    const ystep = niceStep((ymax || 1) / 4, whole);
+    ymax = Math.max(1, Math.ceil(ymax / ystep)) * ystep;
     const x = (t) => L + (t / tmax) * pw;
     const y = (v) => T + ph - (v / ymax) * ph;
     g.font = '11px system-ui, sans-serif';
@@ -259,34 +350,61 @@
     g.lineWidth = 1;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4;
+    for (let k = 0; k * ystep <= ymax + ystep / 2; k++) {
+      const v = k * ystep;
       g.beginPath(); g.moveTo(L, y(v)); g.lineTo(L + pw, y(v)); g.stroke();
-      g.fillText(v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2), L - 4, y(v));
+      g.fillText(label(v), L - 4, y(v));
     }
-    g.textAlign = 'center';
     g.textBaseline = 'top';
-    for (let i = 0; i <= 4; i++) {
-      const t = (tmax * i) / 4;
-      g.textAlign = i === 0 ? 'left' : i === 4 ? 'right' : 'center';
+    const tstep = timeStep(tmax);
+    for (let t = 0; t <= tmax + 1e-9; t += tstep) {
+      g.textAlign = t === 0 ? 'left' : x(t) > L + pw - 20 ? 'right' : 'center';
       g.fillText(clock(t), x(t), T + ph + 5);
     }
+    // A tooltip: the values at the time under the pointer.
+    canvas.title = '';
+    canvas.onmousemove = (ev) => {
+      const r = canvas.getBoundingClientRect();
+      const t = ((ev.clientX - r.left - L) / pw) * tmax;
+      const lines = [];
+      for (const s of series) {
+        let best = null;
+        for (const p of s.points) if (best === null || Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+        if (best) {
+          if (!lines.length) lines.push(clock(best[0]));
+          lines.push(s.label + ': ' + (best[1] === null || best[1] === undefined ? '-' : label(best[1])));
+        }
+      }
+      canvas.title = lines.join('\n');
+    };
     g.strokeStyle = '#a0aec0';
     g.beginPath(); g.moveTo(L, T); g.lineTo(L, T + ph); g.lineTo(L + pw, T + ph); g.stroke();
     let lx = L;
     g.textAlign = 'left';
     g.textBaseline = 'middle';
-    for (const s of series) {
+    // Last series first: p50 on top of p95 on top of p99 (equal at low traffic, the lower
+    // percentile stays visible).
+    for (const s of [...series].reverse()) {
       g.strokeStyle = s.color;
       g.lineWidth = 2;
       g.beginPath();
       let pen = false;
+      // A point with no neighbour draws no line: it gets a dot.
+      const dots = [];
+      let run = [];
+      const end = () => { if (run.length === 1) dots.push(run[0]); run = []; };
       for (const [t, v] of s.points) {
-        if (v === null || v === undefined) { pen = false; continue; }
+        if (v === null || v === undefined) { pen = false; end(); continue; }
         if (pen) g.lineTo(x(t), y(v)); else g.moveTo(x(t), y(v));
         pen = true;
+        run.push([x(t), y(v)]);
       }
+      end();
       g.stroke();
+      g.fillStyle = s.color;
+      for (const [dx, dy] of dots) { g.beginPath(); g.arc(dx, dy, 3, 0, 2 * Math.PI); g.fill(); }
+    }
+    for (const s of series) {
       g.fillStyle = s.color;
       g.fillRect(lx, 6, 10, 10);
       g.fillStyle = '#2d3748';
@@ -295,16 +413,33 @@
     }
   }
 
+  // The step picker: every row the table shows (HTTP and WebSocket), in its order.
+  function fillStepPicker(rows) {
+    const sel = $('chart-step');
+    const want = rows.map((r) => r.kind + ' ' + r.name);
+    const have = Array.from(sel.options).slice(1).map((o) => o.value);
+    if (JSON.stringify(want) === JSON.stringify(have)) return;
+    const keep = sel.value;
+    sel.length = 1;
+    for (const name of want) sel.appendChild(el('option', name)).value = name;
+    sel.value = want.includes(keep) ? keep : '';
+  }
+
   function drawCharts() {
     if ($('pane-charts').hidden) return;
-    const pts = (f) => history.map((p) => [p.t_secs, f(p)]);
+    const step = $('chart-step').value;
+    for (const c of document.querySelectorAll('.chart-of')) c.textContent = step ? '· ' + step : '· all steps';
+    // One step: its own figures per tick (a tick in which it recorded nothing is a gap).
+    const of = (p) => (step ? (p.steps || []).find((s) => s.step === step) || null : p);
+    const pts = (f) => history.map((p) => { const q = of(p); return [p.t_secs, q ? f(q) : null]; });
     chart($('chart-rps'), [{ label: 'requests/s', color: '#2b6cb0', points: pts((p) => p.rate) }]);
     chart($('chart-fails'), [{ label: 'failures/s', color: '#c53030', points: pts((p) => p.failure_rate) }]);
     chart($('chart-latency'), [
       { label: 'p50', color: '#2b6cb0', points: pts((p) => p.p50_ms) },
       { label: 'p95', color: '#dd6b20', points: pts((p) => p.p95_ms) },
+      { label: 'p99', color: '#c53030', points: pts((p) => p.p99_ms) },
     ]);
-    chart($('chart-users'), [{ label: 'users', color: '#2f855a', points: pts((p) => p.users) }]);
+    chart($('chart-users'), [{ label: 'users', color: '#2f855a', whole: true, points: history.map((p) => [p.t_secs, p.users]) }]);
   }
 
   // ---- data flow -----------------------------------------------------------------------
@@ -378,11 +513,12 @@
     document.querySelectorAll('.closed-only').forEach((n) => { n.hidden = open; });
     document.querySelectorAll('.open-only').forEach((n) => { n.hidden = !open; });
   });
+  $('c-users').addEventListener('input', () => { usersEdited = true; });
   $('users-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const users = num('c-users');
     if (users === undefined) { say('Give the number of users.'); return; }
-    act(api('/api/users', { users, spawn_rate: num('c-spawn') ?? null }));
+    act(api('/api/users', { users, spawn_rate: num('c-spawn') ?? null }), () => { usersEdited = false; });
   });
   $('rate-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -402,6 +538,7 @@
   }
   for (const a of document.querySelectorAll('.downloads a')) a.href = withToken(a.getAttribute('href'));
   window.addEventListener('resize', drawCharts);
+  $('chart-step').addEventListener('change', drawCharts);
 
   refresh().then(connect);
 })();

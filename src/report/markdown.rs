@@ -1,0 +1,134 @@
+//! `--summary-md FILE`: the run as a short markdown summary for a pull-request comment (or a
+//! CI job summary): the verdict and why, target host, plan and profile, a per-step table
+//! (count, failures, avg, p50, p95, p99 in ms) and the thresholds.
+//!
+//! Invariants: rendered from the same [`RunReport`] as every other file; text from the plan
+//! or the run is escaped so that it cannot break the table (`|`, newlines) or become markup.
+
+use super::model::{RunReport, StepReport};
+
+/// Markdown-safe text: table pipes, backticks, angle brackets and newlines neutralised.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '`' => out.push_str("\\`"),
+            '*' | '_' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v < 10.0 => format!("{v:.2}"),
+        Some(v) if v < 100.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.0}"),
+    }
+}
+
+fn row(out: &mut String, s: &StepReport, bold: bool) {
+    let p = s.latency_ms.as_ref();
+    let name = if s.kind.is_empty() || bold {
+        esc(&s.name)
+    } else {
+        esc(&format!("{} {}", s.kind, s.name))
+    };
+    let b = if bold { "**" } else { "" };
+    out.push_str(&format!(
+        "| {b}{name}{b} | {} | {} ({:.2}%) | {} | {} | {} | {} |\n",
+        s.count,
+        s.failures,
+        s.error_rate * 100.0,
+        ms(p.map(|p| p.mean)),
+        ms(p.map(|p| p.p50)),
+        ms(p.map(|p| p.p95)),
+        ms(p.map(|p| p.p99)),
+    ));
+}
+
+/// The summary document.
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let verdict = if r.passed { "✅ PASSED" } else { "❌ FAILED" };
+    out.push_str(&format!(
+        "### loadplan: {} — {verdict}\n\n",
+        esc(&r.plan.name)
+    ));
+    if !r.passed {
+        if r.reasons.is_empty() {
+            out.push_str("Failed (see the thresholds below).\n\n");
+        } else {
+            out.push_str("Failed because:\n");
+            for reason in &r.reasons {
+                out.push_str(&format!("- {}\n", esc(reason)));
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "**Host** `{}` · **profile** {} ({}) · **plan** `{}` · ran {:.1} s · seed {}{}\n\n",
+        r.host.as_deref().unwrap_or("-").replace('`', "'"),
+        esc(&r.profile.name),
+        esc(&r.profile.model),
+        r.plan.file.replace('`', "'"),
+        r.elapsed_secs,
+        r.seed,
+        if r.interrupted { " · interrupted" } else { "" }
+    ));
+    out.push_str("| Step | Count | Failures | Avg ms | p50 ms | p95 ms | p99 ms |\n");
+    out.push_str("|:--|--:|--:|--:|--:|--:|--:|\n");
+    for s in &r.steps {
+        row(&mut out, s, false);
+    }
+    for total in [&r.totals.http, &r.totals.ws] {
+        if total.count > 0 {
+            row(&mut out, total, true);
+        }
+    }
+    out.push('\n');
+    if !r.thresholds.is_empty() {
+        out.push_str("| Threshold | Actual | Limit | Result |\n|:--|--:|--:|:--|\n");
+        for t in &r.thresholds {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                esc(&t.rule),
+                esc(&t.shown),
+                esc(&t.limit),
+                if t.passed { "✅ pass" } else { "❌ FAIL" }
+            ));
+        }
+        out.push('\n');
+    }
+    if r.checks.passed + r.checks.failed > 0 {
+        out.push_str(&format!(
+            "Checks: {} passed, {} failed.\n\n",
+            r.checks.passed, r.checks.failed
+        ));
+    }
+    out.push_str(&format!(
+        "<sub>{} · latencies in milliseconds (service time)</sub>\n",
+        esc(&r.tool)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipes_and_newlines_cannot_break_the_table() {
+        assert_eq!(esc("a|b\nc"), "a\\|b c");
+        assert_eq!(esc("<b>"), "&lt;b&gt;");
+    }
+}
