@@ -413,6 +413,67 @@ pub struct HistoryPoint {
     /// [`History::push`]; empty from [`History::push_aggregate`]).
     #[serde(default)]
     pub steps: Vec<StepPoint>,
+    /// Seconds this point covers: one tick, or more once a long run's history has been
+    /// coarsened ([`MAX_HISTORY_POINTS`]).
+    #[serde(default)]
+    pub span_secs: f64,
+}
+
+/// The most points a [`History`] keeps. Past it, adjacent points are merged in pairs (the
+/// resolution halves: 1 s, then 2 s, 4 s, …), so an overnight soak keeps a bounded history
+/// instead of one point per second forever. A merged point sums its counts, takes rates
+/// over its whole span and, for percentiles (which cannot be merged from two values), the
+/// larger of the two: a chart of a coarsened history never hides a spike.
+pub const MAX_HISTORY_POINTS: usize = 2048;
+
+impl HistoryPoint {
+    /// `self` followed by `next` as one point covering both spans.
+    fn merged(self, next: HistoryPoint) -> HistoryPoint {
+        let span = self.span_secs + next.span_secs;
+        let per_sec = |n: u64| if span > 0.0 { n as f64 / span } else { 0.0 };
+        let requests = self.requests + next.requests;
+        let failures = self.failures + next.failures;
+        let max = |a: Option<u64>, b: Option<u64>| a.max(b);
+        // Per-row rates are per second of each point's span: back to counts, summed, then
+        // over the merged span.
+        let mut steps: Vec<StepPoint> = Vec::with_capacity(self.steps.len().max(next.steps.len()));
+        for (p, part) in [(self.steps, self.span_secs), (next.steps, next.span_secs)] {
+            for mut b in p {
+                b.rate *= part;
+                b.failure_rate *= part;
+                match steps.iter_mut().find(|a| a.id == b.id) {
+                    Some(a) => {
+                        a.rate += b.rate;
+                        a.failure_rate += b.failure_rate;
+                        a.p50_us = max(a.p50_us, b.p50_us);
+                        a.p95_us = max(a.p95_us, b.p95_us);
+                        a.p99_us = max(a.p99_us, b.p99_us);
+                    }
+                    None => steps.push(b),
+                }
+            }
+        }
+        for a in &mut steps {
+            a.rate = if span > 0.0 { a.rate / span } else { 0.0 };
+            a.failure_rate = if span > 0.0 {
+                a.failure_rate / span
+            } else {
+                0.0
+            };
+        }
+        HistoryPoint {
+            requests,
+            failures,
+            rate: per_sec(requests),
+            failure_rate: per_sec(failures),
+            p50_us: max(self.p50_us, next.p50_us),
+            p95_us: max(self.p95_us, next.p95_us),
+            p99_us: max(self.p99_us, next.p99_us),
+            steps,
+            span_secs: span,
+            ..next
+        }
+    }
 }
 
 /// One statistics row over one tick.
@@ -591,8 +652,29 @@ impl History {
             window_p95_us: (!rolling.latency.is_empty())
                 .then(|| rolling.latency.value_at_quantile(0.95)),
             steps: Vec::new(),
+            span_secs: secs,
         });
+        if self.points.len() > MAX_HISTORY_POINTS {
+            self.coarsen();
+        }
         self.points.last().expect("a point was just pushed")
+    }
+
+    /// Halves the resolution: adjacent points merged in pairs ([`MAX_HISTORY_POINTS`]).
+    fn coarsen(&mut self) {
+        let old = std::mem::take(&mut self.points);
+        self.points.reserve(old.len() / 2 + 1);
+        let mut it = old.into_iter();
+        // The newest point stays as it is: callers still fill it in (`push_users`).
+        let newest = it.next_back();
+        while let Some(a) = it.next() {
+            let p = match it.next() {
+                Some(b) => a.merged(b),
+                None => a,
+            };
+            self.points.push(p);
+        }
+        self.points.extend(newest);
     }
 
     pub fn points(&self) -> &[HistoryPoint] {
@@ -903,5 +985,44 @@ mod tests {
         assert!((p.rate - 54.0).abs() < 1e-9, "{p:?}");
         assert_eq!(p.since_secs, 18.0);
         assert_eq!(history.reset_at(), Some(18.0));
+    }
+
+    #[test]
+    fn a_long_history_stays_bounded_and_keeps_every_count() {
+        let mut history = History::new();
+        let mut total = 0u64;
+        for t in 1..=5_000u64 {
+            let mut delta = Snapshot::default();
+            let n = 1 + t % 7;
+            for i in 0..n {
+                // One slow request at t = 4321 must survive every coarsening.
+                let us = if t == 4_321 && i == 0 {
+                    9_000_000
+                } else {
+                    1_000
+                };
+                delta.record(Event::new((i % 2) as u32, us));
+            }
+            total += n;
+            history.push(t as f64, Duration::from_secs(1), &delta);
+        }
+        let points = history.points();
+        assert!(points.len() <= MAX_HISTORY_POINTS + 1, "{}", points.len());
+        assert_eq!(points.iter().map(|p| p.requests).sum::<u64>(), total);
+        assert_eq!(points.last().map(|p| p.total_requests), Some(total));
+        let spans: f64 = points.iter().map(|p| p.span_secs).sum();
+        assert!((spans - 5_000.0).abs() < 1e-6, "{spans}");
+        // Rates times spans give back the counts, overall and per row.
+        let from_rates: f64 = points.iter().map(|p| p.rate * p.span_secs).sum();
+        assert!((from_rates - total as f64).abs() < 1e-3, "{from_rates}");
+        let row_counts: f64 = points
+            .iter()
+            .flat_map(|p| p.steps.iter().map(move |s| s.rate * p.span_secs))
+            .sum();
+        assert!((row_counts - total as f64).abs() < 1e-3, "{row_counts}");
+        let worst = points.iter().filter_map(|p| p.p99_us).max();
+        assert!(worst.is_some_and(|w| w >= 8_900_000), "{worst:?}");
+        // Time stays ordered.
+        assert!(points.windows(2).all(|w| w[0].t_secs < w[1].t_secs));
     }
 }

@@ -953,6 +953,7 @@ mod tests {
             window_failure_rate: 1.0,
             window_p95_us: Some(45_210),
             steps: Vec::new(),
+            span_secs: 1.0,
         };
         // The last tick alone had nothing: the line shows the window, labelled.
         assert_eq!(
