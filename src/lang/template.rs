@@ -409,13 +409,23 @@ pub fn callees(text: &str, whole_expression: bool) -> Vec<(Callee, String, usize
 pub struct UserRt {
     rng: Mutex<StdRng>,
     counter: Arc<AtomicU64>,
+    /// `(offset, stride)` of this process's share of a distributed run: worker `i` of `n`
+    /// hands out `counter()` values `i, i + n, i + 2n, …`, so they stay unique run-wide.
+    /// `(0, 1)` in a single process.
+    share: (u64, u64),
 }
 
 impl UserRt {
     pub fn new(seed: u64, counter: Arc<AtomicU64>) -> Self {
+        Self::with_share(seed, counter, (0, 1))
+    }
+
+    /// A user's runtime in one share of a distributed run (see [`UserRt::share`]).
+    pub fn with_share(seed: u64, counter: Arc<AtomicU64>, share: (u64, u64)) -> Self {
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             counter,
+            share: (share.0, share.1.max(1)),
         }
     }
 }
@@ -486,7 +496,9 @@ fn counter(state: &State) -> Result<u64, Error> {
     let rt = rt
         .downcast_object_ref::<UserRt>()
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "bad user runtime in context"))?;
-    Ok(rt.counter.fetch_add(1, Ordering::Relaxed))
+    let n = rt.counter.fetch_add(1, Ordering::Relaxed);
+    let (offset, stride) = rt.share;
+    Ok(offset.saturating_add(n.saturating_mul(stride)))
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -769,5 +781,24 @@ mod tests {
     fn syntax_errors_are_reported() {
         let mut t = Templates::new();
         assert!(t.add("{{ oops(").is_err());
+    }
+
+    #[test]
+    fn counter_values_of_distributed_shares_never_collide() {
+        let mut seen = std::collections::BTreeSet::new();
+        for worker in 0..3u64 {
+            let shared = Arc::new(AtomicU64::new(0));
+            let mut env = minijinja::Environment::new();
+            env.add_function("counter", counter);
+            let t = env.template_from_str("{{ counter() }}").expect("template");
+            for _ in 0..5 {
+                let rt = UserRt::with_share(1, shared.clone(), (worker, 3));
+                let out = t
+                    .render(minijinja::context! { __rt => JValue::from_object(rt) })
+                    .expect("renders");
+                assert!(seen.insert(out.clone()), "counter value {out} repeated");
+            }
+        }
+        assert_eq!(seen.len(), 15);
     }
 }

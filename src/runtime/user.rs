@@ -135,7 +135,11 @@ impl User {
         };
         let seed = mix_seed(shared.seed, id);
         let shared_trace = shared.trace.clone();
-        let rt = JValue::from_object(UserRt::new(mix_seed(seed, 1), shared.counter.clone()));
+        let rt = JValue::from_object(UserRt::with_share(
+            mix_seed(seed, 1),
+            shared.counter.clone(),
+            (shared.feed_share.offset, shared.feed_share.stride),
+        ));
         Self {
             id,
             scenario,
