@@ -441,6 +441,23 @@ fn describe(p: &Predicate) -> String {
     }
 }
 
+/// `ev` with a frame's or event's check counts; its error is the first failed check, else
+/// the first failed capture.
+pub fn with_checks(
+    mut ev: Event,
+    (passed, failed, check_msg): (u32, u32, Option<String>),
+    capture_msg: Option<String>,
+) -> Event {
+    ev.checks_passed = passed;
+    ev.checks_failed = failed;
+    if let Some(m) = check_msg {
+        ev = ev.with_error(ErrorKind::Check, m);
+    } else if let Some(m) = capture_msg {
+        ev = ev.with_error(ErrorKind::Capture, m);
+    }
+    ev
+}
+
 /// Run captures into the user's variables; the first missing one is returned.
 pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Option<String> {
     let mut missing = None;
