@@ -441,6 +441,14 @@ fn describe(p: &Predicate) -> String {
     }
 }
 
+/// Sets `Content-Type: ct` unless the step set one (a value that is no header value is
+/// not sent).
+fn default_content_type(headers: &mut http::HeaderMap, ct: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(ct) {
+        headers.entry(http::header::CONTENT_TYPE).or_insert(v);
+    }
+}
+
 /// `ev` with a frame's or event's check counts; its error is the first failed check, else
 /// the first failed capture.
 pub fn with_checks(
@@ -623,18 +631,14 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             content_type: ct,
             ..
         } => {
-            if let Ok(v) = http::HeaderValue::from_str(ct) {
-                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
-            }
+            default_content_type(&mut headers, ct);
             data.clone()
         }
         Body::Text {
             body,
             content_type: ct,
         } => {
-            if let Ok(v) = http::HeaderValue::from_str(ct) {
-                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
-            }
+            default_content_type(&mut headers, ct);
             bytes::Bytes::from(render(user, body, &mut ctx)?)
         }
     };
