@@ -787,31 +787,27 @@ async fn general(
     }
 }
 
+/// A request that could not be built: traced, recorded as an untimed failure.
+fn prepare_failed(user: &mut User, step: &HttpStep, PrepareError(kind, m): PrepareError) -> Flow {
+    if let Some(t) = user.trace.clone() {
+        t.failure(user, kind.as_str(), &m);
+    }
+    user.rec
+        .record(Event::untimed(step.stat).with_error(kind, m));
+    Flow::Failed
+}
+
 /// Execute one HTTP step and record its event.
 pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let prepared = match prepare(user, step) {
         Ok(p) => p,
-        Err(PrepareError(kind, m)) => {
-            if let Some(t) = user.trace.clone() {
-                t.failure(user, kind.as_str(), &m);
-            }
-            user.rec
-                .record(Event::untimed(step.stat).with_error(kind, m));
-            return Flow::Failed;
-        }
+        Err(e) => return prepare_failed(user, step, e),
     };
     let mut bytes_out = prepared.body.len() as u64;
     let timeout = step.timeout.unwrap_or(user.shared.program.http.timeout);
     let multipart = match multipart_request(user, step, &prepared, timeout) {
         Ok(m) => m,
-        Err(PrepareError(kind, m)) => {
-            if let Some(t) = user.trace.clone() {
-                t.failure(user, kind.as_str(), &m);
-            }
-            user.rec
-                .record(Event::untimed(step.stat).with_error(kind, m));
-            return Flow::Failed;
-        }
+        Err(e) => return prepare_failed(user, step, e),
     };
     if let Some((_, len)) = &multipart {
         bytes_out = *len;
