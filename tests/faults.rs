@@ -595,19 +595,23 @@ fn over_tls_gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
     compressed_bodies_pass_json_checks(&server.https_url(), &server, &["--insecure"]);
 }
 
+/// A server for `fault`, over TLS or not, and its base URL.
+fn serve(fault: Fault, tls: bool) -> (FaultServer, String) {
+    if tls {
+        let server = FaultServer::start_tls(fault);
+        let url = server.https_url();
+        (server, url)
+    } else {
+        let server = FaultServer::start(fault);
+        let url = server.url();
+        (server, url)
+    }
+}
+
 #[test]
 fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
     for tls in [false, true] {
-        let server = if tls {
-            FaultServer::start_tls(Fault::Compressed)
-        } else {
-            FaultServer::start(Fault::Compressed)
-        };
-        let url = if tls {
-            server.https_url()
-        } else {
-            server.url()
-        };
+        let (_server, url) = serve(Fault::Compressed, tls);
         let out = run(
             r#"plan "p" { max-body "1MiB"; }
             scenario "s" { http GET "/bomb" { check body-contains=" "; } }"#,
@@ -672,16 +676,7 @@ fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_
 #[test]
 fn server_sent_events_are_counted_exactly_with_their_timings() {
     for tls in [false, true] {
-        let server = if tls {
-            FaultServer::start_tls(Fault::Sse)
-        } else {
-            FaultServer::start(Fault::Sse)
-        };
-        let url = if tls {
-            server.https_url()
-        } else {
-            server.url()
-        };
+        let (server, url) = serve(Fault::Sse, tls);
         let out = run(
             r#"scenario "s" {
                 http GET "/events" name="stream" {
