@@ -3,12 +3,14 @@
 //! count with a fixed seed, so counts are exact; the loss test kills a worker with
 //! SIGKILL mid-run and reads the gap the master recorded.
 
+mod common;
+
+use common::proc::Proc;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -75,97 +77,6 @@ impl Target {
             .get(path)
             .copied()
             .unwrap_or(0)
-    }
-}
-
-/// A child process killed (SIGKILL) and reaped when dropped; stderr lines are streamed.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    stdout: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("loadplan"))
-            .args(args)
-            .env_remove("LOADPLAN_SECRET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn loadplan");
-        let (tx, lines) = mpsc::channel();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().expect("stderr");
-        let all = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                all.lock().expect("stderr").push_str(&format!("{line}\n"));
-                tx.send(line).ok();
-            }
-        });
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = Some(std::thread::spawn(move || {
-            let mut s = String::new();
-            out.read_to_string(&mut s).ok();
-            s
-        }));
-        Proc {
-            child,
-            lines,
-            stderr,
-            stdout,
-        }
-    }
-
-    /// The first stderr line containing `pattern` (within `limit`).
-    fn wait_line(&self, pattern: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(pattern) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no `{pattern}` on stderr within {limit:?}:\n{}",
-            self.stderr.lock().expect("stderr")
-        );
-    }
-
-    /// Waits for the exit (within `limit`): status, stdout, stderr.
-    fn finish(&mut self, limit: Duration) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {limit:?}:\n{}",
-                self.stderr.lock().expect("stderr")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let out = self
-            .stdout
-            .take()
-            .map(|h| h.join().expect("stdout reader"))
-            .unwrap_or_default();
-        // The stderr reader ends with the pipe; give it a moment to drain.
-        std::thread::sleep(Duration::from_millis(100));
-        let err = self.stderr.lock().expect("stderr").clone();
-        (status, out, err)
     }
 }
 

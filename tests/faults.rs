@@ -149,6 +149,16 @@ fn run(plan: &str, host: &str, args: &[&str]) -> Outcome {
 
 const LIMIT_RSS_KIB: u64 = 200 * 1024;
 
+/// The run's peak RSS was measured and is under `limit_kib`.
+#[track_caller]
+fn assert_peak_rss_under(out: &Outcome, limit_kib: u64) {
+    assert!(
+        out.peak_rss_kib > 0 && out.peak_rss_kib < limit_kib,
+        "peak RSS {} KiB",
+        out.peak_rss_kib
+    );
+}
+
 // ---- bodies ---------------------------------------------------------------------
 
 #[test]
@@ -164,11 +174,7 @@ fn ten_users_with_200_mb_bodies_stay_under_200_mb_rss_and_count_every_byte() {
     assert_eq!(out.aggregated("count"), 10, "{}", out.stderr);
     assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
     assert_eq!(out.aggregated("bytes_in"), 10 * 200_000_000);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, LIMIT_RSS_KIB);
 }
 
 #[test]
@@ -184,11 +190,7 @@ fn an_endless_body_ends_by_the_request_timeout_counted_with_its_bytes() {
     assert_eq!(out.aggregated("count"), 2);
     // The bytes read before the timeout are counted, not lost with the request.
     assert!(out.aggregated("bytes_in") > 1_000_000, "{}", out.json);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, LIMIT_RSS_KIB);
 }
 
 #[test]
@@ -463,11 +465,7 @@ fn over_tls_ten_users_with_200_mb_bodies_stay_under_200_mb_rss() {
     assert_eq!(server.requests(), 10);
     assert_eq!(out.aggregated("failures"), 0, "{:?}", out.kinds());
     assert_eq!(out.aggregated("bytes_in"), 10 * 200_000_000);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, LIMIT_RSS_KIB);
 }
 
 #[test]
@@ -481,11 +479,7 @@ fn over_tls_an_endless_body_ends_by_the_request_timeout_counted_with_its_bytes()
     );
     assert_eq!(out.kinds(), BTreeMap::from([("timeout".to_string(), 2)]));
     assert!(out.aggregated("bytes_in") > 1_000_000, "{}", out.json);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, LIMIT_RSS_KIB);
 }
 
 #[test]
@@ -595,19 +589,23 @@ fn over_tls_gzip_deflate_br_and_zstd_bodies_are_decoded_before_checks() {
     compressed_bodies_pass_json_checks(&server.https_url(), &server, &["--insecure"]);
 }
 
+/// A server for `fault`, over TLS or not, and its base URL.
+fn serve(fault: Fault, tls: bool) -> (FaultServer, String) {
+    if tls {
+        let server = FaultServer::start_tls(fault);
+        let url = server.https_url();
+        (server, url)
+    } else {
+        let server = FaultServer::start(fault);
+        let url = server.url();
+        (server, url)
+    }
+}
+
 #[test]
 fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
     for tls in [false, true] {
-        let server = if tls {
-            FaultServer::start_tls(Fault::Compressed)
-        } else {
-            FaultServer::start(Fault::Compressed)
-        };
-        let url = if tls {
-            server.https_url()
-        } else {
-            server.url()
-        };
+        let (_server, url) = serve(Fault::Compressed, tls);
         let out = run(
             r#"plan "p" { max-body "1MiB"; }
             scenario "s" { http GET "/bomb" { check body-contains=" "; } }"#,
@@ -625,11 +623,7 @@ fn a_decompression_bomb_keeps_at_most_max_body_and_fails_with_body() {
         // The wire body (~64 KiB) is counted, not the 64 MiB it inflates to.
         let wire = out.aggregated("bytes_in");
         assert!(wire > 4 * 1024 && wire < 4 * (1 << 20), "{wire}");
-        assert!(
-            out.peak_rss_kib > 0 && out.peak_rss_kib < LIMIT_RSS_KIB,
-            "peak RSS {} KiB",
-            out.peak_rss_kib
-        );
+        assert_peak_rss_under(&out, LIMIT_RSS_KIB);
     }
 }
 
@@ -672,16 +666,7 @@ fn with_compression_off_nothing_is_offered_and_a_failing_check_says_the_body_is_
 #[test]
 fn server_sent_events_are_counted_exactly_with_their_timings() {
     for tls in [false, true] {
-        let server = if tls {
-            FaultServer::start_tls(Fault::Sse)
-        } else {
-            FaultServer::start(Fault::Sse)
-        };
-        let url = if tls {
-            server.https_url()
-        } else {
-            server.url()
-        };
+        let (server, url) = serve(Fault::Sse, tls);
         let out = run(
             r#"scenario "s" {
                 http GET "/events" name="stream" {
@@ -808,11 +793,7 @@ fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory
         heads[0]
     );
     eprintln!("20 x 50 MiB upload: peak RSS {} KiB", out.peak_rss_kib);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, 100 * 1024);
 }
 
 #[test]
@@ -852,11 +833,7 @@ fn a_50_mb_multipart_upload_by_20_users_reaches_the_server_whole_in_bounded_memo
         "{head}"
     );
     eprintln!("20 x 50 MiB multipart: peak RSS {} KiB", out.peak_rss_kib);
-    assert!(
-        out.peak_rss_kib > 0 && out.peak_rss_kib < 100 * 1024,
-        "peak RSS {} KiB",
-        out.peak_rss_kib
-    );
+    assert_peak_rss_under(&out, 100 * 1024);
 }
 
 #[test]

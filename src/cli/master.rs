@@ -407,19 +407,9 @@ async fn finish(
     let r = &outcome.result;
     let infos = super::run::step_infos(program);
     let host = args.run.host.clone().or_else(|| program.host.clone());
-    let opts = crate::metrics::SummaryOptions {
-        width: crate::metrics::terminal_width(),
-        host: host.clone(),
-        profile: Some(profile.name.clone()),
-        reset_at: r.history.reset_at(),
-        load_secs: r.history.load_end(),
-    };
-    let mut judgement =
-        report::thresholds::judge(program, profile, &r.total, r.elapsed.as_secs_f64());
-    let aborted_by = sinks.aborted_by().cloned();
-    if aborted_by.is_some() {
-        judgement.reasons.push("aborted by a threshold".into());
-    }
+    let opts = super::run::summary_options(profile, r, &host);
+    let (mut judgement, aborted_by) =
+        super::run::judge_run(program, profile, r, r.elapsed.as_secs_f64(), &sinks);
     if let Some(a) = &outcome.aborted {
         judgement.reasons.push(format!("aborted: {a}"));
     }

@@ -527,6 +527,40 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
     code
 }
 
+/// The end-of-run summary's options (shared by `run` and `master`).
+pub(super) fn summary_options(
+    profile: &LoadProfile,
+    r: &RunResult,
+    host: &Option<String>,
+) -> crate::metrics::SummaryOptions {
+    crate::metrics::SummaryOptions {
+        width: crate::metrics::terminal_width(),
+        host: host.clone(),
+        profile: Some(profile.name.clone()),
+        reset_at: r.history.reset_at(),
+        load_secs: r.history.load_end(),
+    }
+}
+
+/// The thresholds' judgement over `secs`, with a threshold's abort (if any) as a reason.
+pub(super) fn judge_run(
+    program: &lang::ir::Program,
+    profile: &LoadProfile,
+    r: &RunResult,
+    secs: f64,
+    sinks: &report::sinks::Sinks,
+) -> (
+    report::thresholds::Judgement,
+    Option<report::thresholds::Verdict>,
+) {
+    let mut judgement = report::thresholds::judge(program, profile, &r.total, secs);
+    let aborted_by = sinks.aborted_by().cloned();
+    if aborted_by.is_some() {
+        judgement.reasons.push("aborted by a threshold".into());
+    }
+    (judgement, aborted_by)
+}
+
 async fn finish(
     program: &lang::ir::Program,
     profile: &LoadProfile,
@@ -538,19 +572,9 @@ async fn finish(
 ) -> u8 {
     let infos = step_infos(program);
     let host = host.or_else(|| program.host.clone());
-    let opts = crate::metrics::SummaryOptions {
-        width: crate::metrics::terminal_width(),
-        host: host.clone(),
-        profile: Some(profile.name.clone()),
-        reset_at: r.history.reset_at(),
-        load_secs: r.history.load_end(),
-    };
-    let mut judgement =
-        crate::report::thresholds::judge(program, profile, &r.total, report::model::stats_secs(r));
-    let aborted_by = sinks.aborted_by().cloned();
-    if aborted_by.is_some() {
-        judgement.reasons.push("aborted by a threshold".into());
-    }
+    let opts = summary_options(profile, r, &host);
+    let (judgement, aborted_by) =
+        judge_run(program, profile, r, report::model::stats_secs(r), &sinks);
     let plan_file = args.plan.display().to_string();
     let cx = report::model::Context {
         program,

@@ -215,9 +215,20 @@ pub fn evaluate(
     total: &Snapshot,
     elapsed_secs: f64,
 ) -> Vec<Verdict> {
+    evaluate_all(program, thresholds, total, elapsed_secs, false)
+}
+
+/// Every threshold through [`evaluate_one`].
+fn evaluate_all(
+    program: &Program,
+    thresholds: &[Threshold],
+    total: &Snapshot,
+    elapsed_secs: f64,
+    allow_no_data: bool,
+) -> Vec<Verdict> {
     thresholds
         .iter()
-        .map(|t| evaluate_one(program, t, total, elapsed_secs, false))
+        .map(|t| evaluate_one(program, t, total, elapsed_secs, allow_no_data))
         .collect()
 }
 
@@ -229,16 +240,13 @@ pub fn evaluate_live(
     total: &Snapshot,
     elapsed_secs: f64,
 ) -> Vec<Verdict> {
-    thresholds
-        .iter()
-        .map(|t| evaluate_one(program, t, total, elapsed_secs, true))
-        .map(|mut v| {
-            if v.actual.is_none() {
-                v.shown = "no data".into();
-            }
-            v
-        })
-        .collect()
+    let mut verdicts = evaluate_all(program, thresholds, total, elapsed_secs, true);
+    for v in &mut verdicts {
+        if v.actual.is_none() {
+            v.shown = "no data".into();
+        }
+    }
+    verdicts
 }
 
 /// Requests that completed: events of every non-group step (HTTP requests, WebSocket
@@ -284,11 +292,13 @@ pub fn judge(
     total: &Snapshot,
     elapsed_secs: f64,
 ) -> Judgement {
-    let mut verdicts: Vec<Verdict> = profile
-        .thresholds
-        .iter()
-        .map(|t| evaluate_one(program, t, total, elapsed_secs, profile.allow_no_data))
-        .collect();
+    let mut verdicts = evaluate_all(
+        program,
+        &profile.thresholds,
+        total,
+        elapsed_secs,
+        profile.allow_no_data,
+    );
     let mut reasons = Vec::new();
     let (_, checks_failed) = total.checks();
     if checks_failed > 0 {

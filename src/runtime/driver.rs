@@ -7,7 +7,7 @@
 //! stop (finish the iteration) and, `stop_timeout` later, a hard one (abandon it).
 //! Every second the aggregator's delta folds into the run total and history.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule;
-use super::user::{Shared, User};
+use super::user::{Shared, SharedOpts, User};
 use super::{RunConfig, RunError, RunResult};
 use crate::lang::ir::Program;
 use crate::metrics::{Aggregator, History, HistoryPoint, Snapshot};
@@ -207,27 +207,20 @@ pub async fn run_share(
     if pattern.is_empty() {
         return Err(RunError::Unsupported("every scenario has weight 0".into()));
     }
-    let tls = super::http::tls_config(&program).map_err(RunError::Client)?;
-    let http = super::http::client(&program, cfg.insecure, false, Some(&tls))
-        .map_err(|e| RunError::Client(e.to_string()))?;
-    let shared = Arc::new(Shared {
-        host: cfg.host.clone().or_else(|| program.host.clone()),
-        http,
-        cookies: program.http.cookies,
-        insecure: cfg.insecure,
-        tls,
-        seed: cfg.seed,
-        counter: Arc::new(AtomicU64::new(0)),
-        feed_cursor: program
-            .feeders
-            .iter()
-            .map(|_| AtomicUsize::new(0))
-            .collect(),
-        feed_share: share,
-        set: cfg.set.clone(),
-        trace: cfg.http_debug.clone(),
-        program: program.clone(),
-    });
+    let shared = Arc::new(
+        Shared::new(
+            &program,
+            SharedOpts {
+                host: cfg.host.clone(),
+                insecure: cfg.insecure,
+                seed: cfg.seed,
+                set: cfg.set.clone(),
+                feed_share: share,
+                trace: cfg.http_debug.clone(),
+            },
+        )
+        .map_err(RunError::Client)?,
+    );
     let agg = Arc::new(Aggregator::new());
     let planned = match (profile.duration, profile.stages_duration()) {
         (Some(d), _) => Some(d),

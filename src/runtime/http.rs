@@ -441,6 +441,31 @@ fn describe(p: &Predicate) -> String {
     }
 }
 
+/// Sets `Content-Type: ct` unless the step set one (a value that is no header value is
+/// not sent).
+fn default_content_type(headers: &mut http::HeaderMap, ct: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(ct) {
+        headers.entry(http::header::CONTENT_TYPE).or_insert(v);
+    }
+}
+
+/// `ev` with a frame's or event's check counts; its error is the first failed check, else
+/// the first failed capture.
+pub fn with_checks(
+    mut ev: Event,
+    (passed, failed, check_msg): (u32, u32, Option<String>),
+    capture_msg: Option<String>,
+) -> Event {
+    ev.checks_passed = passed;
+    ev.checks_failed = failed;
+    if let Some(m) = check_msg {
+        ev = ev.with_error(ErrorKind::Check, m);
+    } else if let Some(m) = capture_msg {
+        ev = ev.with_error(ErrorKind::Capture, m);
+    }
+    ev
+}
+
 /// Run captures into the user's variables; the first missing one is returned.
 pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Option<String> {
     let mut missing = None;
@@ -606,18 +631,14 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             content_type: ct,
             ..
         } => {
-            if let Ok(v) = http::HeaderValue::from_str(ct) {
-                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
-            }
+            default_content_type(&mut headers, ct);
             data.clone()
         }
         Body::Text {
             body,
             content_type: ct,
         } => {
-            if let Ok(v) = http::HeaderValue::from_str(ct) {
-                headers.entry(http::header::CONTENT_TYPE).or_insert(v);
-            }
+            default_content_type(&mut headers, ct);
             bytes::Bytes::from(render(user, body, &mut ctx)?)
         }
     };
@@ -766,31 +787,27 @@ async fn general(
     }
 }
 
+/// A request that could not be built: traced, recorded as an untimed failure.
+fn prepare_failed(user: &mut User, step: &HttpStep, PrepareError(kind, m): PrepareError) -> Flow {
+    if let Some(t) = user.trace.clone() {
+        t.failure(user, kind.as_str(), &m);
+    }
+    user.rec
+        .record(Event::untimed(step.stat).with_error(kind, m));
+    Flow::Failed
+}
+
 /// Execute one HTTP step and record its event.
 pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let prepared = match prepare(user, step) {
         Ok(p) => p,
-        Err(PrepareError(kind, m)) => {
-            if let Some(t) = user.trace.clone() {
-                t.failure(user, kind.as_str(), &m);
-            }
-            user.rec
-                .record(Event::untimed(step.stat).with_error(kind, m));
-            return Flow::Failed;
-        }
+        Err(e) => return prepare_failed(user, step, e),
     };
     let mut bytes_out = prepared.body.len() as u64;
     let timeout = step.timeout.unwrap_or(user.shared.program.http.timeout);
     let multipart = match multipart_request(user, step, &prepared, timeout) {
         Ok(m) => m,
-        Err(PrepareError(kind, m)) => {
-            if let Some(t) = user.trace.clone() {
-                t.failure(user, kind.as_str(), &m);
-            }
-            user.rec
-                .record(Event::untimed(step.stat).with_error(kind, m));
-            return Flow::Failed;
-        }
+        Err(e) => return prepare_failed(user, step, e),
     };
     if let Some((_, len)) = &multipart {
         bytes_out = *len;

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::fast::Prepared;
-use super::http::{REDIRECTS, Subject, classify, run_captures, run_checks, timed};
+use super::http::{REDIRECTS, Subject, classify, run_captures, run_checks, timed, with_checks};
 use super::interp::Flow;
 use super::user::User;
 use super::ws::frame;
@@ -277,15 +277,9 @@ pub(super) async fn execute(
             continue;
         }
         got += 1;
-        let (passed, failed, check_msg) = run_checks(&user.checks(&events.checks), &subject);
+        let checked = run_checks(&user.checks(&events.checks), &subject);
         let capture_msg = run_captures(user, &events.captures, &subject);
-        ev.checks_passed = passed;
-        ev.checks_failed = failed;
-        if let Some(m) = check_msg {
-            ev = ev.with_error(ErrorKind::Check, m);
-        } else if let Some(m) = capture_msg {
-            ev = ev.with_error(ErrorKind::Capture, m);
-        }
+        ev = with_checks(ev, checked, capture_msg);
         if ev.is_failure() {
             flow = Flow::Failed;
         }

@@ -11,7 +11,6 @@
 //! first scenario (or `--scenario NAME`), no load model, no metrics sinks.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fast::Prepared;
 use super::http::{Subject, run_checks};
-use super::user::{Shared, User};
+use super::user::{Shared, SharedOpts, User};
 use crate::lang::ir::{Capture, Check, Program};
 use crate::metrics::Aggregator;
 
@@ -313,27 +312,17 @@ pub async fn run(program: Arc<Program>, opts: TraceRun) -> Result<bool, String> 
                 })?,
         ],
     };
-    let tls = super::http::tls_config(&program)?;
-    let http = super::http::client(&program, opts.insecure, false, Some(&tls))
-        .map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared {
-        host: opts.host.clone().or_else(|| program.host.clone()),
-        http,
-        cookies: program.http.cookies,
-        insecure: opts.insecure,
-        tls,
-        seed: opts.seed,
-        counter: Arc::new(AtomicU64::new(0)),
-        feed_cursor: program
-            .feeders
-            .iter()
-            .map(|_| AtomicUsize::new(0))
-            .collect(),
-        set: opts.set.clone(),
-        trace: None,
-        feed_share: super::driver::Share::default(),
-        program: program.clone(),
-    });
+    let shared = Arc::new(Shared::new(
+        &program,
+        SharedOpts {
+            host: opts.host.clone(),
+            insecure: opts.insecure,
+            seed: opts.seed,
+            set: opts.set.clone(),
+            feed_share: super::driver::Share::default(),
+            trace: None,
+        },
+    )?);
     let agg = Arc::new(Aggregator::new());
     let trace = Arc::new(Trace::new(Box::new(std::io::stdout()), false));
     let n = opts.iterations;

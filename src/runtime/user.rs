@@ -44,6 +44,44 @@ pub struct Shared {
     pub trace: Option<Arc<super::trace::Trace>>,
 }
 
+/// What a run sets in its [`Shared`] besides the program (see [`Shared::new`]).
+pub struct SharedOpts {
+    /// `--host`; the plan's host when `None`.
+    pub host: Option<String>,
+    pub insecure: bool,
+    pub seed: u64,
+    pub set: BTreeMap<String, String>,
+    pub feed_share: super::driver::Share,
+    pub trace: Option<Arc<super::trace::Trace>>,
+}
+
+impl Shared {
+    /// The run's TLS config and client built once from the program; feeders' cursors at 0.
+    pub fn new(program: &Arc<Program>, opts: SharedOpts) -> Result<Shared, String> {
+        let tls = super::http::tls_config(program)?;
+        let http = super::http::client(program, opts.insecure, false, Some(&tls))
+            .map_err(|e| e.to_string())?;
+        Ok(Shared {
+            host: opts.host.or_else(|| program.host.clone()),
+            http,
+            cookies: program.http.cookies,
+            insecure: opts.insecure,
+            tls,
+            seed: opts.seed,
+            counter: Arc::new(AtomicU64::new(0)),
+            feed_cursor: program
+                .feeders
+                .iter()
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            feed_share: opts.feed_share,
+            set: opts.set,
+            trace: opts.trace,
+            program: program.clone(),
+        })
+    }
+}
+
 /// The row a sequential feeder hands out `n`-th in a process running `share`: the share's
 /// own rows (`offset + k·stride`) in turn; when the file has fewer rows than shares, every
 /// row in turn (rows are then shared).

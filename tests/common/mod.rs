@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault_server;
+pub mod proc;
 
 use std::path::{Path, PathBuf};
 

@@ -369,6 +369,26 @@ impl Compiler<'_> {
         let timeout = self
             .duration(n.prop("timeout"))
             .unwrap_or(std::time::Duration::from_secs(5));
+        let matcher = self.matcher(n, FrameType::Any)?;
+        let checks = n
+            .children_named("check")
+            .filter_map(|c| self.check(c, false))
+            .collect();
+        let captures = self.captures(n);
+        Some(EventStream {
+            stat: self.stat("event", &name),
+            first_stat: self.stat("first-event", &name),
+            count,
+            timeout,
+            event_type: n.str_prop("type").map(str::to_string),
+            matcher,
+            checks,
+            captures,
+        })
+    }
+
+    /// A frame's or event's `match`/`equals`/`regex` (shared by `events` and `ws`).
+    pub(super) fn matcher(&mut self, n: &Node, frame_type: FrameType) -> Option<Matcher> {
         let json = match n.prop("match") {
             Some(v) => Some(self.json_path(v)?),
             None => None,
@@ -387,26 +407,11 @@ impl Compiler<'_> {
             Some(v) => Some(self.regex(v)?),
             None => None,
         };
-        let matcher = Matcher {
-            frame_type: FrameType::Any,
+        Some(Matcher {
+            frame_type,
             json,
             equals: n.prop("equals").map(|v| v.scalar.to_json()),
             regex,
-        };
-        let checks = n
-            .children_named("check")
-            .filter_map(|c| self.check(c, false))
-            .collect();
-        let captures = self.captures(n);
-        Some(EventStream {
-            stat: self.stat("event", &name),
-            first_stat: self.stat("first-event", &name),
-            count,
-            timeout,
-            event_type: n.str_prop("type").map(str::to_string),
-            matcher,
-            checks,
-            captures,
         })
     }
 

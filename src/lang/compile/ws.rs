@@ -138,30 +138,7 @@ impl Compiler<'_> {
                         None => return None,
                     },
                 };
-                let json = match n.prop("match") {
-                    Some(v) => Some(self.json_path(v)?),
-                    None => None,
-                };
-                if let (Some(v), None) = (n.prop("equals"), &json) {
-                    self.err(
-                        Code::Conflict,
-                        v.span,
-                        "`equals` needs `match`",
-                        "nothing to compare",
-                        "write `match=\"$.type\" equals=\"data\"`",
-                    );
-                    return None;
-                }
-                let regex = match n.prop("regex") {
-                    Some(v) => Some(self.regex(v)?),
-                    None => None,
-                };
-                let matcher = Matcher {
-                    frame_type,
-                    json,
-                    equals: n.prop("equals").map(|v| v.scalar.to_json()),
-                    regex,
-                };
+                let matcher = self.matcher(n, frame_type)?;
                 let checks = n
                     .children_named("check")
                     .filter_map(|c| self.check(c, false))

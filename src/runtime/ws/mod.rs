@@ -56,7 +56,7 @@ use tokio_tungstenite::tungstenite::http::header::{
 pub use conn::Connections;
 use conn::{Conn, Ended};
 
-use super::http::{Subject, absolute, run_captures, run_checks};
+use super::http::{Subject, absolute, run_captures, run_checks, with_checks};
 use super::interp::{Flow, pause_duration, set_var};
 use super::user::User;
 use crate::lang::ir::{Frame, StatId, WsSession, WsStep};
@@ -353,19 +353,13 @@ impl Run {
                         continue;
                     }
                     got += 1;
-                    let (passed, failed, check_msg) = run_checks(&user.checks(checks), &subject);
+                    let checked = run_checks(&user.checks(checks), &subject);
                     let capture_msg = run_captures(user, captures, &subject);
                     if let Some(t) = user.trace.clone() {
                         let checks = user.checks(checks).into_owned();
                         t.frame_checks(user, &arrived.data, &checks, captures);
                     }
-                    ev.checks_passed = passed;
-                    ev.checks_failed = failed;
-                    if let Some(m) = check_msg {
-                        ev = ev.with_error(ErrorKind::Check, m);
-                    } else if let Some(m) = capture_msg {
-                        ev = ev.with_error(ErrorKind::Capture, m);
-                    }
+                    ev = with_checks(ev, checked, capture_msg);
                     record(&mut self.flow, user, ev);
                 }
                 true
