@@ -539,6 +539,120 @@ fn an_http_to_https_redirect_is_followed_over_tls_without_credentials() {
     assert!(!sent_second.contains("secret-token"), "{sent_second}");
 }
 
+// ---- Phase timings ----------------------------------------------------------------
+
+/// One phase's percentiles (ms) in a `phases` object.
+fn phase_ms(phases: &serde_json::Value, phase: &str, stat: &str) -> f64 {
+    phases[format!("{phase}_ms")][stat]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{phase}_ms.{stat} in {phases}"))
+}
+
+#[test]
+fn the_waiting_phase_covers_a_delayed_response_head_and_connect_is_timed_once_per_connection() {
+    const DELAY_MS: f64 = 150.0;
+    for tls in [false, true] {
+        let (server, url) = serve(Fault::DelayedHead(Duration::from_millis(150)), tls);
+        // A host name (not an IP literal) so the lookup is a phase too.
+        let url = url.replace("127.0.0.1", "localhost");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let html = dir.path().join("report.html");
+        let out = run(
+            r#"scenario "s" { http GET "/a"; http GET "/b"; }"#,
+            &url,
+            &[
+                "-u",
+                "1",
+                "--iterations",
+                "3",
+                "--insecure",
+                "--html",
+                html.to_str().expect("path"),
+            ],
+        );
+        assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+        // One user, one keep-alive connection: opened (resolved, connected) once.
+        assert_eq!(server.connections(), 1, "tls={tls}");
+        let total = &out.json["totals"]["http"]["phases"];
+        eprintln!("tls={tls}: phases {total}");
+        assert_eq!(total["connections"], 1, "tls={tls}: {total}");
+        assert_eq!(total["connect_ms"]["max"], total["connect_ms"]["min"]);
+        assert_eq!(out.row("/a")["phases"]["connections"], 1, "{}", out.json);
+        assert_eq!(out.row("/b")["phases"]["connections"], 0, "{}", out.json);
+        assert!(out.row("/b")["phases"]["connect_ms"].is_null());
+        assert!(phase_ms(total, "dns", "max") >= 0.0);
+        // Every request waited at least the delay for its head, and the wait is most
+        // of its service time.
+        for name in ["/a", "/b"] {
+            let row = out.row(name);
+            let phases = &row["phases"];
+            let wait_min = phase_ms(phases, "wait", "min");
+            assert!(wait_min >= DELAY_MS, "tls={tls} {name}: wait {wait_min} ms");
+            let latency_min = row["latency_ms"]["min"].as_f64().expect("latency");
+            assert!(wait_min <= latency_min + 1.0, "{phases} vs {latency_min}");
+            assert!(phase_ms(phases, "receive", "max") < DELAY_MS, "{phases}");
+        }
+        let report = std::fs::read_to_string(&html).expect("html report");
+        assert!(report.contains("Where the time went"), "tls={tls}");
+    }
+}
+
+// ---- TLS and HTTP/2 --------------------------------------------------------------
+
+/// Log in (a cookie and a captured token), then call `/me` with both: checks on what
+/// the server saw pass.
+const SESSION_PLAN: &str = r#"
+    scenario "s" {
+        http GET "/login" { check status=200; capture "token" json="$.token"; }
+        http GET "/me" {
+            headers { Authorization "Bearer {{ token }}"; }
+            check json="$.cookie" equals="sid=s3cret"
+            check json="$.auth" equals="Bearer t-42"
+        }
+    }"#;
+
+#[test]
+fn over_h2_and_tls_checks_cookies_and_captures_pass_and_the_server_sees_http2() {
+    for (http2, version) in [("#true", "HTTP/2.0"), ("#false", "HTTP/1.1")] {
+        let server = FaultServer::start_h2();
+        let plan = format!("plan \"p\" {{ http2 {http2}; }}\n{SESSION_PLAN}");
+        let out = run(
+            &plan,
+            &server.https_url(),
+            &["-u", "2", "--iterations", "2", "--insecure"],
+        );
+        assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+        assert_eq!(out.row("/me")["checks_passed"], 8, "{}", out.json);
+        let heads = server.heads();
+        assert_eq!(heads.len(), 8, "{heads:?}");
+        assert!(
+            heads.iter().all(|h| h.starts_with(&format!("{version} "))),
+            "http2 {http2}: {heads:?}"
+        );
+        // Over HTTP/2 too, the TLS connect and the wait are timed.
+        let phases = &out.json["totals"]["http"]["phases"];
+        assert_eq!(phases["connections"], 2, "{phases}");
+        assert!(phase_ms(phases, "wait", "max") > 0.0, "{phases}");
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_failure_unless_insecure() {
+    let server = FaultServer::start_h2();
+    let plan = r#"scenario "s" { http GET "/login" { check status=200; } }"#;
+    let out = run(plan, &server.https_url(), &["-u", "1", "--iterations", "2"]);
+    assert_eq!(out.kinds(), BTreeMap::from([("tls".to_string(), 2)]));
+    // The handshake failed: nothing reached the server.
+    assert_eq!(server.requests(), 0);
+    let out = run(
+        plan,
+        &server.https_url(),
+        &["-u", "1", "--iterations", "2", "--insecure"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    assert_eq!(server.requests(), 2);
+}
+
 // ---- Compression ----------------------------------------------------------------
 
 /// Every coding (and a stack of two) checked by JSON on `url`'s server: `Accept-Encoding`
@@ -567,6 +681,9 @@ fn compressed_bodies_pass_json_checks(url: &str, server: &FaultServer, args: &[&
         // The wire bytes, not the 4 KiB decoded.
         let wire = row["bytes_in"].as_u64().expect("bytes_in");
         assert!(wire > 0 && wire < 2 * 1000, "{n}: {wire}");
+        // Both counted: the decoded bodies are larger than the wire ones.
+        let decoded = row["bytes_decoded"].as_u64().expect("bytes_decoded");
+        assert!(decoded > wire, "{n}: decoded {decoded} <= wire {wire}");
     }
     let heads = server.heads();
     assert!(
@@ -869,4 +986,51 @@ fn multipart_fields_are_rendered_and_files_sent_with_their_names_and_types() {
         assert!(body.contains(want), "{want:?} not in {body}");
     }
     assert_eq!(out.aggregated("bytes_out"), server.body_bytes());
+}
+
+#[test]
+fn repeated_keys_in_forms_and_multipart_all_reach_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("part.txt");
+    std::fs::write(&path, "part-body").expect("write");
+    let server = FaultServer::start(Fault::Ok);
+    let out = run(
+        &format!(
+            r#"scenario "s" {{
+                http POST "/form" {{ form {{ tag "a"; tag "b"; tag "c"; one "1"; }} }}
+                http POST "/multipart" {{
+                    multipart {{
+                        field "tag" "a"
+                        field "tag" "b"
+                        field "tag" "c"
+                        file "f" path="{p}" filename="one.txt"
+                        file "f" path="{p}" filename="two.txt"
+                    }}
+                }}
+            }}"#,
+            p = path.display()
+        ),
+        &server.url(),
+        &["-u", "1", "--iterations", "1"],
+    );
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&bodies[0]),
+        "tag=a&tag=b&tag=c&one=1"
+    );
+    let multipart = String::from_utf8_lossy(&bodies[1]);
+    assert_eq!(multipart.matches("name=\"tag\"").count(), 3, "{multipart}");
+    assert_eq!(multipart.matches("name=\"f\"").count(), 2, "{multipart}");
+    for want in [
+        "\r\n\r\na\r\n",
+        "\r\n\r\nb\r\n",
+        "\r\n\r\nc\r\n",
+        "one.txt",
+        "two.txt",
+    ] {
+        assert!(multipart.contains(want), "{want:?} not in {multipart}");
+    }
+    assert_eq!(multipart.matches("part-body").count(), 2, "{multipart}");
 }

@@ -137,14 +137,35 @@ pub struct Event {
     /// Open model only: latency in µs measured from the *intended* start, so time spent waiting
     /// for a free user is included (coordinated-omission correction). `None` in the closed model.
     pub corrected_us: Option<u64>,
+    /// Bytes received: an HTTP response body as it came over the wire (still encoded), a
+    /// frame's or event's payload.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// An HTTP response body's bytes after content decoding (docs/metrics.md, "bytes"):
+    /// equal to `bytes_in` for a body that was not encoded or not decoded.
+    pub bytes_decoded: u64,
+    /// An HTTP request with a whole response: where its time went.
+    pub phases: Option<Phases>,
     /// HTTP status, if a response arrived (also for WebSocket handshakes).
     pub status: Option<u16>,
     /// Kind and human message, e.g. `(Status, "expected status 200, got 503")`.
     pub error: Option<(ErrorKind, String)>,
     pub checks_passed: u32,
     pub checks_failed: u32,
+}
+
+/// Where one HTTP request's time went, in µs (docs/metrics.md, "phases"). `dns` and
+/// `connect` are set only when the request opened a new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Phases {
+    /// Name resolution (none for an IP literal).
+    pub dns_us: Option<u64>,
+    /// TCP connect, and the TLS handshake on `https://` (not separable on the reqwest path).
+    pub connect_us: Option<u64>,
+    /// From sending the request to the response head (time to first byte).
+    pub wait_us: u64,
+    /// Reading the body.
+    pub receive_us: u64,
 }
 
 impl Event {

@@ -41,12 +41,12 @@ pub mod prom;
 mod snapshot;
 mod summary;
 
-pub use event::{Counter, ErrorKind, Event, Protocol, StepId};
+pub use event::{Counter, ErrorKind, Event, Phases, Protocol, StepId};
 pub use hist::{Latency, MAX_DECODED_COUNTS, MAX_US};
 pub use local::{Aggregator, FLUSH_EVENTS, FLUSH_INTERVAL, FlushPolicy, Recorder};
 pub use snapshot::{
     ErrorKey, History, HistoryPoint, IterationCounts, MAX_MESSAGE_LEN, MAX_MESSAGES_PER_KIND,
-    OTHER_MESSAGES, ROLLING_SECS, Snapshot, StepStats,
+    OTHER_MESSAGES, PhaseStats, ROLLING_SECS, Snapshot, StepStats,
 };
 pub use summary::{
     StepInfo, SummaryOptions, render_progress_line, render_summary, render_summary_with,

@@ -120,6 +120,11 @@ struct Row {
     ws: Option<(&'static str, u64)>,
     /// `receive` rows: time since the latest send (sum in seconds, count, buckets).
     reply: Option<(f64, u64, Vec<u64>)>,
+    /// HTTP rows: response bodies after content decoding.
+    bytes_decoded: u64,
+    /// HTTP rows: `(phase, (sum in seconds, count, buckets))` for `dns`, `connect`,
+    /// `wait`, `receive`.
+    phases: Vec<(&'static str, (f64, u64, Vec<u64>))>,
 }
 
 /// Everything one scrape shows; rebuilt on each tick.
@@ -203,13 +208,21 @@ fn row(id: RowId, s: &StepStats, failures: BTreeMap<ErrorKind, u64>) -> Row {
     // Always present (0 until an event without a status), so the family exists from the start.
     classes.insert("none", s.count.saturating_sub(with_status));
     let buckets = rebucket(&s.latency);
-    let reply = (id.method == "receive").then(|| {
-        (
-            s.reply.mean() * s.reply.len() as f64 / 1e6,
-            s.reply.len(),
-            rebucket(&s.reply),
-        )
-    });
+    let histogram = |l: &super::Latency| (l.mean() * l.len() as f64 / 1e6, l.len(), rebucket(l));
+    let reply = (id.method == "receive").then(|| histogram(&s.reply));
+    let p = &s.phases;
+    let phases = if id.protocol == Protocol::Http.as_str() {
+        [
+            ("dns", &p.dns),
+            ("connect", &p.connect),
+            ("wait", &p.wait),
+            ("receive", &p.receive),
+        ]
+        .map(|(name, l)| (name, histogram(l)))
+        .to_vec()
+    } else {
+        Vec::new()
+    };
     let lost = |kinds: &[ErrorKind]| -> u64 { kinds.iter().filter_map(|k| failures.get(k)).sum() };
     let ws = match id.method.as_str() {
         "send" => Some(("sent", s.count.saturating_sub(s.failures))),
@@ -237,6 +250,8 @@ fn row(id: RowId, s: &StepStats, failures: BTreeMap<ErrorKind, u64>) -> Row {
         sum_secs: s.latency.mean() * s.latency.len() as f64 / 1e6,
         ws,
         reply,
+        bytes_decoded: s.bytes_decoded,
+        phases,
     }
 }
 
@@ -529,6 +544,36 @@ impl Collector for SnapshotCollector {
         )?;
         family(
             &mut enc,
+            "loadplan_data_decoded",
+            "HTTP response bodies after content decoding (gzip, br, ...); data_received counts them as they came over the wire.",
+            Some(Unit::Bytes),
+            Counter,
+            steps
+                .iter()
+                .filter(|r| r.id.protocol == Protocol::Http.as_str())
+                .map(|r| (labels(&r.id), V::Counter(r.bytes_decoded)))
+                .collect(),
+        )?;
+        family(
+            &mut enc,
+            "loadplan_request_phase_duration",
+            "HTTP requests with a whole response, by phase: dns and connect (TCP, with TLS on https) once per new connection, wait (send to response head, time to first byte), receive (the body).",
+            Some(Unit::Seconds),
+            Histogram,
+            steps
+                .iter()
+                .flat_map(|r| {
+                    r.phases.iter().map(|(phase, (sum, count, buckets))| {
+                        (
+                            with(labels(&r.id), "phase", phase),
+                            V::Histogram(*sum, *count, buckets.clone()),
+                        )
+                    })
+                })
+                .collect(),
+        )?;
+        family(
+            &mut enc,
             "loadplan_data_sent",
             "Bytes sent (request bodies, WebSocket frames).",
             Some(Unit::Bytes),
@@ -751,6 +796,52 @@ mod tests {
             )),
             "{text}"
         );
+    }
+
+    #[test]
+    fn phases_and_decoded_bytes_are_exported_for_http_rows_only() {
+        let mut s = Snapshot::default();
+        let phased = |connect: Option<u64>| Event {
+            bytes_in: 100,
+            bytes_decoded: 400,
+            phases: Some(crate::metrics::Phases {
+                dns_us: None,
+                connect_us: connect,
+                wait_us: 200_000,
+                receive_us: 50,
+            }),
+            ..Event::new(0, 201_000).with_status(200)
+        };
+        s.record(phased(Some(300)));
+        s.record(phased(None));
+        s.record(Event::new(1, 10));
+        let e = Exporter::new("p", "smoke");
+        e.update(&steps(), &s, 1, vec![]);
+        let text = e.encode(false).expect("encode");
+        let has = |line: &str| text.lines().any(|l| l == line);
+        let base = "scenario=\"s\",step=\"/health\",method=\"GET\",protocol=\"http\"";
+        for (phase, le, n) in [
+            ("wait", "0.1", 0),
+            ("wait", "0.25", 2),
+            ("connect", "0.0005", 1),
+            ("connect", "+Inf", 1),
+            ("receive", "0.0001", 2),
+            ("dns", "+Inf", 0),
+        ] {
+            let line = format!(
+                "loadplan_request_phase_duration_seconds_bucket{{{base},phase=\"{phase}\",le=\"{le}\"}} {n}"
+            );
+            assert!(has(&line), "{line}\n{text}");
+        }
+        assert!(
+            has(&format!("loadplan_data_decoded_bytes_total{{{base}}} 800")),
+            "{text}"
+        );
+        assert!(
+            has(&format!("loadplan_data_received_bytes_total{{{base}}} 200")),
+            "{text}"
+        );
+        assert!(!text.contains("step=\"frame\",method=\"receive\",protocol=\"ws\",phase"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct StepStats {
     pub checks_failed: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// HTTP response bodies after content decoding (see [`Event::bytes_decoded`]).
+    #[serde(default)]
+    pub bytes_decoded: u64,
     /// Responses per HTTP status code.
     pub statuses: BTreeMap<u16, u64>,
     /// Service time (from the actual send), µs.
@@ -49,6 +52,39 @@ pub struct StepStats {
     /// Received WebSocket frames after the first of a `receive`: inter-arrival time, µs.
     #[serde(default)]
     pub gaps: Latency,
+    /// HTTP requests with a whole response: where their time went.
+    #[serde(default)]
+    pub phases: PhaseStats,
+}
+
+/// The HTTP phase histograms of a row, µs (docs/metrics.md, "phases"). `dns` and
+/// `connect` hold one sample per new connection, so their counts are connections opened.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PhaseStats {
+    pub dns: Latency,
+    pub connect: Latency,
+    pub wait: Latency,
+    pub receive: Latency,
+}
+
+impl PhaseStats {
+    fn record(&mut self, p: &super::event::Phases) {
+        if let Some(us) = p.dns_us {
+            self.dns.record(us);
+        }
+        if let Some(us) = p.connect_us {
+            self.connect.record(us);
+        }
+        self.wait.record(p.wait_us);
+        self.receive.record(p.receive_us);
+    }
+
+    fn merge(&mut self, other: &PhaseStats) {
+        self.dns.merge(&other.dns);
+        self.connect.merge(&other.connect);
+        self.wait.merge(&other.wait);
+        self.receive.merge(&other.receive);
+    }
 }
 
 impl StepStats {
@@ -60,6 +96,10 @@ impl StepStats {
         self.checks_failed += u64::from(ev.checks_failed);
         self.bytes_in = self.bytes_in.saturating_add(ev.bytes_in);
         self.bytes_out = self.bytes_out.saturating_add(ev.bytes_out);
+        self.bytes_decoded = self.bytes_decoded.saturating_add(ev.bytes_decoded);
+        if let Some(p) = &ev.phases {
+            self.phases.record(p);
+        }
         if let Some(status) = ev.status {
             *self.statuses.entry(status).or_insert(0) += 1;
         }
@@ -85,6 +125,8 @@ impl StepStats {
         self.checks_failed += other.checks_failed;
         self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
         self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
+        self.bytes_decoded = self.bytes_decoded.saturating_add(other.bytes_decoded);
+        self.phases.merge(&other.phases);
         for (&status, &n) in &other.statuses {
             *self.statuses.entry(status).or_insert(0) += n;
         }

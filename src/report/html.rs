@@ -8,7 +8,7 @@
 //! character reference, so even a step named after an absolute URL cannot put `http://` in the
 //! file.
 
-use super::model::{Percentiles, RunReport, StepReport};
+use super::model::{Percentiles, PhaseReport, RunReport, StepReport};
 use super::svg::{self, Series};
 
 /// HTML text/attribute escaping; `:` becomes `&#58;` (see the module docs).
@@ -72,6 +72,7 @@ pub fn render(r: &RunReport) -> String {
     charts(&mut out, r);
     step_charts(&mut out, r);
     steps(&mut out, r);
+    phases(&mut out, r);
     failures(&mut out, r);
     out.push_str(&format!(
         "<footer>{} · {} · seed {}</footer>\n</main>\n</body>\n</html>\n",
@@ -402,6 +403,47 @@ fn step_row(out: &mut String, s: &StepReport, class: &str) {
         out.push_str(&format!("<td>{}</td>", escape(&c)));
     }
     out.push_str("</tr>\n");
+}
+
+/// Where HTTP requests' time went, and their bytes on the wire and decoded.
+fn phases(out: &mut String, r: &RunReport) {
+    let rows: Vec<(&StepReport, &PhaseReport)> = r
+        .steps
+        .iter()
+        .chain([&r.totals.http])
+        .filter_map(|s| Some((s, s.phases.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Where the time went</h2>\n<div class=\"scroll\"><table><tr><th class=\"l\">Type</th><th class=\"l\">Name</th><th>new conns</th><th>DNS avg</th><th>connect avg</th><th>wait avg</th><th>wait p95</th><th>receive avg</th><th>receive p95</th><th>bytes in</th><th>decoded</th></tr>\n");
+    for (s, p) in rows {
+        let avg = |p: &Option<Percentiles>| p.as_ref().map_or("-".into(), |p| ms(p.mean));
+        let p95 = |p: &Option<Percentiles>| p.as_ref().map_or("-".into(), |p| ms(p.p95));
+        let total = std::ptr::eq(s, &r.totals.http);
+        out.push_str(&format!(
+            "<tr{}><td class=\"l\">{}</td><td class=\"l\">{}</td>",
+            if total { " class=\"total\"" } else { "" },
+            escape(&s.kind),
+            escape(&s.name)
+        ));
+        let cells = [
+            p.connections.to_string(),
+            avg(&p.dns_ms),
+            avg(&p.connect_ms),
+            avg(&p.wait_ms),
+            p95(&p.wait_ms),
+            avg(&p.receive_ms),
+            p95(&p.receive_ms),
+            s.bytes_in.to_string(),
+            s.bytes_decoded.to_string(),
+        ];
+        for c in cells {
+            out.push_str(&format!("<td>{}</td>", escape(&c)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n<p class=\"meta\">HTTP requests with a whole response, in milliseconds: DNS and connect (TCP, with the TLS handshake on https) only for requests that opened a connection (reused keep-alive connections have none), wait from the send to the response head (time to first byte), receive the body. Bytes in as they came over the wire, decoded after gzip/br/zstd/deflate.</p>\n");
 }
 
 fn failures(out: &mut String, r: &RunReport) {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::thresholds::Verdict;
 use crate::lang::ir::{Program, Step, WsStep};
-use crate::metrics::{Latency, Protocol, Snapshot, StepStats};
+use crate::metrics::{Latency, PhaseStats, Protocol, Snapshot, StepStats};
 use crate::profile::{LoadProfile, Model};
 use crate::runtime::RunResult;
 
@@ -224,8 +224,15 @@ pub struct StepReport {
     pub has_checks: bool,
     pub checks_passed: u64,
     pub checks_failed: u64,
+    /// Bytes received: HTTP response bodies as they came over the wire (still
+    /// compressed), WebSocket frame and server-sent event payloads.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// HTTP response bodies after content decoding (gzip, br, …); a body nothing decoded
+    /// (not encoded, or not read by a check or capture) counts its wire bytes. See
+    /// docs/metrics.md, "bytes".
+    #[serde(default)]
+    pub bytes_decoded: u64,
     /// Responses per HTTP status code.
     pub statuses: BTreeMap<String, u64>,
     /// Service time (from the actual send); `null` when nothing was timed.
@@ -242,6 +249,42 @@ pub struct StepReport {
     /// `receive` rows: jitter, the standard deviation of the inter-arrival time (ms).
     #[serde(default)]
     pub jitter_ms: Option<f64>,
+    /// HTTP rows: where the time of requests with a whole response went; `null` when
+    /// there were none. See docs/metrics.md, "phases".
+    #[serde(default)]
+    pub phases: Option<PhaseReport>,
+}
+
+/// Where HTTP requests' time went (k6's `http_req_connecting`, `waiting`, `receiving`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseReport {
+    /// Connections these requests opened (each has a `connect` sample; reused
+    /// keep-alive connections have none).
+    pub connections: u64,
+    /// Name resolution of new connections to a host name (none for an IP literal).
+    pub dns_ms: Option<Percentiles>,
+    /// TCP connect of new connections, with the TLS handshake on `https://`.
+    pub connect_ms: Option<Percentiles>,
+    /// From sending the request to its response head: time to first byte, "waiting".
+    pub wait_ms: Option<Percentiles>,
+    /// Reading the response body, "receiving".
+    pub receive_ms: Option<Percentiles>,
+}
+
+impl PhaseReport {
+    /// `None` when no request had its phases measured.
+    pub fn of(p: &PhaseStats) -> Option<Self> {
+        if p.wait.is_empty() {
+            return None;
+        }
+        Some(PhaseReport {
+            connections: p.connect.len(),
+            dns_ms: Percentiles::of(&p.dns),
+            connect_ms: Percentiles::of(&p.connect),
+            wait_ms: Percentiles::of(&p.wait),
+            receive_ms: Percentiles::of(&p.receive),
+        })
+    }
 }
 
 /// Latency distribution in milliseconds (from the HDR histogram: 3 significant digits).
@@ -669,6 +712,7 @@ fn step_report(
         checks_failed: s.checks_failed,
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
+        bytes_decoded: s.bytes_decoded,
         statuses: s
             .statuses
             .iter()
@@ -679,6 +723,7 @@ fn step_report(
         reply_ms: Percentiles::of(&s.reply),
         interarrival_ms: Percentiles::of(&s.gaps),
         jitter_ms: (!s.gaps.is_empty()).then(|| s.gaps.stdev() / 1000.0),
+        phases: PhaseReport::of(&s.phases),
     }
 }
 

@@ -19,7 +19,7 @@
 //! most its `keep` bytes kept (none when nothing reads the body), so a body of any size
 //! costs one chunk of memory at a time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
@@ -46,6 +46,33 @@ pub struct Prepared {
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
+    /// Where the exchange's time went (summed over redirect hops).
+    pub timing: Timing,
+}
+
+/// Where the time of one exchange went, in µs (docs/metrics.md, "phases").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Name resolution, when this exchange opened a new connection (None: reused).
+    pub dns_us: Option<u64>,
+    /// TCP connect, when this exchange opened a new connection (None: reused).
+    pub connect_us: Option<u64>,
+    /// From the start of writing the request to the response head received (TTFB, "waiting").
+    pub wait_us: u64,
+}
+
+impl Timing {
+    /// Adds a new connection's name resolution (`None` for an IP literal) and connect.
+    fn opened(&mut self, dns_us: Option<u64>, connect_us: u64) {
+        if let Some(d) = dns_us {
+            self.dns_us = Some(self.dns_us.unwrap_or(0) + d);
+        }
+        self.connect_us = Some(self.connect_us.unwrap_or(0) + connect_us);
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
 }
 
 /// What [`send`] did.
@@ -314,14 +341,28 @@ async fn connect(
     host: &str,
     port: u16,
     connect_timeout: Duration,
+    timing: &mut Timing,
 ) -> Result<SendRequest<Full<Bytes>>, Failure> {
     let addr = format!("{host}:{port}");
-    let stream =
-        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(io_failure(&e, "connect")),
-            Err(_) => return Err((ErrorKind::Timeout, "connect timed out".into(), None)),
-        };
+    let start = Instant::now();
+    // Resolved apart from the connect so each is timed (an IP literal needs no lookup).
+    let literal = host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let open = async {
+        let addrs: Vec<_> = tokio::net::lookup_host(&addr).await?.collect();
+        let resolved = Instant::now();
+        let stream = tokio::net::TcpStream::connect(&addrs[..]).await?;
+        Ok::<_, std::io::Error>((stream, resolved))
+    };
+    let (stream, resolved) = match tokio::time::timeout(connect_timeout, open).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(io_failure(&e, "connect")),
+        Err(_) => return Err((ErrorKind::Timeout, "connect timed out".into(), None)),
+    };
+    let dns_us = (!literal).then(|| (resolved - start).as_micros() as u64);
+    timing.opened(dns_us, micros(resolved));
     // Small requests must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -342,6 +383,7 @@ async fn exchange(
     headers: &HeaderMap,
     body: &Bytes,
     connect_timeout: Duration,
+    timing: &mut Timing,
 ) -> Result<http::Response<hyper::body::Incoming>, Failure> {
     let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
@@ -351,7 +393,7 @@ async fn exchange(
         let reused = conn.sender.is_some();
         let mut sender = match conn.sender.take() {
             Some(s) if !s.is_closed() => s,
-            _ => connect(&conn.host, conn.port, connect_timeout).await?,
+            _ => connect(&conn.host, conn.port, connect_timeout, timing).await?,
         };
         if sender.ready().await.is_err() {
             // Nothing was written: a fresh connection is safe for any method.
@@ -379,8 +421,10 @@ async fn exchange(
             req.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        let sending = Instant::now();
         match sender.try_send_request(req).await {
             Ok(resp) => {
+                timing.wait_us += micros(sending);
                 fc.conns[i].sender = Some(sender);
                 return Ok(resp);
             }
@@ -452,6 +496,7 @@ pub async fn send(
     // Like reqwest: the jar fills `Cookie` only when the request has none of its own.
     let mut own_cookie = headers.contains_key(COOKIE);
     let mut hops = 0u32;
+    let mut timing = Timing::default();
     loop {
         if let (Some(jar), false) = (&fc.jar, own_cookie) {
             match jar.cookies(&url) {
@@ -463,7 +508,16 @@ pub async fn send(
                 }
             }
         }
-        let resp = exchange(fc, &method, &url, &headers, &body, connect_timeout).await?;
+        let resp = exchange(
+            fc,
+            &method,
+            &url,
+            &headers,
+            &body,
+            connect_timeout,
+            &mut timing,
+        )
+        .await?;
         let status = resp.status();
         if let Some(jar) = &fc.jar {
             let mut set = resp.headers().get_all(SET_COOKIE).iter();
@@ -513,6 +567,7 @@ pub async fn send(
         return Ok(Sent::Done(Answer {
             status: status.as_u16(),
             headers: parts.headers,
+            timing,
         }));
     }
 }

@@ -15,11 +15,88 @@ use super::fast::{self, Answer, Failure, Prepared, Received, Sent};
 use super::interp::Flow;
 use super::user::User;
 use crate::lang::ir::{Body, Capture, CaptureFrom, Check, HttpStep, Predicate, Program};
-use crate::metrics::{ErrorKind, Event};
+use crate::metrics::{ErrorKind, Event, Phases};
 
 tokio::task_local! {
     /// The redirect limit of the request being sent (a step may set its own).
     pub(super) static REDIRECTS: usize;
+    /// The connections the request being sent through reqwest opened: name resolution
+    /// (`dns_us`) and the whole connector, resolution + TCP + TLS (`connect_us`), as
+    /// [`Resolver`] and [`TimeConnect`] saw them. A connection reqwest finishes opening
+    /// in the background (after the request took an idle one) is not this request's.
+    static OPENED: std::cell::Cell<fast::Timing>;
+}
+
+/// Name resolution for reqwest, timed into [`OPENED`] (the lookup is tokio's
+/// `getaddrinfo` on a blocking thread, as reqwest's default resolver does).
+struct Resolver;
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let start = Instant::now();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let us = start.elapsed().as_micros() as u64;
+            let _ = OPENED.try_with(|c| {
+                let mut t = c.get();
+                t.dns_us = Some(t.dns_us.unwrap_or(0) + us);
+                c.set(t);
+            });
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A connector layer timing each connection reqwest opens into [`OPENED`].
+#[derive(Clone, Copy)]
+struct TimeConnect;
+
+impl<S> tower_layer::Layer<S> for TimeConnect {
+    type Service = Timed<S>;
+    fn layer(&self, inner: S) -> Timed<S> {
+        Timed(inner)
+    }
+}
+
+/// A connector timed by [`TimeConnect`].
+#[derive(Clone)]
+struct Timed<S>(S);
+
+impl<S, R> tower_service::Service<R> for Timed<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let start = Instant::now();
+        let connecting = self.0.call(req);
+        Box::pin(async move {
+            let conn = connecting.await;
+            if conn.is_ok() {
+                let us = start.elapsed().as_micros() as u64;
+                let _ = OPENED.try_with(|c| {
+                    let mut t = c.get();
+                    t.connect_us = Some(t.connect_us.unwrap_or(0) + us);
+                    c.set(t);
+                });
+            }
+            conn
+        })
+    }
 }
 
 /// Install the rustls crypto provider once (reqwest is built without a default one).
@@ -99,6 +176,8 @@ fn builder(
         .pool_max_idle_per_host(usize::MAX)
         .tcp_nodelay(true)
         .user_agent(USER_AGENT)
+        .dns_resolver(Resolver)
+        .connector_layer(TimeConnect)
         .danger_accept_invalid_certs(insecure);
     if program.http.http2 {
         b = b.http2_prior_knowledge();
@@ -677,10 +756,18 @@ async fn send_request(
     req: reqwest::Request,
     rx: &mut Received,
 ) -> Result<Answer, Failure> {
-    let mut resp = client.execute(req).await.map_err(|e| {
+    let start = Instant::now();
+    let (resp, opened) = OPENED
+        .scope(Default::default(), async {
+            let resp = client.execute(req).await;
+            (resp, OPENED.with(std::cell::Cell::get))
+        })
+        .await;
+    let mut resp = resp.map_err(|e| {
         let (kind, msg) = classify(&e);
         (kind, msg, None)
     })?;
+    let timing = reqwest_timing(opened, start.elapsed().as_micros() as u64);
     let status = resp.status().as_u16();
     let headers = std::mem::take(resp.headers_mut());
     rx.announce(resp.content_length());
@@ -699,7 +786,35 @@ async fn send_request(
             }
         }
     }
-    Ok(Answer { status, headers })
+    Ok(Answer {
+        status,
+        headers,
+        timing,
+    })
+}
+
+/// The phases of a request reqwest sent, from what its connections' [`OPENED`] saw and
+/// the time to the response head: the connector's time less name resolution is the
+/// connect (TCP and TLS), the rest of the head's time is the wait.
+fn reqwest_timing(opened: fast::Timing, head_us: u64) -> fast::Timing {
+    let dns = opened.dns_us.unwrap_or(0);
+    let connector = opened.connect_us.unwrap_or(0);
+    fast::Timing {
+        dns_us: opened.dns_us,
+        connect_us: opened.connect_us.map(|c| c.saturating_sub(dns)),
+        wait_us: head_us.saturating_sub(connector.max(dns)),
+    }
+}
+
+/// An exchange's phases, its body read by `read_us` after the start.
+fn phases(t: fast::Timing, read_us: u64) -> Phases {
+    let before = t.dns_us.unwrap_or(0) + t.connect_us.unwrap_or(0) + t.wait_us;
+    Phases {
+        dns_us: t.dns_us,
+        connect_us: t.connect_us,
+        wait_us: t.wait_us,
+        receive_us: read_us.saturating_sub(before),
+    }
 }
 
 /// Whether anything looks at the body: a body or JSON check, a body, JSON or regex
@@ -862,7 +977,12 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             .scope(limit, general(&user.client, prepared, timeout, &mut rx))
             .await
     };
-    let Answer { status, headers } = match result {
+    let read_us = start.elapsed().as_micros() as u64;
+    let Answer {
+        status,
+        headers,
+        timing,
+    } = match result {
         Ok(a) => a,
         Err((kind, msg, status)) => {
             if let Some(t) = user.trace.clone() {
@@ -893,6 +1013,11 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         Some(mut d) => (std::mem::take(&mut d.body), Some(d)),
         None => (rx.take(), None),
     };
+    // A decoded body's length (at most max-body); otherwise the body as received.
+    let decoded_len = match &decoded {
+        Some(d) if !d.codings.is_empty() && d.failed.is_none() => body.len() as u64,
+        _ => rx.total,
+    };
     let headers = Some(headers);
     let elapsed = start.elapsed();
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
@@ -919,6 +1044,8 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     ev.corrected_us = user.lateness.map(|l| (elapsed + l).as_micros() as u64);
     ev.bytes_in = rx.total;
     ev.bytes_out = bytes_out;
+    ev.bytes_decoded = decoded_len;
+    ev.phases = Some(phases(timing, read_us));
     ev.checks_passed = passed;
     ev.checks_failed = failed;
     if status >= 400 && !expects_status {

@@ -28,6 +28,9 @@ pub enum Fault {
     Silent,
     /// A valid `200 OK` with a 5-byte body, written one byte per interval.
     SlowDrip(Duration),
+    /// Read the request, wait this long, then answer like [`Fault::Ok`] (keep-alive): a
+    /// known time to first byte.
+    DelayedHead(Duration),
     /// Bytes that are not HTTP, then close.
     Garbage,
     /// Read the request, then reset before any response byte.
@@ -65,6 +68,12 @@ pub enum Fault {
     WsInvalidUtf8,
     /// WebSocket: complete the upgrade, then announce a 20 MB binary frame.
     WsOversize,
+    /// A real HTTP server (hyper), HTTP/2 or HTTP/1.1 as TLS ALPN chose (see
+    /// [`FaultServer::start_h2`]); each request head is recorded with its version first
+    /// (`HTTP/2.0 GET /me`). `/login` sets the cookie `sid=s3cret` and answers
+    /// `{"token":"t-42"}`; `/me` answers `{"cookie":…,"auth":…,"version":…}` from the
+    /// request; anything else `ok`.
+    Hyper,
 }
 
 /// Counters shared with the serving thread.
@@ -102,21 +111,12 @@ impl FaultServer {
 
     /// Like [`start`](Self::start), over TLS (HTTP/1.1).
     pub fn start_tls(fault: Fault) -> FaultServer {
-        let cert = rustls::pki_types::CertificateDer::from(include_bytes!("tls/cert.der").to_vec());
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(include_bytes!("tls/key.der").to_vec().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .expect("test certificate");
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self::spawn(
-            fault,
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
-        )
+        Self::spawn(fault, Some(acceptor(&[b"http/1.1"])))
+    }
+
+    /// [`Fault::Hyper`] over TLS, offering `h2` and `http/1.1` by ALPN.
+    pub fn start_h2() -> FaultServer {
+        Self::spawn(Fault::Hyper, Some(acceptor(&[b"h2", b"http/1.1"])))
     }
 
     fn spawn(fault: Fault, tls: Option<tokio_rustls::TlsAcceptor>) -> FaultServer {
@@ -147,6 +147,7 @@ impl FaultServer {
                             let _ = match tls {
                                 None => serve(stream, fault, &c).await,
                                 Some(acceptor) => match acceptor.accept(stream).await {
+                                    Ok(s) if fault == Fault::Hyper => hyper_serve(s, c).await,
                                     Ok(s) => serve(s, fault, &c).await,
                                     Err(e) => Err(e),
                                 },
@@ -240,6 +241,22 @@ impl Drop for FaultServer {
     }
 }
 
+/// A TLS acceptor with the test certificate, offering `alpn`.
+fn acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let cert = rustls::pki_types::CertificateDer::from(include_bytes!("tls/cert.der").to_vec());
+    let key =
+        rustls::pki_types::PrivateKeyDer::Pkcs8(include_bytes!("tls/key.der").to_vec().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("test certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 /// A connection the server talks on: plain TCP or TLS over TCP.
 pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send {
     fn tcp(&self) -> &TcpStream;
@@ -255,6 +272,63 @@ impl Wire for tokio_rustls::server::TlsStream<TcpStream> {
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0
     }
+}
+
+/// [`Fault::Hyper`] on one TLS connection, in the protocol ALPN chose.
+async fn hyper_serve(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    c: Arc<Counts>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let c = c.clone();
+        async move {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let head = format!(
+                "{:?} {} {}\r\ncookie: {}\r\nauthorization: {}\r\n",
+                req.version(),
+                req.method(),
+                req.uri().path(),
+                header("cookie"),
+                header("authorization")
+            );
+            c.requests.fetch_add(1, Ordering::SeqCst);
+            c.heads.lock().expect("heads").push(head);
+            let mut resp = hyper::Response::builder().header("content-type", "application/json");
+            let body = match req.uri().path() {
+                "/login" => {
+                    resp = resp.header("set-cookie", "sid=s3cret; Path=/");
+                    r#"{"token":"t-42"}"#.to_string()
+                }
+                "/me" => serde_json::json!({
+                    "cookie": header("cookie"),
+                    "auth": header("authorization"),
+                    "version": format!("{:?}", req.version()),
+                })
+                .to_string(),
+                _ => "ok".to_string(),
+            };
+            resp.body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        }
+    });
+    let io = TokioIo::new(stream);
+    let served = if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await
+    };
+    served.map_err(std::io::Error::other)
 }
 
 /// Reads one request (head and `Content-Length` body); `None` at EOF.
@@ -335,7 +409,12 @@ async fn serve<S: Wire>(mut stream: S, fault: Fault, c: &Counts) -> std::io::Res
     while let Some(head) = read_request(&mut stream, c).await? {
         on_this_connection += 1;
         match fault {
-            Fault::Ok => stream.write_all(OK).await?,
+            // Hyper's requests over plain TCP (only `start_h2` serves them with hyper).
+            Fault::Ok | Fault::Hyper => stream.write_all(OK).await?,
+            Fault::DelayedHead(wait) => {
+                tokio::time::sleep(wait).await;
+                stream.write_all(OK).await?;
+            }
             Fault::Silent => {
                 // Hold the socket open and unanswered until the client leaves.
                 let mut sink = [0u8; 1024];
