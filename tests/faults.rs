@@ -527,16 +527,25 @@ fn an_http_to_https_redirect_is_followed_over_tls_without_credentials() {
     let second = FaultServer::start_tls(Fault::Redirect);
     first.set_redirect_target(&second.https_url());
     let out = run(
-        r#"plan "p" { headers { Authorization "Bearer secret-token"; } }
+        r#"plan "p" {
+            cookies #false
+            headers { Authorization "Bearer secret-token"; Cookie "plan=crumb"; }
+        }
         scenario "s" { http GET "/start" { check body-contains="final"; } }"#,
         &first.url(),
         &["-u", "1", "--iterations", "1", "--insecure"],
     );
     assert_eq!(out.aggregated("failures"), 0, "{}", out.json);
+    let sent_first = first.heads().join("");
+    assert!(
+        sent_first.contains("secret-token") && sent_first.contains("plan=crumb"),
+        "{sent_first}"
+    );
     assert_eq!(second.requests(), 1);
     let sent_second = second.heads().join("");
     assert!(sent_second.starts_with("GET /final "), "{sent_second}");
     assert!(!sent_second.contains("secret-token"), "{sent_second}");
+    assert!(!sent_second.contains("plan=crumb"), "{sent_second}");
 }
 
 // ---- Phase timings ----------------------------------------------------------------

@@ -79,7 +79,7 @@ impl PhaseStats {
         self.receive.record(p.receive_us);
     }
 
-    fn merge(&mut self, other: &PhaseStats) {
+    pub fn merge(&mut self, other: &PhaseStats) {
         self.dns.merge(&other.dns);
         self.connect.merge(&other.connect);
         self.wait.merge(&other.wait);

@@ -164,6 +164,10 @@ pub fn render_summary_with(
             table.fit(opts.width);
             table.render(&mut out);
         }
+        if let Some(line) = phases_line(&rows) {
+            out.push('\n');
+            out.push_str(&line);
+        }
     }
     if !total.errors.is_empty() {
         out.push('\n');
@@ -418,6 +422,37 @@ fn footer_lines(total: &Snapshot) -> String {
 
 /// µs as ms with three significant digits (the histogram's precision); the thresholds compare
 /// the value as it would round, so 99.97 ms prints "100", not "100.0".
+/// Where the HTTP requests' time went and their bodies' bytes, over every row with phases
+/// (docs/metrics.md, "phases" and "bytes"); `None` when no request recorded phases.
+fn phases_line(rows: &[Row]) -> Option<String> {
+    let mut phases = super::snapshot::PhaseStats::default();
+    let (mut wire, mut decoded) = (0u64, 0u64);
+    for r in rows.iter().filter(|r| !r.stats.phases.wait.is_empty()) {
+        phases.merge(&r.stats.phases);
+        wire = wire.saturating_add(r.stats.bytes_in);
+        decoded = decoded.saturating_add(r.stats.bytes_decoded);
+    }
+    if phases.wait.is_empty() {
+        return None;
+    }
+    let avg = |l: &super::Latency| {
+        if l.is_empty() {
+            "-".to_owned()
+        } else {
+            fmt_ms(l.mean().round() as u64)
+        }
+    };
+    Some(format!(
+        "HTTP phases, avg ms: dns {} and connect {} per new connection ({} opened), wait {}, receive {}\n\
+         HTTP response bodies: {wire} bytes on the wire, {decoded} decoded\n",
+        avg(&phases.dns),
+        avg(&phases.connect),
+        phases.connect.len(),
+        avg(&phases.wait),
+        avg(&phases.receive),
+    ))
+}
+
 fn fmt_ms(us: u64) -> String {
     let ms = us as f64 / 1_000.0;
     if ms < 0.9995 {
@@ -731,6 +766,36 @@ mod tests {
         s.count(Counter::IterationCompleted, 100);
         let steps = [info(0, "http", "GET", "/health")];
         insta::assert_snapshot!(render_summary(&steps, &s, Duration::from_millis(10_500)));
+    }
+
+    #[test]
+    fn summary_shows_http_phases_and_wire_and_decoded_bytes_when_recorded() {
+        let mut s = Snapshot::default();
+        for (i, connect) in [Some(2_000), None, None, None].into_iter().enumerate() {
+            s.record(Event {
+                bytes_in: 100,
+                bytes_decoded: 400,
+                phases: Some(crate::metrics::Phases {
+                    dns_us: connect.map(|_| 1_000),
+                    connect_us: connect,
+                    wait_us: 10_000 + i as u64 * 1_000,
+                    receive_us: 500,
+                }),
+                ..Event::new(0, 13_000).with_status(200)
+            });
+        }
+        let text = render_summary(&program(), &s, Duration::from_secs(3));
+        assert!(
+            text.contains("HTTP phases, avg ms: dns 1.00 and connect 2.00 per new connection (1 opened), wait 11.5, receive 0.500\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HTTP response bodies: 400 bytes on the wire, 1600 decoded\n"),
+            "{text}"
+        );
+        // Without phases (the other tests' events), no such lines.
+        let plain = render_summary(&program(), &run_snapshot(), Duration::from_secs(65));
+        assert!(!plain.contains("HTTP phases"), "{plain}");
     }
 
     #[test]
