@@ -118,14 +118,17 @@ struct Row {
     sum_secs: f64,
     /// WebSocket frames: `("sent" | "received", count)`.
     ws: Option<(&'static str, u64)>,
-    /// `receive` rows: time since the latest send (sum in seconds, count, buckets).
-    reply: Option<(f64, u64, Vec<u64>)>,
+    /// `receive` rows: time since the latest send.
+    reply: Option<Hist>,
     /// HTTP rows: response bodies after content decoding.
     bytes_decoded: u64,
     /// HTTP rows: `(phase, (sum in seconds, count, buckets))` for `dns`, `connect`,
     /// `wait`, `receive`.
-    phases: Vec<(&'static str, (f64, u64, Vec<u64>))>,
+    phases: Vec<(&'static str, Hist)>,
 }
+
+/// A histogram as exported: sum in seconds, count, non-cumulative counts per [`BUCKETS`].
+type Hist = (f64, u64, Vec<u64>);
 
 /// Everything one scrape shows; rebuilt on each tick.
 #[derive(Clone, Debug, Default, PartialEq)]

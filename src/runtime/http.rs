@@ -27,6 +27,18 @@ tokio::task_local! {
     static OPENED: std::cell::Cell<fast::Timing>;
 }
 
+/// Adds the time since `start` to one phase of [`OPENED`] (outside a request being sent:
+/// a connection finishing in the background, nothing).
+fn add_opened(start: Instant, phase: fn(&mut fast::Timing) -> &mut Option<u64>) {
+    let us = start.elapsed().as_micros() as u64;
+    let _ = OPENED.try_with(|c| {
+        let mut t = c.get();
+        let p = phase(&mut t);
+        *p = Some(p.unwrap_or(0) + us);
+        c.set(t);
+    });
+}
+
 /// Name resolution for reqwest, timed into [`OPENED`] (the lookup is tokio's
 /// `getaddrinfo` on a blocking thread, as reqwest's default resolver does).
 struct Resolver;
@@ -38,12 +50,7 @@ impl reqwest::dns::Resolve for Resolver {
             let start = Instant::now();
             let addrs: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let us = start.elapsed().as_micros() as u64;
-            let _ = OPENED.try_with(|c| {
-                let mut t = c.get();
-                t.dns_us = Some(t.dns_us.unwrap_or(0) + us);
-                c.set(t);
-            });
+            add_opened(start, |t| &mut t.dns_us);
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -87,12 +94,7 @@ where
         Box::pin(async move {
             let conn = connecting.await;
             if conn.is_ok() {
-                let us = start.elapsed().as_micros() as u64;
-                let _ = OPENED.try_with(|c| {
-                    let mut t = c.get();
-                    t.connect_us = Some(t.connect_us.unwrap_or(0) + us);
-                    c.set(t);
-                });
+                add_opened(start, |t| &mut t.connect_us);
             }
             conn
         })
@@ -1153,6 +1155,29 @@ mod tests {
         assert!(w.contains("ulimit -n"), "{w}");
         assert!(nofile_warning(&p, 100, Some(1 << 20)).is_none());
         assert!(nofile_warning(&p, 100, None).is_none());
+    }
+
+    #[test]
+    fn reqwest_phases_split_the_connector_and_the_head_time() {
+        let opened = fast::Timing {
+            dns_us: Some(1_000),
+            connect_us: Some(5_000),
+            wait_us: 0,
+        };
+        let t = reqwest_timing(opened, 20_000);
+        assert_eq!(
+            (t.dns_us, t.connect_us, t.wait_us),
+            (Some(1_000), Some(4_000), 15_000)
+        );
+        let p = phases(t, 26_000);
+        assert_eq!(p.receive_us, 6_000);
+        // A reused connection: the whole head time is waiting.
+        let reused = reqwest_timing(fast::Timing::default(), 7_000);
+        assert_eq!(
+            (reused.dns_us, reused.connect_us, reused.wait_us),
+            (None, None, 7_000)
+        );
+        assert_eq!(phases(reused, 6_000).receive_us, 0);
     }
 
     #[test]
