@@ -557,6 +557,63 @@ fn phase_ms(phases: &serde_json::Value, phase: &str, stat: &str) -> f64 {
         .unwrap_or_else(|| panic!("{phase}_ms.{stat} in {phases}"))
 }
 
+/// `GET /metrics` from `addr` (HTTP/1.0, no client library): the body, if it answered.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
+#[test]
+fn phases_reach_prometheus_with_the_delayed_wait_and_one_connect() {
+    let server = FaultServer::start(Fault::DelayedHead(Duration::from_millis(150)));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let (url, metrics) = (server.url(), addr.clone());
+    let run = std::thread::spawn(move || {
+        let args = ["-u", "1", "--iterations", "4", "--metrics", &metrics];
+        run(
+            r#"scenario "s" { http GET "/a"; }"#,
+            &url,
+            &[&args[..], &["--metrics-linger", "5s"]].concat(),
+        )
+    });
+    let base = "scenario=\"s\",step=\"/a\",method=\"GET\",protocol=\"http\"";
+    let wait_count =
+        format!("loadplan_request_phase_duration_seconds_count{{{base},phase=\"wait\"}} 4");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        if let Some(t) = scrape(&addr).filter(|t| t.contains(&wait_count)) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no {wait_count} in time");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = run.join().expect("run");
+    assert_eq!(out.aggregated("failures"), 0, "{}", out.json["errors"]);
+    let has = |line: &str| text.lines().any(|l| l == line);
+    // Every wait is over the 150 ms delay (none in the 0.1 s bucket), each connect once.
+    for line in [
+        format!(
+            "loadplan_request_phase_duration_seconds_bucket{{{base},phase=\"wait\",le=\"0.1\"}} 0"
+        ),
+        format!("loadplan_request_phase_duration_seconds_count{{{base},phase=\"connect\"}} 1"),
+        format!("loadplan_request_phase_duration_seconds_count{{{base},phase=\"receive\"}} 4"),
+        // 127.0.0.1 needs no lookup.
+        format!("loadplan_request_phase_duration_seconds_count{{{base},phase=\"dns\"}} 0"),
+    ] {
+        assert!(has(&line), "{line}\n{text}");
+    }
+    assert_eq!(server.connections(), 1);
+}
+
 #[test]
 fn the_waiting_phase_covers_a_delayed_response_head_and_connect_is_timed_once_per_connection() {
     const DELAY_MS: f64 = 150.0;
