@@ -642,7 +642,6 @@ fn the_waiting_phase_covers_a_delayed_response_head_and_connect_is_timed_once_pe
         let total = &out.json["totals"]["http"]["phases"];
         eprintln!("tls={tls}: phases {total}");
         assert_eq!(total["connections"], 1, "tls={tls}: {total}");
-        assert_eq!(total["connect_ms"]["max"], total["connect_ms"]["min"]);
         assert_eq!(out.row("/a")["phases"]["connections"], 1, "{}", out.json);
         assert_eq!(out.row("/b")["phases"]["connections"], 0, "{}", out.json);
         assert!(out.row("/b")["phases"]["connect_ms"].is_null());
