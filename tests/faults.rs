@@ -652,7 +652,11 @@ fn the_waiting_phase_covers_a_delayed_response_head_and_connect_is_timed_once_pe
             let row = out.row(name);
             let phases = &row["phases"];
             let wait_min = phase_ms(phases, "wait", "min");
-            assert!(wait_min >= DELAY_MS, "tls={tls} {name}: wait {wait_min} ms");
+            // (less one HDR bucket: 3 significant digits are 0.128 ms wide at 150 ms)
+            assert!(
+                wait_min >= DELAY_MS - 0.13,
+                "tls={tls} {name}: wait {wait_min} ms"
+            );
             let latency_min = row["latency_ms"]["min"].as_f64().expect("latency");
             assert!(wait_min <= latency_min + 1.0, "{phases} vs {latency_min}");
             assert!(phase_ms(phases, "receive", "max") < DELAY_MS, "{phases}");
