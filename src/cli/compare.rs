@@ -37,6 +37,9 @@ pub struct Args {
     pub summary_md: Option<PathBuf>,
 }
 
+/// A report writer given the baseline beside the run.
+type Render = fn(&crate::report::RunReport, Option<&compare::Beside<'_>>) -> String;
+
 pub fn run(args: Args) -> u8 {
     let read = |p: &PathBuf| crate::report::read_json(p);
     let (baseline, current) = match (read(&args.baseline), read(&args.current)) {
@@ -65,15 +68,13 @@ pub fn run(args: Args) -> u8 {
         source: args.baseline.display().to_string(),
     };
     let beside = compare::Beside::new(&baseline, &current, options);
-    let html = || html::render_with(&current, Some(&beside));
-    let md = || markdown::render_with(&current, Some(&beside));
-    let files: [(&str, &Option<PathBuf>, &dyn Fn() -> String); 2] = [
-        ("--html", &args.html, &html),
-        ("--summary-md", &args.summary_md, &md),
+    let outputs = [
+        ("--html", &args.html, html::render_with as Render),
+        ("--summary-md", &args.summary_md, markdown::render_with),
     ];
-    for (flag, path, text) in files {
+    for (flag, path, render) in outputs {
         if let Some(p) = path {
-            if let Err(e) = std::fs::write(p, text()) {
+            if let Err(e) = std::fs::write(p, render(&current, Some(&beside))) {
                 errln!("error: {flag} {}: {e}", p.display());
                 return super::EXIT_USAGE;
             }

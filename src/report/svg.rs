@@ -270,4 +270,28 @@ mod tests {
         assert!(svg.contains("p95 &lt;latency&gt;"));
         assert!(!svg.contains("://"));
     }
+
+    #[test]
+    fn baseline_series_are_dashed_underneath_and_share_the_axes() {
+        let line = |points| Series {
+            label: "p95",
+            color: "#dd6b20",
+            points,
+        };
+        let plain = line_chart("t", "", &[line(vec![(1.0, Some(2.0)), (2.0, Some(3.0))])]);
+        assert!(!plain.contains("baseline"));
+        let svg = line_chart_with(
+            "t",
+            "",
+            &[line(vec![(1.0, Some(2.0)), (2.0, Some(3.0))])],
+            &[line(vec![(1.0, Some(40.0)), (30.0, Some(50.0))])],
+        );
+        let dashed = svg.find("class=\"baseline\"").expect("a baseline path");
+        let solid = svg.rfind("<path").expect("the run's path");
+        assert!(dashed < solid, "the baseline is drawn first, underneath");
+        assert!(svg.contains("stroke-dasharray"));
+        assert!(svg.contains(">baseline (dashed)<"));
+        // The y axis covers the baseline's 50 (ticks of 20 up to 60), the x axis its 30 s.
+        assert!(svg.contains(">60<") && svg.contains(">30s<"), "{svg}");
+    }
 }
