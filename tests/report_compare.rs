@@ -286,16 +286,20 @@ fn run_refuses_a_bad_baseline_before_sending_load() {
         ),
         (base, &[], "add --html FILE"),
     ];
-    for (file, outputs, says) in cases {
-        let out = bin()
+    // `run PLAN` against the counting server, 3 iterations, with `extra`.
+    let run = |extra: &[&std::ffi::OsStr]| {
+        bin()
             .arg("run")
             .arg(&plan)
             .args(["--host", &server.url(), "--iterations", "3", "--quiet"])
-            .arg("--baseline")
-            .arg(file)
-            .args(outputs)
+            .args(extra)
             .output()
-            .expect("run");
+            .expect("run")
+    };
+    for (file, outputs, says) in cases {
+        let mut args = vec!["--baseline".as_ref(), file.as_os_str()];
+        args.extend(outputs.iter().map(|o| std::ffi::OsStr::new(o)));
+        let out = run(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", file.display());
         assert!(
@@ -307,35 +311,18 @@ fn run_refuses_a_bad_baseline_before_sending_load() {
     assert!(!Path::new(&html).exists(), "a report was written");
     // The same plan with a good baseline of it runs.
     let ok = dir.path().join("ok.json");
-    let out = bin()
-        .arg("run")
-        .arg(&plan)
-        .args(["--host", &server.url(), "--iterations", "3", "--quiet"])
-        .arg("--json")
-        .arg(&ok)
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = bin()
-        .arg("run")
-        .arg(&plan)
-        .args(["--host", &server.url(), "--iterations", "3", "--quiet"])
-        .arg("--baseline")
-        .arg(&ok)
-        .args(["--html", &html])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for args in [
+        ["--json".as_ref(), ok.as_os_str()],
+        ["--baseline".as_ref(), ok.as_os_str()],
+    ] {
+        let out = run(&[&args[..], &["--html".as_ref(), html.as_ref()]].concat());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let report = std::fs::read_to_string(&html).expect("report");
     assert!(
         report.contains("<tr data-step=\"GET /nothing-shared\">"),
