@@ -298,7 +298,7 @@ fn run_refuses_a_bad_baseline_before_sending_load() {
     };
     for (file, outputs, says) in cases {
         let mut args = vec!["--baseline".as_ref(), file.as_os_str()];
-        args.extend(outputs.iter().map(|o| std::ffi::OsStr::new(o)));
+        args.extend(outputs.iter().map(std::ffi::OsStr::new));
         let out = run(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", file.display());
