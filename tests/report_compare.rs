@@ -244,6 +244,16 @@ fn compare_html_draws_the_exact_changes_beside_the_run() {
         assert!(row.contains(figure), "{figure}: {row}");
     }
     assert!(html.contains("3 regressions</span>"), "no verdict badge");
+    // The HTTP totals are the same in both files: cards with a change of 0.
+    let cards = &html[html.find("id=\"baseline-totals\"").expect("total cards")..];
+    let cards = &cards[..cards.find("</div>\n").expect("cards end")];
+    for metric in ["req/s", "errors", "p50", "p95", "p99"] {
+        assert!(
+            cards.contains(&format!("class=\"card same\" data-metric=\"{metric}\"")),
+            "{metric}: {cards}"
+        );
+    }
+    assert!(cards.contains("HTTP p95 ms · baseline "), "{cards}");
     assert!(!html.contains("://"), "a URL in the report");
     let md = std::fs::read_to_string(&md).expect("md written");
     assert!(

@@ -38,7 +38,8 @@ h1{overflow-wrap:anywhere}.meta{overflow-wrap:anywhere}
 .reasons.ok{background:#f0fff4;border-color:#9ae6b4}.reasons ul{margin:4px 0;padding-left:20px}
 .step-chart h3{font-size:13px;margin:0 0 4px;overflow-wrap:anywhere}
 td.worse{background:#fed7d7;color:#9b2c2c;font-weight:600}td.better{background:#c6f6d5;color:#22543d;font-weight:600}
-td.few{color:#a0aec0}td.base{color:#718096}th.grp{text-align:center}
+.card.worse{background:#fff5f5;border-color:#feb2b2}.card.better{background:#f0fff4;border-color:#9ae6b4}
+#baseline-totals{margin:0 0 12px}td.few{color:#a0aec0}td.base{color:#718096}th.grp{text-align:center}
 @media (max-width:600px){main{padding:10px}.card{min-width:0;flex:1 1 40%}}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
 .meta{color:#4a5568;font-size:13px}
@@ -252,6 +253,32 @@ fn comparison(out: &mut String, r: &RunReport, b: &Beside<'_>) {
         ("p95", "p95 ms"),
         ("p99", "p99 ms"),
     ];
+    // The totals first, as cards: the run's figure, the baseline's and the change.
+    out.push_str("<div class=\"cards\" id=\"baseline-totals\">");
+    for (then, now) in b.totals(r) {
+        let label = compare::label(now);
+        let who = match now.kind.as_str() {
+            "http" => "HTTP",
+            "ws" => "WebSocket",
+            _ => "all",
+        };
+        for (metric, unit) in METRICS {
+            let Some((d, judged)) = b.delta(&label, metric) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "<div class=\"card {j}\" data-metric=\"{metric}\"><b>{}</b><span>{}</span></div>",
+                escape(&metric_value(now, metric)),
+                escape(&format!(
+                    "{who} {unit} · baseline {} · Δ {}",
+                    metric_value(then, metric),
+                    compare::change(d)
+                )),
+                j = judged.as_str()
+            ));
+        }
+    }
+    out.push_str("</div>\n");
     out.push_str("<div class=\"scroll\"><table class=\"compare\"><tr><th class=\"l\" rowspan=\"2\">Step</th><th class=\"grp\" colspan=\"2\"># reqs</th>");
     for (_, title) in METRICS {
         out.push_str(&format!("<th class=\"grp\" colspan=\"3\">{title}</th>"));
