@@ -1,7 +1,9 @@
 //! `--html FILE`: a self-contained report of one run — summary, thresholds, charts over time
 //! (request and failure rate, users, p50/p95/p99), the per-step table and the failures — in one
 //! HTML file with inline CSS and inline SVG ([`super::svg`]). It opens offline, from an archive
-//! or a CI artifact store.
+//! or a CI artifact store. With a baseline ([`render_with`]: `run --baseline`, `compare
+//! --html`) it also shows the comparison: totals and a per-step table of baseline, run and
+//! change judged by [`super::compare`]'s rules, and the baseline's series dashed in the charts.
 //!
 //! Invariants: no script, no external stylesheet, font or image, and no URL anywhere: every
 //! text taken from the plan or the run goes through [`escape`], which also writes `:` as a
