@@ -2,7 +2,10 @@
 //! (shortened to 5 s): a p50/p95/p99-over-time chart for every step that recorded anything,
 //! one self-contained file under 1 MB without any URL, that fits a 390 px phone in Chromium
 //! (screenshots in `target/e2e-screenshots/report-*.png`); and `--summary-md` with the
-//! verdict and its reasons, host, profile, a per-step table and the thresholds.
+//! verdict and its reasons, host, profile, a per-step table and the thresholds. A second run
+//! with the first as `--baseline`: the comparison table, the baseline's series dashed in the
+//! per-step charts, still one small file without URL, rendered in Chromium
+//! (`report-baseline-*.png`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -31,21 +34,36 @@ impl Run {
     }
 }
 
+/// `loadplan run plans/mixed.kdl --profile smoke --demo` for 5 s with every report file.
+fn launch(extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let arg = |name: &str| dir.path().join(name).display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "plans/mixed.kdl", "--profile", "smoke", "--demo"])
+        .args(["-t", "5s", "--quiet"])
+        .args(["--html", &arg("report.html")])
+        .args(["--json", &arg("result.json")])
+        .args(["--summary-md", &arg("summary.md")])
+        .args(extra)
+        .output()
+        .expect("run loadplan");
+    Run { dir, out }
+}
+
 fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| launch(&["--seed", "1"]))
+}
+
+/// Another run of the same plan, with [`run`]'s result as its `--baseline`.
+fn compared() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let arg = |name: &str| dir.path().join(name).display().to_string();
-        let out = Command::new(env!("CARGO_BIN_EXE_loadplan"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["run", "plans/mixed.kdl", "--profile", "smoke", "--demo"])
-            .args(["-t", "5s", "--seed", "1", "--quiet"])
-            .args(["--html", &arg("report.html")])
-            .args(["--json", &arg("result.json")])
-            .args(["--summary-md", &arg("summary.md")])
-            .output()
-            .expect("run loadplan");
-        Run { dir, out }
+        let base = run().dir.path().join("result.json");
+        assert!(base.is_file(), "the baseline run wrote no result");
+        let base = base.display().to_string();
+        launch(&["--seed", "2", "--baseline", &base])
     })
 }
 
@@ -196,8 +214,9 @@ fn require(what: &str, ok: bool, fix: &str) {
     );
 }
 
-#[test]
-fn the_report_fits_a_phone_in_chromium() {
+/// Opens `run`'s report in headless Chromium with tests/e2e/report.mjs (screenshots
+/// `target/e2e-screenshots/NAME-phone.png` and `-desktop.png`).
+fn check_in_chromium(r: &Run, name: &str, extra: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let node_ok = Command::new("node")
         .arg("--version")
@@ -217,7 +236,6 @@ fn the_report_fits_a_phone_in_chromium() {
         root.join("tests/e2e/node_modules/playwright-core").is_dir(),
         "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/e2e",
     );
-    let r = run();
     let report = r.dir.path().join("report.html");
     assert!(report.is_file(), "no report");
     let shots = root.join("target/e2e-screenshots");
@@ -226,6 +244,8 @@ fn the_report_fits_a_phone_in_chromium() {
         .arg("tests/e2e/report.mjs")
         .arg(&report)
         .arg(&shots)
+        .arg(name)
+        .args(extra)
         .env("LOADPLAN_CHROMIUM", &chromium)
         .output()
         .expect("node runs");
@@ -236,5 +256,111 @@ fn the_report_fits_a_phone_in_chromium() {
     );
     eprintln!("{text}");
     assert!(out.status.success(), "the report check failed:\n{text}");
-    assert!(shots.join("report-phone.png").is_file());
+    assert!(shots.join(format!("{name}-phone.png")).is_file());
+}
+
+#[test]
+fn the_report_fits_a_phone_in_chromium() {
+    check_in_chromium(run(), "report", &[]);
+}
+
+#[test]
+fn the_compared_report_renders_in_chromium() {
+    check_in_chromium(compared(), "report-baseline", &["baseline"]);
+}
+
+/// The HTML between `marker` and the end of its element `end`.
+fn section<'a>(html: &'a str, marker: &str, end: &str) -> &'a str {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the report"));
+    let rest = &html[at..];
+    &rest[..rest.find(end).expect("element ends")]
+}
+
+#[test]
+fn a_baseline_is_drawn_beside_every_step_in_one_small_file() {
+    let (base, r) = (run(), compared());
+    let html = r.read("report.html");
+    let (then, now) = (base.json(), r.json());
+    let base_steps = steps(&then);
+    // The comparison table: a row per step of either run and per total, every change judged.
+    let table = section(&html, "<table class=\"compare\">", "</table>");
+    let mut rows = steps(&now);
+    rows.extend(
+        base_steps
+            .iter()
+            .filter(|s| !rows.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for (kind, name) in &rows {
+        let marker = format!(
+            "data-step=\"{}\"",
+            loadplan::report::html::escape(&format!("{kind} {name}"))
+        );
+        let row = section(table, &marker, "</tr>");
+        assert_eq!(
+            row.matches("data-judged=").count(),
+            5,
+            "{kind} {name}: {row}"
+        );
+    }
+    let http = &then["totals"]["http"];
+    let total = section(
+        table,
+        "data-step=\"http Aggregated HTTP requests\"",
+        "</tr>",
+    );
+    let base_rate = format!(
+        "<td class=\"base\">{:.2}</td>",
+        http["rate"].as_f64().expect("rate")
+    );
+    assert!(total.contains(&base_rate), "{base_rate}: {total}");
+    for judged in table.split("data-judged=\"").skip(1) {
+        let j = judged.split('"').next().unwrap_or_default();
+        assert!(["worse", "better", "few", "same"].contains(&j), "{j}");
+    }
+    // Every step chart of a step the baseline timed also draws the baseline, dashed.
+    for s in now["step_history"].as_array().expect("step_history") {
+        let (kind, name) = (
+            s["kind"].as_str().expect("kind"),
+            s["name"].as_str().expect("name"),
+        );
+        let marker = format!(
+            "data-step=\"{}\"",
+            loadplan::report::html::escape(&format!("{kind} {name}"))
+        );
+        let chart = section(&html, &format!("class=\"step-chart\" {marker}"), "</div>");
+        let in_base = then["step_history"]
+            .as_array()
+            .expect("base step_history")
+            .iter()
+            .any(|h| h["kind"] == kind && h["name"] == name);
+        assert_eq!(
+            chart.contains("class=\"baseline\""),
+            in_base,
+            "{kind} {name}"
+        );
+        assert_eq!(
+            chart.contains(">baseline (dashed)<"),
+            in_base,
+            "{kind} {name}"
+        );
+    }
+    for forbidden in ["http://", "https://", "<script", "src=", "@import", "url("] {
+        assert!(
+            !html.contains(forbidden),
+            "the report contains {forbidden:?}"
+        );
+    }
+    assert!(html.len() < 1_000_000, "the report is {} bytes", html.len());
+    eprintln!("compared report.html: {} bytes", html.len());
+    // The markdown summary carries the changes.
+    let md = r.read("summary.md");
+    assert!(md.contains("Compared with the baseline `"), "{md}");
+    assert!(
+        md.contains("| Step | Count | Failures | Req/s | Avg ms | p50 ms | p95 ms | p99 ms |"),
+        "{md}"
+    );
 }

@@ -1,10 +1,13 @@
 //! `loadplan compare BASELINE.json CURRENT.json`: per-step deltas between two `run --json`
 //! results (request rate, error rate, p50/p95/p99) and an exit code for CI — 1 when a number
-//! regressed beyond the tolerance, 0 otherwise, 2 when an input cannot be read.
+//! regressed beyond the tolerance, 0 otherwise, 2 when an input cannot be read or an output
+//! written. `--html FILE` / `--summary-md FILE` also write the current run's report with the
+//! baseline beside it, as `run --baseline` does.
 
 use std::path::PathBuf;
 
 use crate::report::compare::{self, Options};
+use crate::report::{html, markdown};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -25,7 +28,17 @@ pub struct Args {
     /// regressions (percentiles of a handful of samples are noise).
     #[arg(long, default_value_t = compare::MIN_SAMPLES)]
     pub min_samples: u64,
+    /// Also write the current run's HTML report with the baseline drawn beside it (the
+    /// comparison table, baseline series dashed under the charts).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the current run's markdown summary with the baseline's changes.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
+
+/// A report writer given the baseline beside the run.
+type Render = fn(&crate::report::RunReport, Option<&compare::Beside<'_>>) -> String;
 
 pub fn run(args: Args) -> u8 {
     let read = |p: &PathBuf| crate::report::read_json(p);
@@ -50,6 +63,23 @@ pub fn run(args: Args) -> u8 {
     };
     let result = compare::compare(&baseline, &current, &options);
     out!("{}", compare::render(&result, &options));
+    let baseline = compare::Baseline {
+        report: baseline,
+        source: args.baseline.display().to_string(),
+    };
+    let beside = compare::Beside::new(&baseline, &current, options);
+    let outputs = [
+        ("--html", &args.html, html::render_with as Render),
+        ("--summary-md", &args.summary_md, markdown::render_with),
+    ];
+    for (flag, path, render) in outputs {
+        if let Some(p) = path {
+            if let Err(e) = std::fs::write(p, render(&current, Some(&beside))) {
+                errln!("error: {flag} {}: {e}", p.display());
+                return super::EXIT_USAGE;
+            }
+        }
+    }
     if result.regressions().next().is_some() {
         super::EXIT_FAILED
     } else {

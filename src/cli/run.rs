@@ -103,6 +103,11 @@ pub struct Args {
     /// pull-request comment.
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
+    /// A previous result (`--json FILE`) to draw beside this run in --html and --summary-md:
+    /// its figures, the change and what `loadplan compare` would call a regression. Read
+    /// before any load is sent (a missing, unreadable or unrelated file: exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9646).
     #[arg(
         long,
@@ -256,12 +261,23 @@ pub async fn start_sinks(
     program: &Arc<lang::ir::Program>,
     profile: &LoadProfile,
 ) -> Result<report::sinks::Sinks, u8> {
+    let baseline = match &args.baseline {
+        Some(path) => match load_baseline(path, program, args) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(m) => {
+                errln!("error: --baseline {}: {m}", path.display());
+                return Err(super::EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     let outputs = report::sinks::Outputs {
         csv: args.csv.clone(),
         json: args.json.clone(),
         junit: args.junit.clone(),
         html: args.html.clone(),
         summary_md: args.summary_md.clone(),
+        baseline,
     };
     let metrics = args.metrics.and_then(|l| l.0);
     report::sinks::Sinks::start(program.clone(), profile, outputs, metrics)
@@ -277,6 +293,38 @@ pub async fn start_sinks(
                 super::EXIT_FATAL
             }
         })
+}
+
+/// Reads `--baseline FILE`: a loadplan result of the current format, asked for with an
+/// output that shows it, and of this plan (the same plan name, or at least one step in
+/// common) — else the comparison would be all `new`/`gone` rows.
+fn load_baseline(
+    path: &std::path::Path,
+    program: &lang::ir::Program,
+    args: &Args,
+) -> Result<report::compare::Baseline, String> {
+    if args.html.is_none() && args.summary_md.is_none() {
+        return Err(
+            "the comparison is drawn in the report: add --html FILE and/or \
+                    --summary-md FILE (or compare two results with `loadplan compare`)"
+                .into(),
+        );
+    }
+    let report = report::read_json(path)?;
+    let shared = program
+        .stats
+        .iter()
+        .any(|s| report.step(&s.kind, &s.name).is_some());
+    if report.plan.name != program.name && !shared {
+        return Err(format!(
+            "the baseline is a run of plan `{}` and has no step of plan `{}`",
+            report.plan.name, program.name
+        ));
+    }
+    Ok(report::compare::Baseline {
+        report,
+        source: path.display().to_string(),
+    })
 }
 
 /// Where the load goes: the demo target when `--demo` (started here), else `--host`

@@ -175,7 +175,8 @@ fn rate_fell(b: &StepReport, s: &StepReport) -> bool {
     var > 0.0 && (b.rate - s.rate) / var.sqrt() > Z
 }
 
-fn label(s: &StepReport) -> String {
+/// A row's name in the comparison: `GET /health`, or the name alone for a kindless row.
+pub fn label(s: &StepReport) -> String {
     if s.kind.is_empty() {
         s.name.clone()
     } else {
@@ -242,7 +243,8 @@ fn value(metric: &str, v: Option<f64>) -> String {
     }
 }
 
-fn change(d: &Delta) -> String {
+/// The change as shown: `+12.0%`, or `+0.50pp` for the error rate; `-` without a base.
+pub fn change(d: &Delta) -> String {
     if d.metric == "errors" {
         return match (d.baseline, d.current) {
             (Some(b), Some(c)) => format!("{:+.2}pp", (c - b) * 100.0),
@@ -251,6 +253,115 @@ fn change(d: &Delta) -> String {
     }
     d.change()
         .map_or_else(|| "-".into(), |r| format!("{:+.1}%", r * 100.0))
+}
+
+/// A baseline result read for `run --baseline FILE` (or the first file of `compare`).
+#[derive(Clone, Debug)]
+pub struct Baseline {
+    pub report: RunReport,
+    /// Where it was read from, as shown in the report.
+    pub source: String,
+}
+
+/// How one compared number came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// A regression by the rules of [`compare`].
+    Worse,
+    /// The same rules with the runs swapped: an improvement beyond noise.
+    Better,
+    /// Fewer than [`Options::min_samples`] events in either run: never judged.
+    FewSamples,
+    /// Within the tolerance, the floors or chance.
+    Same,
+}
+
+impl Judged {
+    /// The CSS class / data attribute value of the HTML report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judged::Worse => "worse",
+            Judged::Better => "better",
+            Judged::FewSamples => "few",
+            Judged::Same => "same",
+        }
+    }
+}
+
+/// A baseline beside a run (the HTML report and the markdown summary with `--baseline`, and
+/// `compare --html`): the regressions as [`compare`] finds them, and the improvements by the
+/// same rules with the two runs swapped, so "better" is as strict as "worse".
+pub struct Beside<'a> {
+    pub baseline: &'a Baseline,
+    pub options: Options,
+    pub worse: Comparison,
+    better: Comparison,
+}
+
+impl<'a> Beside<'a> {
+    pub fn new(baseline: &'a Baseline, current: &RunReport, options: Options) -> Self {
+        Beside {
+            worse: compare(&baseline.report, current, &options),
+            better: compare(current, &baseline.report, &options),
+            baseline,
+            options,
+        }
+    }
+
+    /// The delta of row `step` (a [`label`]) and `metric`, and its verdict.
+    pub fn delta(&self, step: &str, metric: &str) -> Option<(&Delta, Judged)> {
+        let d = self
+            .worse
+            .deltas
+            .iter()
+            .find(|d| d.step == step && d.metric == metric)?;
+        let better = self
+            .better
+            .deltas
+            .iter()
+            .any(|d| d.step == step && d.metric == metric && d.regression);
+        let judged = if d.regression {
+            Judged::Worse
+        } else if d.few_samples {
+            Judged::FewSamples
+        } else if better {
+            Judged::Better
+        } else {
+            Judged::Same
+        };
+        Some((d, judged))
+    }
+
+    /// The total rows compared, as [`compare`] pairs them: HTTP and WebSocket totals, or the
+    /// `Aggregated` rows when either run has no per-protocol totals.
+    pub fn totals<'r>(&'r self, current: &'r RunReport) -> Vec<(&'r StepReport, &'r StepReport)> {
+        let (bt, ct) = (&self.baseline.report.totals, &current.totals);
+        if bt.http.count + bt.ws.count == 0 || ct.http.count + ct.ws.count == 0 {
+            return vec![(&self.baseline.report.aggregated, &current.aggregated)];
+        }
+        [(&bt.http, &ct.http), (&bt.ws, &ct.ws)]
+            .into_iter()
+            .filter(|(b, c)| b.count + c.count > 0)
+            .collect()
+    }
+
+    /// `10% tolerance, 1 ms and 0.1 pp floors, 99 % confidence, at least 10 events`.
+    pub fn rules(&self) -> String {
+        let o = &self.options;
+        format!(
+            "{}% tolerance, {} ms latency floor, {} pp error-rate floor, beyond chance at 99% confidence, at least {} events in both runs",
+            short(o.tolerance * 100.0),
+            short(o.latency_floor_ms),
+            short(o.error_floor * 100.0),
+            o.min_samples
+        )
+    }
+}
+
+/// `10`, `0.1`, `2.5`: at most 3 decimals, no trailing zeros.
+fn short(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// The table of deltas, the notes and a last `result:` line.

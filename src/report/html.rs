@@ -1,13 +1,16 @@
 //! `--html FILE`: a self-contained report of one run — summary, thresholds, charts over time
 //! (request and failure rate, users, p50/p95/p99), the per-step table and the failures — in one
 //! HTML file with inline CSS and inline SVG ([`super::svg`]). It opens offline, from an archive
-//! or a CI artifact store.
+//! or a CI artifact store. With a baseline ([`render_with`]: `run --baseline`, `compare
+//! --html`) it also shows the comparison: totals and a per-step table of baseline, run and
+//! change judged by [`super::compare`]'s rules, and the baseline's series dashed in the charts.
 //!
 //! Invariants: no script, no external stylesheet, font or image, and no URL anywhere: every
 //! text taken from the plan or the run goes through [`escape`], which also writes `:` as a
 //! character reference, so even a step named after an absolute URL cannot put `http://` in the
 //! file.
 
+use super::compare::{self, Beside, Judged};
 use super::model::{Percentiles, PhaseReport, RunReport, StepReport};
 use super::svg::{self, Series};
 
@@ -36,6 +39,9 @@ h1{overflow-wrap:anywhere}.meta{overflow-wrap:anywhere}
 .reasons{background:#fff5f5;border:1px solid #feb2b2;border-radius:6px;padding:8px 14px;margin-top:14px}
 .reasons.ok{background:#f0fff4;border-color:#9ae6b4}.reasons ul{margin:4px 0;padding-left:20px}
 .step-chart h3{font-size:13px;margin:0 0 4px;overflow-wrap:anywhere}
+td.worse{background:#fed7d7;color:#9b2c2c;font-weight:600}td.better{background:#c6f6d5;color:#22543d;font-weight:600}
+.card.worse{background:#fff5f5;border-color:#feb2b2}.card.better{background:#f0fff4;border-color:#9ae6b4}
+#baseline-totals{margin:0 0 12px}td.few{color:#a0aec0}td.base{color:#718096}th.grp{text-align:center}
 @media (max-width:600px){main{padding:10px}.card{min-width:0;flex:1 1 40%}}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
 .meta{color:#4a5568;font-size:13px}
@@ -58,6 +64,14 @@ footer{color:#718096;font-size:12px;margin-top:30px}
 
 /// The report document.
 pub fn render(r: &RunReport) -> String {
+    render_with(r, None)
+}
+
+/// The report document, with a baseline drawn beside the run when one is given
+/// (`run --baseline FILE`, `compare --html`): the comparison table after the verdict and the
+/// baseline's series dashed under the charts.
+pub fn render_with(r: &RunReport, beside: Option<&Beside<'_>>) -> String {
+    let base = beside.map(|b| &b.baseline.report);
     let mut out = String::with_capacity(32 * 1024);
     let title = format!("loadplan report: {}", r.plan.name);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -68,9 +82,12 @@ pub fn render(r: &RunReport) -> String {
     ));
     header(&mut out, r);
     reasons(&mut out, r);
+    if let Some(b) = beside {
+        comparison(&mut out, r, b);
+    }
     thresholds(&mut out, r);
-    charts(&mut out, r);
-    step_charts(&mut out, r);
+    charts(&mut out, r, base);
+    step_charts(&mut out, r, base);
     steps(&mut out, r);
     phases(&mut out, r);
     failures(&mut out, r);
@@ -194,6 +211,152 @@ fn reasons(out: &mut String, r: &RunReport) {
     out.push_str("</ul></div>\n");
 }
 
+/// The baseline beside the run: who it was, the verdict of the comparison, and a table of
+/// every step and total with the baseline's figure, the run's and the change, coloured when
+/// the change is beyond the rules of `loadplan compare` (worse: a regression; better: the
+/// same rules the other way round).
+fn comparison(out: &mut String, r: &RunReport, b: &Beside<'_>) {
+    let base = &b.baseline.report;
+    let started = std::time::UNIX_EPOCH
+        + std::time::Duration::try_from_secs_f64(base.started_at).unwrap_or_default();
+    let regressions = b.worse.regressions().count();
+    let verdict = match regressions {
+        0 => "<span class=\"badge pass\">no regression</span>".to_owned(),
+        1 => "<span class=\"badge fail\">1 regression</span>".to_owned(),
+        n => format!("<span class=\"badge fail\">{n} regressions</span>"),
+    };
+    out.push_str(&format!(
+        "<h2 id=\"baseline\">Compared with the baseline {verdict}</h2>\n<p class=\"meta\">{}</p>\n",
+        escape(&format!(
+            "baseline {}: plan {} · target {} · profile {} · started {} · ran {} · seed {}. \
+             Δ is the change from the baseline (error rate in percentage points). Red: worse, \
+             green: better, each only beyond the rules of loadplan compare ({}); grey: too few \
+             events to judge.",
+            b.baseline.source,
+            base.plan.name,
+            base.host.as_deref().unwrap_or("-"),
+            base.profile.name,
+            humantime::format_rfc3339_seconds(started),
+            clock(base.elapsed_secs),
+            base.seed,
+            b.rules()
+        ))
+    ));
+    if !b.worse.notes.is_empty() {
+        out.push_str("<ul class=\"meta\">");
+        for n in &b.worse.notes {
+            out.push_str(&format!("<li>{}</li>", escape(n)));
+        }
+        out.push_str("</ul>\n");
+    }
+    const METRICS: [(&str, &str); 5] = [
+        ("req/s", "req/s"),
+        ("errors", "error rate"),
+        ("p50", "p50 ms"),
+        ("p95", "p95 ms"),
+        ("p99", "p99 ms"),
+    ];
+    // The totals first, as cards: the run's figure, the baseline's and the change.
+    out.push_str("<div class=\"cards\" id=\"baseline-totals\">");
+    for (then, now) in b.totals(r) {
+        let label = compare::label(now);
+        let who = match now.kind.as_str() {
+            "http" => "HTTP",
+            "ws" => "WebSocket",
+            _ => "all",
+        };
+        for (metric, unit) in METRICS {
+            let Some((d, judged)) = b.delta(&label, metric) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "<div class=\"card {j}\" data-metric=\"{metric}\"><b>{}</b><span>{}</span></div>",
+                escape(&metric_value(now, metric)),
+                escape(&format!(
+                    "{who} {unit} · baseline {} · Δ {}",
+                    metric_value(then, metric),
+                    compare::change(d)
+                )),
+                j = judged.as_str()
+            ));
+        }
+    }
+    out.push_str("</div>\n");
+    out.push_str("<div class=\"scroll\"><table class=\"compare\"><tr><th class=\"l\" rowspan=\"2\">Step</th><th class=\"grp\" colspan=\"2\"># reqs</th>");
+    for (_, title) in METRICS {
+        out.push_str(&format!("<th class=\"grp\" colspan=\"3\">{title}</th>"));
+    }
+    out.push_str("</tr>\n<tr><th>base</th><th>now</th>");
+    for _ in METRICS {
+        out.push_str("<th>base</th><th>now</th><th>Δ</th>");
+    }
+    out.push_str("</tr>\n");
+    let mut rows: Vec<(Option<&StepReport>, Option<&StepReport>, &str)> = r
+        .steps
+        .iter()
+        .map(|c| (base.step(&c.kind, &c.name), Some(c), ""))
+        .collect();
+    rows.extend(
+        base.steps
+            .iter()
+            .filter(|s| r.step(&s.kind, &s.name).is_none())
+            .map(|s| (Some(s), None, "")),
+    );
+    rows.extend(
+        b.totals(r)
+            .into_iter()
+            .map(|(x, y)| (Some(x), Some(y), " class=\"total\"")),
+    );
+    for (then, now, class) in rows {
+        let Some(row) = now.or(then) else { continue };
+        let label = compare::label(row);
+        out.push_str(&format!(
+            "<tr{class} data-step=\"{0}\"><td class=\"l\">{0}</td>",
+            escape(&label)
+        ));
+        let count = |s: Option<&StepReport>| s.map_or("-".into(), |s| s.count.to_string());
+        out.push_str(&format!(
+            "<td class=\"base\">{}</td><td>{}</td>",
+            count(then),
+            count(now)
+        ));
+        for (metric, _) in METRICS {
+            let value =
+                |s: Option<&StepReport>| s.map_or("-".to_owned(), |s| metric_value(s, metric));
+            let (delta, judged) = match (then, now) {
+                (Some(_), Some(_)) => b
+                    .delta(&label, metric)
+                    .map_or(("-".to_owned(), Judged::Same), |(d, j)| {
+                        (compare::change(d), j)
+                    }),
+                (None, _) => ("new".to_owned(), Judged::Same),
+                (_, None) => ("gone".to_owned(), Judged::Same),
+            };
+            out.push_str(&format!(
+                "<td class=\"base\">{}</td><td>{}</td><td class=\"d {j}\" data-metric=\"{metric}\" data-judged=\"{j}\">{}</td>",
+                escape(&value(then)),
+                escape(&value(now)),
+                escape(&delta),
+                j = judged.as_str(),
+            ));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n");
+}
+
+/// One compared figure of a row, as the comparison table shows it.
+fn metric_value(s: &StepReport, metric: &str) -> String {
+    let lat = |f: fn(&Percentiles) -> f64| s.latency_ms.as_ref().map_or("-".into(), |p| ms(f(p)));
+    match metric {
+        "req/s" => format!("{:.2}", s.rate),
+        "errors" => pct(s.error_rate),
+        "p50" => lat(|p| p.p50),
+        "p95" => lat(|p| p.p95),
+        _ => lat(|p| p.p99),
+    }
+}
+
 fn thresholds(out: &mut String, r: &RunReport) {
     if r.thresholds.is_empty() {
         return;
@@ -215,15 +378,15 @@ fn thresholds(out: &mut String, r: &RunReport) {
     out.push_str("</table></div>\n");
 }
 
-fn charts(out: &mut String, r: &RunReport) {
+/// The overall charts; with a baseline, its request rate and latency percentiles dashed
+/// under the run's.
+fn charts(out: &mut String, r: &RunReport, base: Option<&RunReport>) {
     if r.history.is_empty() {
         return;
     }
-    let h = &r.history;
-    let rate = svg::line_chart(
-        "Requests per second",
-        "/s",
-        &[
+    let rate_series = |r: &RunReport| {
+        let h = &r.history;
+        [
             Series {
                 label: "requests/s",
                 color: "#2b6cb0",
@@ -234,21 +397,11 @@ fn charts(out: &mut String, r: &RunReport) {
                 color: "#c53030",
                 points: h.iter().map(|p| (p.t_secs, Some(p.failure_rate))).collect(),
             },
-        ],
-    );
-    let users = svg::line_chart(
-        "Users",
-        "",
-        &[Series {
-            label: "users",
-            color: "#2f855a",
-            points: users_steps(r),
-        }],
-    );
-    let latency = svg::line_chart(
-        "Response time (ms)",
-        "",
-        &[
+        ]
+    };
+    let latency_series = |r: &RunReport| {
+        let h = &r.history;
+        [
             Series {
                 label: "p50",
                 color: "#2b6cb0",
@@ -264,7 +417,31 @@ fn charts(out: &mut String, r: &RunReport) {
                 color: "#c53030",
                 points: h.iter().map(|p| (p.t_secs, p.p99_ms)).collect(),
             },
-        ],
+        ]
+    };
+    let base = base.filter(|b| !b.history.is_empty());
+    let rate = svg::line_chart_with(
+        "Requests per second",
+        "/s",
+        &rate_series(r),
+        base.map(rate_series).as_ref().map_or(&[][..], |s| &s[..]),
+    );
+    let users = svg::line_chart(
+        "Users",
+        "",
+        &[Series {
+            label: "users",
+            color: "#2f855a",
+            points: users_steps(r),
+        }],
+    );
+    let latency = svg::line_chart_with(
+        "Response time (ms)",
+        "",
+        &latency_series(r),
+        base.map(latency_series)
+            .as_ref()
+            .map_or(&[][..], |s| &s[..]),
     );
     out.push_str("<h2>Over time</h2>\n<div class=\"charts\">\n");
     for chart in [rate, users, latency] {
@@ -295,35 +472,48 @@ fn thin(points: Vec<(f64, Option<f64>)>) -> Vec<(f64, Option<f64>)> {
 
 /// A p50/p95/p99-over-time chart for every statistics row (and its request rate), drawn
 /// inline: no script, so it works offline.
-fn step_charts(out: &mut String, r: &RunReport) {
+fn step_charts(out: &mut String, r: &RunReport, base: Option<&RunReport>) {
     if r.step_history.is_empty() {
         return;
     }
-    out.push_str("<h2>Response time per step</h2>\n<p class=\"meta\">Per tick (about one a second): latency percentiles of that step alone, in milliseconds; ticks in which the step recorded nothing leave a gap.</p>\n<div class=\"charts\">\n");
+    out.push_str("<h2>Response time per step</h2>\n<p class=\"meta\">Per tick (about one a second): latency percentiles of that step alone, in milliseconds; ticks in which the step recorded nothing leave a gap.");
+    if base.is_some() {
+        out.push_str(" Dashed: the same step in the baseline run, by time since its start.");
+    }
+    out.push_str("</p>\n<div class=\"charts\">\n");
+    type Pick = fn(&super::model::StepHistoryRow) -> Option<f64>;
+    // Ending at the run's end: every step's chart spans the same time.
+    let percentiles = |s: &super::model::StepHistory, end: f64| {
+        let line = |label, color, f: Pick| Series {
+            label,
+            color,
+            points: thin(
+                s.points
+                    .iter()
+                    .map(|p| (p.t_secs, f(p)))
+                    .chain([(end, None)])
+                    .collect(),
+            ),
+        };
+        [
+            line("p50", "#2b6cb0", |p| p.p50_ms),
+            line("p95", "#dd6b20", |p| p.p95_ms),
+            line("p99", "#c53030", |p| p.p99_ms),
+        ]
+    };
     for s in &r.step_history {
         let title = format!("{} {}", s.kind, s.name);
-        let series = |label, color, f: fn(&super::model::StepHistoryRow) -> Option<f64>| {
-            Series {
-                label,
-                color,
-                // Ending at the run's end: every step's chart spans the same time.
-                points: thin(
-                    s.points
-                        .iter()
-                        .map(|p| (p.t_secs, f(p)))
-                        .chain([(r.elapsed_secs, None)])
-                        .collect(),
-                ),
-            }
-        };
-        let chart = svg::line_chart(
+        let baseline = base.and_then(|b| {
+            b.step_history
+                .iter()
+                .find(|h| h.kind == s.kind && h.name == s.name)
+                .map(|h| percentiles(h, b.elapsed_secs))
+        });
+        let chart = svg::line_chart_with(
             &title,
             "",
-            &[
-                series("p50", "#2b6cb0", |p| p.p50_ms),
-                series("p95", "#dd6b20", |p| p.p95_ms),
-                series("p99", "#c53030", |p| p.p99_ms),
-            ],
+            &percentiles(s, r.elapsed_secs),
+            baseline.as_ref().map_or(&[][..], |l| &l[..]),
         );
         out.push_str(&format!(
             "<div class=\"step-chart\" data-step=\"{}\">{chart}</div>\n",

@@ -5,6 +5,7 @@
 //! Invariants: rendered from the same [`RunReport`] as every other file; text from the plan
 //! or the run is escaped so that it cannot break the table (`|`, newlines) or become markup.
 
+use super::compare::{self, Beside, Judged};
 use super::model::{RunReport, StepReport};
 
 /// Markdown-safe text: table pipes, backticks, angle brackets and newlines neutralised.
@@ -36,7 +37,7 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
-fn row(out: &mut String, s: &StepReport, bold: bool) {
+fn row(out: &mut String, s: &StepReport, bold: bool, beside: Option<&Beside<'_>>) {
     let p = s.latency_ms.as_ref();
     let name = if s.kind.is_empty() || bold {
         esc(&s.name)
@@ -44,20 +45,63 @@ fn row(out: &mut String, s: &StepReport, bold: bool) {
         esc(&format!("{} {}", s.kind, s.name))
     };
     let b = if bold { "**" } else { "" };
+    let Some(beside) = beside else {
+        out.push_str(&format!(
+            "| {b}{name}{b} | {} | {} ({:.2}%) | {} | {} | {} | {} |\n",
+            s.count,
+            s.failures,
+            s.error_rate * 100.0,
+            ms(p.map(|p| p.mean)),
+            ms(p.map(|p| p.p50)),
+            ms(p.map(|p| p.p95)),
+            ms(p.map(|p| p.p99)),
+        ));
+        return;
+    };
+    // With a baseline: each compared figure followed by its change, marked when it is a
+    // regression (🔴) or an improvement (🟢) by the rules of `loadplan compare`.
+    let label = compare::label(s);
+    let delta = |metric: &str| match beside.delta(&label, metric) {
+        Some((d, judged)) => {
+            let mark = match judged {
+                Judged::Worse => " 🔴",
+                Judged::Better => " 🟢",
+                Judged::FewSamples | Judged::Same => "",
+            };
+            (compare::change(d), mark)
+        }
+        None => ("new".into(), ""),
+    };
+    let after = |metric: &str| {
+        let (change, mark) = delta(metric);
+        format!(" ({change}){mark}")
+    };
+    let (errors, errors_mark) = delta("errors");
     out.push_str(&format!(
-        "| {b}{name}{b} | {} | {} ({:.2}%) | {} | {} | {} | {} |\n",
+        "| {b}{name}{b} | {} | {} ({:.2}%, {errors}){errors_mark} | {:.2}{} | {} | {}{} | {}{} | {}{} |\n",
         s.count,
         s.failures,
         s.error_rate * 100.0,
+        s.rate,
+        after("req/s"),
         ms(p.map(|p| p.mean)),
         ms(p.map(|p| p.p50)),
+        after("p50"),
         ms(p.map(|p| p.p95)),
+        after("p95"),
         ms(p.map(|p| p.p99)),
+        after("p99"),
     ));
 }
 
 /// The summary document.
 pub fn render(r: &RunReport) -> String {
+    render_with(r, None)
+}
+
+/// The summary document; with a baseline, its verdict line and each compared figure's change
+/// (`p95 210 (+12.0%) 🔴`).
+pub fn render_with(r: &RunReport, beside: Option<&Beside<'_>>) -> String {
     let mut out = String::new();
     let verdict = if r.passed { "✅ PASSED" } else { "❌ FAILED" };
     out.push_str(&format!(
@@ -85,14 +129,30 @@ pub fn render(r: &RunReport) -> String {
         r.seed,
         if r.interrupted { " · interrupted" } else { "" }
     ));
-    out.push_str("| Step | Count | Failures | Avg ms | p50 ms | p95 ms | p99 ms |\n");
-    out.push_str("|:--|--:|--:|--:|--:|--:|--:|\n");
-    for s in &r.steps {
-        row(&mut out, s, false);
+    if let Some(b) = beside {
+        baseline_line(&mut out, b);
+        out.push_str("| Step | Count | Failures | Req/s | Avg ms | p50 ms | p95 ms | p99 ms |\n");
+        out.push_str("|:--|--:|--:|--:|--:|--:|--:|--:|\n");
+    } else {
+        out.push_str("| Step | Count | Failures | Avg ms | p50 ms | p95 ms | p99 ms |\n");
+        out.push_str("|:--|--:|--:|--:|--:|--:|--:|\n");
     }
-    for total in [&r.totals.http, &r.totals.ws] {
-        if total.count > 0 {
-            row(&mut out, total, true);
+    for s in &r.steps {
+        row(&mut out, s, false, beside);
+    }
+    match beside {
+        // The totals `compare` pairs (the Aggregated rows for results without totals).
+        Some(b) => {
+            for (_, total) in b.totals(r) {
+                row(&mut out, total, true, beside);
+            }
+        }
+        None => {
+            for total in [&r.totals.http, &r.totals.ws] {
+                if total.count > 0 {
+                    row(&mut out, total, true, None);
+                }
+            }
         }
     }
     out.push('\n');
@@ -120,6 +180,29 @@ pub fn render(r: &RunReport) -> String {
         esc(&r.tool)
     ));
     out
+}
+
+/// Which baseline, and what the comparison found.
+fn baseline_line(out: &mut String, b: &Beside<'_>) {
+    let n = b.worse.regressions().count();
+    let found = match n {
+        0 => "no regression".to_owned(),
+        1 => "**1 regression** 🔴".to_owned(),
+        n => format!("**{n} regressions** 🔴"),
+    };
+    out.push_str(&format!(
+        "Compared with the baseline `{}` (seed {}, {:.1} s): {found}. In brackets the change from the baseline (error rate in percentage points); 🔴 worse, 🟢 better, each only beyond the rules of `loadplan compare` ({}).\n\n",
+        b.baseline.source.replace('`', "'"),
+        b.baseline.report.seed,
+        b.baseline.report.elapsed_secs,
+        esc(&b.rules())
+    ));
+    for note in &b.worse.notes {
+        out.push_str(&format!("- note: {}\n", esc(note)));
+    }
+    if !b.worse.notes.is_empty() {
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]

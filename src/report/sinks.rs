@@ -40,6 +40,9 @@ pub struct Outputs {
     pub html: Option<PathBuf>,
     /// `--summary-md FILE`: the markdown summary.
     pub summary_md: Option<PathBuf>,
+    /// `--baseline FILE`, read before the run: drawn beside it in `--html` and `--summary-md`
+    /// (judged with `loadplan compare`'s default rules).
+    pub baseline: Option<Arc<super::compare::Baseline>>,
 }
 
 /// Why the sinks could not start; maps to an exit code.
@@ -371,9 +374,15 @@ fn write_files(
         }
     };
     write("--junit", &o.junit, &|| super::junit::render(report));
-    write("--html", &o.html, &|| super::html::render(report));
+    let beside = o
+        .baseline
+        .as_deref()
+        .map(|b| super::compare::Beside::new(b, report, super::compare::Options::default()));
+    write("--html", &o.html, &|| {
+        super::html::render_with(report, beside.as_ref())
+    });
     write("--summary-md", &o.summary_md, &|| {
-        super::markdown::render(report)
+        super::markdown::render_with(report, beside.as_ref())
     });
     if let Some(p) = &o.json {
         match super::write_json(p, report) {

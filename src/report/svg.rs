@@ -21,16 +21,30 @@ const LEFT: f64 = 60.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 34.0;
+/// How a baseline series is drawn (see [`line_chart_with`]).
+const BASELINE_STYLE: &str = " class=\"baseline\" stroke-dasharray=\"5 4\" opacity=\"0.6\"";
+const BASELINE_LABEL: &str = "baseline (dashed)";
 
 /// A chart titled `title`, y values in `unit` (shown on the axis labels).
 pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
-    let xmax = series
-        .iter()
+    line_chart_with(title, unit, series, &[])
+}
+
+/// [`line_chart`] with a baseline run's series drawn under the current ones: dashed, fainter,
+/// in their own colours, as `<path class="baseline">`, with one `baseline (dashed)` legend
+/// entry; both runs share the axes (time since each run's start).
+pub fn line_chart_with(
+    title: &str,
+    unit: &str,
+    series: &[Series<'_>],
+    baseline: &[Series<'_>],
+) -> String {
+    let all = || series.iter().chain(baseline);
+    let xmax = all()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .fold(0.0_f64, f64::max)
         .max(1.0);
-    let ymax_data = series
-        .iter()
+    let ymax_data = all()
         .flat_map(|s| s.points.iter().filter_map(|p| p.1))
         .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max);
@@ -85,9 +99,14 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
         W - RIGHT,
         TOP + plot_h
     ));
-    // Lines, broken at gaps; the last series first, so that equal values (p50 = p95 = p99
-    // at low traffic) leave the first one visible on top.
-    for s in series.iter().rev() {
+    // Lines, broken at gaps: the baseline's first (underneath), then the last series first,
+    // so that equal values (p50 = p95 = p99 at low traffic) leave the first one visible on top.
+    let layers = baseline
+        .iter()
+        .rev()
+        .map(|s| (s, true))
+        .chain(series.iter().rev().map(|s| (s, false)));
+    for (s, dashed) in layers {
         let mut d = String::new();
         let mut pen_down = false;
         // A point with no neighbour draws no line: it gets a dot.
@@ -120,20 +139,32 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
         flush(&mut run);
         for (cx, cy) in dots {
             out.push_str(&format!(
-                "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"{}\"/>",
-                esc(s.color)
+                "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"{}\"{}/>",
+                esc(s.color),
+                if dashed { BASELINE_STYLE } else { "" }
             ));
         }
         if !d.is_empty() {
             out.push_str(&format!(
-                "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\"/>",
+                "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\"{}/>",
                 d.trim_end(),
-                esc(s.color)
+                esc(s.color),
+                if dashed { BASELINE_STYLE } else { "" }
             ));
         }
     }
     // Legend, right-aligned in the title row.
     let mut lx = W - RIGHT;
+    if !baseline.is_empty() {
+        lx -= 22.0 + 7.0 * BASELINE_LABEL.len() as f64;
+        out.push_str(&format!(
+            "<line x1=\"{lx:.1}\" y1=\"15\" x2=\"{:.1}\" y2=\"15\" stroke=\"#4a5568\" stroke-width=\"1.6\"{BASELINE_STYLE}/>\
+             <text x=\"{:.1}\" y=\"19\" class=\"legend\">{BASELINE_LABEL}</text>",
+            lx + 14.0,
+            lx + 18.0
+        ));
+        lx -= 8.0;
+    }
     for s in series.iter().rev() {
         let width = 18.0 + 7.0 * s.label.chars().count() as f64;
         lx -= width;
@@ -238,5 +269,29 @@ mod tests {
         assert_eq!(svg.matches(" M").count() + svg.matches("\"M").count(), 2);
         assert!(svg.contains("p95 &lt;latency&gt;"));
         assert!(!svg.contains("://"));
+    }
+
+    #[test]
+    fn baseline_series_are_dashed_underneath_and_share_the_axes() {
+        let line = |points| Series {
+            label: "p95",
+            color: "#dd6b20",
+            points,
+        };
+        let plain = line_chart("t", "", &[line(vec![(1.0, Some(2.0)), (2.0, Some(3.0))])]);
+        assert!(!plain.contains("baseline"));
+        let svg = line_chart_with(
+            "t",
+            "",
+            &[line(vec![(1.0, Some(2.0)), (2.0, Some(3.0))])],
+            &[line(vec![(1.0, Some(40.0)), (30.0, Some(50.0))])],
+        );
+        let dashed = svg.find("class=\"baseline\"").expect("a baseline path");
+        let solid = svg.rfind("<path").expect("the run's path");
+        assert!(dashed < solid, "the baseline is drawn first, underneath");
+        assert!(svg.contains("stroke-dasharray"));
+        assert!(svg.contains(">baseline (dashed)<"));
+        // The y axis covers the baseline's 50 (ticks of 20 up to 60), the x axis its 30 s.
+        assert!(svg.contains(">60<") && svg.contains(">30s<"), "{svg}");
     }
 }
