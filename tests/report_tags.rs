@@ -361,3 +361,64 @@ fn a_plan_declares_at_most_sixteen_tag_keys() {
     assert!(err.contains("more than 16 tag keys"), "{err}");
     assert!(err.contains("p.kdl:2:"), "{err}");
 }
+
+#[test]
+fn the_web_ui_serves_the_breakdown_of_the_finished_run() {
+    let server = FaultServer::start(Fault::Ok);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("tags.kdl");
+    std::fs::write(&plan, PLAN).expect("plan");
+    let url = server.url();
+    let run = Proc::spawn(&[
+        "run",
+        plan.to_str().expect("utf-8"),
+        "--host",
+        &url,
+        "-u",
+        "2",
+        "--iterations",
+        "3",
+        "--ui",
+        "--ui-bind",
+        "127.0.0.1:0",
+        "-q",
+    ]);
+    let line = run.wait_line("ui listening on ", Duration::from_secs(60));
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|a| a.trim().trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no address in `{line}`"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stats: serde_json::Value = loop {
+        let state: serde_json::Value =
+            serde_json::from_str(&get(addr, "/api/state")).unwrap_or_default();
+        if state["status"] == "stopped" && !state["passed"].is_null() {
+            break serde_json::from_str(&get(addr, "/api/stats")).expect("stats JSON");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not end: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows = stats["breakdown"].as_array().expect("breakdown");
+    let got: Vec<(String, String, String, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["by"].as_str().unwrap_or("").into(),
+                r["key"].as_str().unwrap_or("").into(),
+                r["value"].as_str().unwrap_or("").into(),
+                r["stats"]["count"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String, u64)> = EXPECTED
+        .iter()
+        .map(|(b, k, v, n)| (b.to_string(), k.to_string(), v.to_string(), *n))
+        .collect();
+    assert_eq!(got, want);
+    let page = get(addr, "/");
+    assert!(page.contains("id=\"tab-tags\""), "the page has a Tags tab");
+}
