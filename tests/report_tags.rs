@@ -422,3 +422,84 @@ fn the_web_ui_serves_the_breakdown_of_the_finished_run() {
     let page = get(addr, "/");
     assert!(page.contains("id=\"tab-tags\""), "the page has a Tags tab");
 }
+
+#[test]
+fn a_distributed_run_gives_the_same_exact_breakdown() {
+    let server = FaultServer::start(Fault::Ok);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("tags.kdl");
+    std::fs::write(&plan, PLAN).expect("plan");
+    let json = dir.path().join("out.json");
+    let prefix = dir.path().join("out");
+    let url = server.url();
+    let mut master = Proc::spawn(&[
+        "master",
+        plan.to_str().expect("utf-8"),
+        "--expect-workers",
+        "2",
+        "--secret",
+        "s3cret",
+        "--bind",
+        "127.0.0.1:0",
+        "--host",
+        &url,
+        "--users",
+        "2",
+        "--iterations",
+        "3",
+        "--seed",
+        "7",
+        "--quiet",
+        "--json",
+        json.to_str().expect("utf-8"),
+        "--csv",
+        prefix.to_str().expect("utf-8"),
+    ]);
+    let line = master.wait_line("master listening on", Duration::from_secs(30));
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .expect("an address")
+        .trim()
+        .to_string();
+    let mut workers: Vec<Proc> = (0..2)
+        .map(|i| {
+            Proc::spawn(&[
+                "worker",
+                "--master",
+                &addr,
+                "--secret",
+                "s3cret",
+                "--name",
+                &format!("w{i}"),
+                "--quiet",
+            ])
+        })
+        .collect();
+    let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
+    for w in &mut workers {
+        w.finish(Duration::from_secs(10));
+    }
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the group rule fails:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(server.requests(), 15, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
+    let counts: Vec<u64> = report["breakdown"]
+        .as_array()
+        .expect("breakdown")
+        .iter()
+        .map(|r| r["stats"]["count"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    let want: Vec<u64> = EXPECTED.iter().map(|e| e.3).collect();
+    assert_eq!(counts, want);
+    let csv = std::fs::read_to_string(dir.path().join("out_tags.csv")).expect("out_tags.csv");
+    assert!(
+        csv.lines().any(|l| l.starts_with("tag,tier,api,12,0,")),
+        "{csv}"
+    );
+    assert!(stdout.contains("By scenario, group and tag"), "{stdout}");
+}
