@@ -76,6 +76,7 @@ fn breakdown_counts_are_exact_in_every_output_and_thresholds_select_rows() {
     let prefix = dir.path().join("out");
     let json = dir.path().join("out.json");
     let html = dir.path().join("out.html");
+    let md = dir.path().join("summary.md");
     let metrics = free_port();
     let args: Vec<String> = [
         "run",
@@ -94,6 +95,8 @@ fn breakdown_counts_are_exact_in_every_output_and_thresholds_select_rows() {
         json.to_str().expect("utf-8"),
         "--html",
         html.to_str().expect("utf-8"),
+        "--summary-md",
+        md.to_str().expect("utf-8"),
         "--metrics",
         &metrics.to_string(),
         "--metrics-linger",
@@ -232,6 +235,18 @@ fn breakdown_counts_are_exact_in_every_output_and_thresholds_select_rows() {
             "<td class=\"l\">{by}</td><td class=\"l\">{key}</td><td class=\"l\">{value}</td><td>{count}</td>"
         );
         assert!(page.contains(&cells), "no {cells}");
+    }
+
+    // Markdown summary: the same rows.
+    let summary = std::fs::read_to_string(&md).expect("summary.md");
+    for (by, key, value, count) in EXPECTED {
+        let name = if key.is_empty() {
+            format!("{by} {value}")
+        } else {
+            format!("{by} {key}={value}")
+        };
+        let row = format!("| {name} | {count} | 0 (0.00%) |");
+        assert!(summary.contains(&row), "no `{row}` in:\n{summary}");
     }
 
     // Prometheus: only declared scenarios, groups and tags become label values.
