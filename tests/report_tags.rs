@@ -331,7 +331,12 @@ fn bad_tags_and_selectors_are_diagnosed_with_their_place() {
         (
             "scenario \"s\" {\n    http GET \"/\" { tags m=\"a\"; }\n    http GET \"/\" { tags m=\"b\"; }\n}\n",
             "p.kdl:3:20",
-            "is tagged m=\"a\" and m=\"b\"",
+            "is tagged m=\"a\" at one step and m=\"b\" here",
+        ),
+        (
+            "scenario \"s\" {\n    http GET \"/\" { tags m=\"a\"; }\n    http GET \"/\"\n}\n",
+            "p.kdl:3:5",
+            "is tagged m=\"a\" at one step and without `m` here",
         ),
         (
             "threshold \"p95\" max=\"1s\" tag=\"method=chekout\"\nscenario \"s\" {\n    http GET \"/\" { tags method=\"checkout\"; }\n}\n",
@@ -517,4 +522,16 @@ fn a_distributed_run_gives_the_same_exact_breakdown() {
         "{csv}"
     );
     assert!(stdout.contains("By scenario, group and tag"), "{stdout}");
+}
+
+#[test]
+fn groups_and_sets_shared_across_differently_tagged_scenarios_are_fine() {
+    let text = "scenario \"a\" {\n    tags tier=\"web\"\n    set \"x\" \"1\"\n    group \"g\" { http GET \"/a\"; }\n}\nscenario \"b\" {\n    tags tier=\"api\"\n    set \"x\" \"1\"\n    group \"g\" { http GET \"/b\"; }\n}\n";
+    let p = compile("p.kdl", text).expect("a group or set row is in no tag's breakdown");
+    let g = p
+        .stats
+        .iter()
+        .find(|s| s.kind == "group")
+        .expect("group row");
+    assert_eq!(g.scenarios, ["a", "b"]);
 }

@@ -53,6 +53,7 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
         tag_span: None,
         tag_keys: Vec::new(),
         groups: Vec::new(),
+        step_span: Span::new(0, 0),
     };
     let program = cx.program(doc);
     if cx.diags.is_empty() {
@@ -158,6 +159,8 @@ struct Compiler<'a> {
     tag_keys: Vec<String>,
     /// Enclosing groups, outermost first.
     groups: Vec<String>,
+    /// The step being compiled (where a tag conflict without `tags` of its own is shown).
+    step_span: Span,
 }
 
 impl Compiler<'_> {
@@ -700,24 +703,29 @@ impl Compiler<'_> {
                     entry.groups.push(g.clone());
                 }
             }
-            // One row has one value per tag key: steps sharing a name must agree.
-            let mut clash = None;
-            for (k, v) in &self.tags {
-                match entry.tags.get(k) {
-                    Some(old) if old != v => clash = Some((k.clone(), old.clone(), v.clone())),
-                    Some(_) => {}
-                    None => {
-                        entry.tags.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            if let (Some((k, old, new)), Some(span)) = (clash, self.tag_span) {
+            // One row has one set of tags: steps sharing a name must carry the same ones, or
+            // a tag's row would count requests of steps without it.
+            let entry_tags = entry.tags.clone();
+            let mut keys: Vec<&String> = entry_tags.keys().chain(self.tags.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let clash = keys.into_iter().find_map(|k| {
+                let (old, new) = (entry_tags.get(k), self.tags.get(k));
+                let show = |v: Option<&String>| match v {
+                    Some(v) => format!("{k}=\"{v}\""),
+                    None => format!("without `{k}`"),
+                };
+                (old != new).then(|| (show(old), show(new)))
+            });
+            // Groups and `set`/`if`/`start` rows are in no breakdown: their tags do not count.
+            let counted = !matches!(kind, "group" | "set" | "if" | "start");
+            if let (Some((old, new)), true) = (clash, counted) {
                 self.err(
                     Code::Conflict,
-                    span,
-                    format!("`{kind} {name}` is tagged {k}=\"{old}\" and {k}=\"{new}\""),
-                    "conflicting tag",
-                    "steps sharing a statistics name share one row: give them one value, or different `name=`s",
+                    self.tag_span.unwrap_or(self.step_span),
+                    format!("`{kind} {name}` is tagged {old} at one step and {new} here"),
+                    "conflicting tags",
+                    "steps sharing a statistics name share one row and its tags: give them the same tags, or different `name=`s",
                 );
             }
             return id;
@@ -1037,8 +1045,13 @@ impl Compiler<'_> {
     }
 
     fn step(&mut self, n: &Node) -> Option<Step> {
+        self.step_span = n.name_span;
         let Some(t) = n.child("tags") else {
-            return self.step_inner(n);
+            // A conflict of a step without its own `tags` is shown at the step.
+            let saved = self.tag_span.take();
+            let step = self.step_inner(n);
+            self.tag_span = saved;
+            return step;
         };
         let saved = (self.tags.clone(), self.tag_span);
         self.tags_node(t);
