@@ -4,7 +4,8 @@
 //!
 //! What a rule covers: a plain metric (`error_rate`, `p95`, `rate`) means HTTP requests, as
 //! k6's `http_req_failed` does; `ws_*` means WebSocket messages and `http_*` says HTTP
-//! explicitly; plain `check_rate` covers every check; a `step` selector covers that step
+//! explicitly; plain `check_rate` covers every check; a `step` selector covers that step;
+//! `scenario`, `group` and `tag` selectors narrow a rule to the rows of its breakdown row
 //! ([`parse_metric`], docs/metrics.md).
 //!
 //! Invariants: a rule is evaluated on the run's cumulative [`Snapshot`] only; a rule without
