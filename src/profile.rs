@@ -113,6 +113,15 @@ pub struct ThresholdFile {
     /// A statistics entry such as `GET /health` (default: the metric's total, HTTP requests for
     /// a plain metric).
     pub step: Option<String>,
+    /// Only steps carrying this tag, written `key=value` (`method=checkout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Only the steps of this scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    /// Only the steps inside this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Upper limit (latency `500ms`, rate `5%` or a number).
     pub max: Option<Amount>,
     /// Lower limit.
@@ -145,9 +154,16 @@ pub struct Stage {
 pub struct Threshold {
     pub metric: String,
     pub step: Option<String>,
-    /// Only the steps of this scenario (a `threshold` written in a plan's scenario).
+    /// Only the steps of this scenario (`scenario=`, or a `threshold` written in a plan's
+    /// scenario).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+    /// Only the steps inside this group (`group=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Only the steps carrying this tag (`tag="key=value"`), as key and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<(String, String)>,
     /// Limits in base units: µs for latency, a fraction for rates, req/s for `rate`.
     pub max: Option<f64>,
     pub min: Option<f64>,
@@ -326,11 +342,19 @@ pub const METRICS: &[&str] = &[
     "rate",
 ];
 
-/// A rule as written, for reports: `p95[GET /health] <= 500ms`.
+/// What a rule selects besides its metric: a step, a scenario, a group, a tag (`key=value`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Selectors<'a> {
+    pub step: Option<&'a str>,
+    pub scenario: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub tag: Option<&'a str>,
+}
+
+/// A rule as written, for reports: `p95[GET /health] <= 500ms`, `p95[tag method=checkout]`.
 pub fn rule_text(
     metric: &str,
-    step: Option<&str>,
-    scenario: Option<&str>,
+    sel: Selectors<'_>,
     max: &Option<Amount>,
     min: &Option<Amount>,
 ) -> String {
@@ -340,10 +364,20 @@ pub fn rule_text(
         None => String::new(),
     };
     let mut text = metric.to_string();
-    match (step, scenario) {
-        (Some(s), _) => text.push_str(&format!("[{s}]")),
-        (None, Some(sc)) => text.push_str(&format!("[scenario {sc}]")),
+    let mut parts = Vec::new();
+    match (sel.step, sel.scenario) {
+        (Some(s), _) => parts.push(s.to_string()),
+        (None, Some(sc)) => parts.push(format!("scenario {sc}")),
         (None, None) => {}
+    }
+    if let Some(g) = sel.group {
+        parts.push(format!("group {g}"));
+    }
+    if let Some(t) = sel.tag {
+        parts.push(format!("tag {t}"));
+    }
+    if !parts.is_empty() {
+        text.push_str(&format!("[{}]", parts.join(", ")));
     }
     if max.is_some() {
         text.push_str(&format!(" <= {}", show(max)));
@@ -352,6 +386,67 @@ pub fn rule_text(
         text.push_str(&format!(" >= {}", show(min)));
     }
     text
+}
+
+/// A tag selector `key=value` as key and value; the error is the help line.
+pub fn parse_tag(tag: &str) -> Result<(String, String), String> {
+    match tag.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!(
+            "a tag selector is written `key=value`, e.g. `method=checkout`, not `{tag}`"
+        )),
+    }
+}
+
+/// A threshold's `scenario`, `group` or `tag` (`what`) must name one the plan's steps carry;
+/// the error is the help line.
+pub fn resolve_selector(
+    stats: &[crate::lang::ir::StatEntry],
+    what: &str,
+    value: &str,
+) -> Result<(), String> {
+    let mut known: Vec<String> = Vec::new();
+    for s in stats {
+        let names: Vec<String> = match what {
+            "scenario" => s.scenarios.clone(),
+            "group" => s.groups.clone(),
+            _ => s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        };
+        for n in names {
+            if !known.contains(&n) {
+                known.push(n);
+            }
+        }
+    }
+    if what == "tag" {
+        parse_tag(value)?;
+    }
+    let norm = |v: &str| {
+        v.split_once('=')
+            .map_or(v.to_string(), |(k, v)| format!("{}={}", k.trim(), v.trim()))
+    };
+    if known
+        .iter()
+        .any(|n| *n == norm(value) || (what != "tag" && n == value))
+    {
+        return Ok(());
+    }
+    Err(
+        crate::diag::did_you_mean(value, known.iter().map(String::as_str)).unwrap_or_else(|| {
+            if known.is_empty() {
+                format!("the plan declares no {what}s")
+            } else {
+                format!(
+                    "the plan's {what}s are: {}",
+                    known
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        }),
+    )
 }
 
 /// A threshold's `step` must name a statistics entry of the plan, by its name
@@ -596,14 +691,51 @@ impl Resolver<'_> {
                     continue;
                 }
             }
+            let mut unresolved = false;
+            for (what, value) in [
+                ("scenario", &t.scenario),
+                ("group", &t.group),
+                ("tag", &t.tag),
+            ] {
+                let Some(value) = value else { continue };
+                let checked = match self.program {
+                    Some(p) => resolve_selector(&p.stats, what, value),
+                    None if what == "tag" => parse_tag(value).map(|_| ()),
+                    None => Ok(()),
+                };
+                if let Err(help) = checked {
+                    self.bad(
+                        self.at.value(&["thresholds", &i, what]),
+                        format!("no {what} `{value}` in the plan"),
+                        &format!("unknown {what}"),
+                        &help,
+                    );
+                    unresolved = true;
+                }
+            }
+            if unresolved {
+                continue;
+            }
             out.push(Threshold {
                 metric: t.metric.clone(),
                 step: t.step.clone(),
-                scenario: None,
+                scenario: t.scenario.clone(),
+                group: t.group.clone(),
+                tag: t.tag.as_deref().and_then(|t| parse_tag(t).ok()),
                 max,
                 min,
                 abort_on_fail: t.abort_on_fail,
-                text: rule_text(&t.metric, t.step.as_deref(), None, &t.max, &t.min),
+                text: rule_text(
+                    &t.metric,
+                    Selectors {
+                        step: t.step.as_deref(),
+                        scenario: t.scenario.as_deref(),
+                        group: t.group.as_deref(),
+                        tag: t.tag.as_deref(),
+                    },
+                    &t.max,
+                    &t.min,
+                ),
             });
         }
         out

@@ -468,6 +468,14 @@ async fn finish(
         "{}",
         render_summary_with(&infos, &r.total, r.elapsed, &opts)
     );
+    out!(
+        "{}",
+        crate::metrics::render_breakdown(
+            &report::model::breakdown_rows(program, &r.total),
+            r.elapsed,
+            &opts
+        )
+    );
     outln!("\nWorkers");
     out!(
         "{}",

@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long)]
     pub summary_kv: bool,
     /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv and
-    /// PREFIX_failures.csv.
+    /// PREFIX_failures.csv, and PREFIX_tags.csv (by scenario, group and tag).
     #[arg(long, value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
     /// Write the whole result as JSON (schema: grammar/result.schema.json).
@@ -642,6 +642,14 @@ async fn finish(
     out!(
         "{}",
         render_summary_with(&infos, &r.total, r.elapsed, &opts)
+    );
+    out!(
+        "{}",
+        crate::metrics::render_breakdown(
+            &report::model::breakdown_rows(program, &r.total),
+            r.elapsed,
+            &opts
+        )
     );
     print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
     if r.interrupted {

@@ -49,6 +49,11 @@ pub fn compile(source: &Source, doc: &Document, base: &Path) -> Result<Program, 
         text_vars: HashMap::new(),
         thresholds: Vec::new(),
         numeric: Vec::new(),
+        tags: std::collections::BTreeMap::new(),
+        tag_span: None,
+        tag_keys: Vec::new(),
+        groups: Vec::new(),
+        step_span: Span::new(0, 0),
     };
     let program = cx.program(doc);
     if cx.diags.is_empty() {
@@ -118,6 +123,10 @@ pub fn host_diagnostic(origin: &str, value: &str) -> Result<String, Diagnostics>
     })
 }
 
+/// A threshold's `scenario=`, `group=` and `tag=` as written, resolved once every statistics
+/// entry is known: (which, value, span).
+type Selected = Vec<(&'static str, String, Span)>;
+
 struct Compiler<'a> {
     source: &'a Source,
     /// Written in YAML (help lines show examples in the plan's own spelling).
@@ -139,9 +148,19 @@ struct Compiler<'a> {
     text_vars: HashMap<String, &'static str>,
     /// Thresholds written in the plan, with the span of a `step=` to resolve once
     /// every statistics entry is known.
-    thresholds: Vec<(crate::profile::Threshold, Option<Span>)>,
+    thresholds: Vec<(crate::profile::Threshold, Option<Span>, Selected)>,
     /// Names the last `if` condition compares with a number (see [`Step::If`]).
     numeric: Vec<String>,
+    /// Tags in force: the scenario's, the enclosing groups' and the step's own.
+    tags: std::collections::BTreeMap<String, String>,
+    /// The innermost `tags` node in force (where a conflict is reported).
+    tag_span: Option<Span>,
+    /// Every tag key the plan declares (at most [`MAX_TAG_KEYS`]).
+    tag_keys: Vec<String>,
+    /// Enclosing groups, outermost first.
+    groups: Vec<String>,
+    /// The step being compiled (where a tag conflict without `tags` of its own is shown).
+    step_span: Span,
 }
 
 impl Compiler<'_> {
@@ -312,7 +331,7 @@ impl Compiler<'_> {
             );
         }
         let mut thresholds = Vec::new();
-        for (t, span) in std::mem::take(&mut self.thresholds) {
+        'rules: for (t, span, selected) in std::mem::take(&mut self.thresholds) {
             if let (Some(step), Some(span)) = (&t.step, span) {
                 if let Err(help) = crate::profile::resolve_step(&self.stats, step) {
                     self.err(
@@ -325,12 +344,25 @@ impl Compiler<'_> {
                     continue;
                 }
             }
+            for (what, value, span) in selected {
+                if let Err(help) = crate::profile::resolve_selector(&self.stats, what, &value) {
+                    self.err(
+                        Code::BadValue,
+                        span,
+                        format!("no {what} `{value}` in the plan"),
+                        "unknown selector",
+                        help,
+                    );
+                    continue 'rules;
+                }
+            }
             thresholds.push(t);
         }
         // A user's start can fail only on a unique feeder or a plan variable that renders at
         // run time: then each scenario gets its own `start` row to count that failure on.
         let may_fail_start = feeders.iter().any(|f| f.mode == FeedMode::Unique)
             || vars.iter().any(|(_, t): &(String, Tpl)| !t.is_static());
+        self.tags.clear();
         if may_fail_start {
             for s in &mut scenarios {
                 self.scenario = s.name.clone();
@@ -381,6 +413,11 @@ impl Compiler<'_> {
             },
         };
         let think = n.child("think").map_or(Think::None, |t| self.think(t));
+        self.tags.clear();
+        self.tag_span = None;
+        if let Some(t) = n.child("tags") {
+            self.tags_node(t);
+        }
         for t in n.children_named("threshold") {
             self.threshold(t, None);
         }
@@ -396,7 +433,7 @@ impl Compiler<'_> {
         let has_steps = n.children.iter().any(|c| {
             !matches!(
                 c.name.as_str(),
-                "think" | "on-start" | "on-stop" | "threshold"
+                "think" | "on-start" | "on-stop" | "threshold" | "tags"
             )
         });
         if !has_steps {
@@ -499,13 +536,58 @@ impl Compiler<'_> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or(default_step);
-        let scenario = (step.is_none() && !self.scenario.is_empty()).then(|| self.scenario.clone());
-        let text = rule_text(metric, step.as_deref(), scenario.as_deref(), &max_a, &min_a);
+        let mut selected: Selected = Vec::new();
+        for what in ["scenario", "group", "tag"] {
+            if let Some(v) = n.prop(what) {
+                if let Some(text) = v.as_str() {
+                    selected.push((what, text.to_string(), v.span));
+                }
+            }
+        }
+        let pick = |what: &str| {
+            selected
+                .iter()
+                .find(|(w, _, _)| *w == what)
+                .map(|(_, v, _)| v.clone())
+        };
+        let scenario = pick("scenario").or_else(|| {
+            (step.is_none() && !self.scenario.is_empty()).then(|| self.scenario.clone())
+        });
+        let group = pick("group");
+        let tag_text = pick("tag");
+        let tag = match tag_text.as_deref().map(crate::profile::parse_tag) {
+            Some(Err(help)) => {
+                let span = n.prop("tag").map_or(n.name_span, |v| v.span);
+                self.err(
+                    Code::BadValue,
+                    span,
+                    "bad tag selector",
+                    "not `key=value`",
+                    help,
+                );
+                return;
+            }
+            Some(Ok(t)) => Some(t),
+            None => None,
+        };
+        let text = rule_text(
+            metric,
+            crate::profile::Selectors {
+                step: step.as_deref(),
+                scenario: scenario.as_deref(),
+                group: group.as_deref(),
+                tag: tag_text.as_deref(),
+            },
+            &max_a,
+            &min_a,
+        );
         self.thresholds.push((
             crate::profile::Threshold {
                 metric: metric.to_string(),
                 step,
                 scenario,
+                group,
+                tag,
                 max: limits[0],
                 min: limits[1],
                 abort_on_fail: n
@@ -515,6 +597,7 @@ impl Compiler<'_> {
                 text,
             },
             written.map(|v| v.span),
+            selected,
         ));
     }
 
@@ -615,6 +698,36 @@ impl Compiler<'_> {
             if !entry.scenarios.contains(&self.scenario) {
                 entry.scenarios.push(self.scenario.clone());
             }
+            for g in &self.groups {
+                if !entry.groups.contains(g) {
+                    entry.groups.push(g.clone());
+                }
+            }
+            // One row has one set of tags: steps sharing a name must carry the same ones, or
+            // a tag's row would count requests of steps without it.
+            let entry_tags = entry.tags.clone();
+            let mut keys: Vec<&String> = entry_tags.keys().chain(self.tags.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let clash = keys.into_iter().find_map(|k| {
+                let (old, new) = (entry_tags.get(k), self.tags.get(k));
+                let show = |v: Option<&String>| match v {
+                    Some(v) => format!("{k}=\"{v}\""),
+                    None => format!("without `{k}`"),
+                };
+                (old != new).then(|| (show(old), show(new)))
+            });
+            // Groups and `set`/`if`/`start` rows are in no breakdown: their tags do not count.
+            let counted = !matches!(kind, "group" | "set" | "if" | "start");
+            if let (Some((old, new)), true) = (clash, counted) {
+                self.err(
+                    Code::Conflict,
+                    self.tag_span.unwrap_or(self.step_span),
+                    format!("`{kind} {name}` is tagged {old} at one step and {new} here"),
+                    "conflicting tags",
+                    "steps sharing a statistics name share one row and its tags: give them the same tags, or different `name=`s",
+                );
+            }
             return id;
         }
         let id = self.stats.len() as StatId;
@@ -622,6 +735,8 @@ impl Compiler<'_> {
             kind: kind.to_string(),
             name: name.to_string(),
             scenarios: vec![self.scenario.clone()],
+            groups: self.groups.clone(),
+            tags: self.tags.clone(),
         });
         self.stat_index.insert(key, id);
         id
@@ -930,6 +1045,91 @@ impl Compiler<'_> {
     }
 
     fn step(&mut self, n: &Node) -> Option<Step> {
+        self.step_span = n.name_span;
+        let Some(t) = n.child("tags") else {
+            // A conflict of a step without its own `tags` is shown at the step.
+            let saved = self.tag_span.take();
+            let step = self.step_inner(n);
+            self.tag_span = saved;
+            return step;
+        };
+        let saved = (self.tags.clone(), self.tag_span);
+        self.tags_node(t);
+        let step = self.step_inner(n);
+        (self.tags, self.tag_span) = saved;
+        step
+    }
+
+    /// A `tags` node: its entries override the tags in force (literal strings only, at most
+    /// [`MAX_TAG_KEYS`] keys in a plan).
+    fn tags_node(&mut self, t: &Node) {
+        self.tag_span = Some(t.name_span);
+        for p in &t.props {
+            let key_ok = p.name.len() <= MAX_TAG_LEN
+                && p.name
+                    .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok {
+                self.err(
+                    Code::BadValue,
+                    p.name_span,
+                    format!("`{}` is not a valid tag key", p.name),
+                    "not a tag key",
+                    "tag keys are letters, digits and `_`, starting with a letter, e.g. `method`",
+                );
+                continue;
+            }
+            let value = match &p.value.scalar {
+                Scalar::Str(s) => s.clone(),
+                Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_) => p.value.scalar.to_text(),
+                Scalar::Null => {
+                    self.err(
+                        Code::BadValue,
+                        p.value.span,
+                        format!("tag `{}` has no value", p.name),
+                        "null",
+                        "a tag value is a literal string, e.g. `method=\"checkout\"`",
+                    );
+                    continue;
+                }
+            };
+            if value.contains("{{") || value.len() > MAX_TAG_LEN {
+                self.err(
+                    Code::BadValue,
+                    p.value.span,
+                    if value.contains("{{") {
+                        format!("tag `{}` is a template", p.name)
+                    } else {
+                        format!("tag `{}` is longer than {MAX_TAG_LEN} bytes", p.name)
+                    },
+                    "not a literal tag value",
+                    "tag values are literal strings known when the plan is checked, so the set of result rows and Prometheus labels stays bounded",
+                );
+                continue;
+            }
+            if !self.tag_keys.contains(&p.name) {
+                if self.tag_keys.len() >= MAX_TAG_KEYS {
+                    self.err(
+                        Code::BadValue,
+                        p.name_span,
+                        format!("more than {MAX_TAG_KEYS} tag keys in the plan"),
+                        "one key too many",
+                        format!(
+                            "the plan's tag keys are: {}; reuse one of them",
+                            self.tag_keys.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                self.tag_keys.push(p.name.clone());
+            }
+            self.tags.insert(p.name.clone(), value);
+        }
+    }
+
+    fn step_inner(&mut self, n: &Node) -> Option<Step> {
         match n.name.as_str() {
             "http" => self.http(n).map(|h| Step::Http(Box::new(h))),
             "ws" => self.ws(n).map(|w| Step::Ws(Box::new(w))),
@@ -937,10 +1137,10 @@ impl Compiler<'_> {
             "group" => {
                 let name = n.str_arg(0)?.to_string();
                 let stat = self.stat("group", &name);
-                Some(Step::Group {
-                    stat,
-                    steps: self.steps(n),
-                })
+                self.groups.push(name);
+                let steps = self.steps(n);
+                self.groups.pop();
+                Some(Step::Group { stat, steps })
             }
             "repeat" => {
                 let count = n.prop("count").and_then(Value::as_int);

@@ -147,7 +147,19 @@ pub struct StatEntry {
     pub name: String,
     /// Scenarios whose steps record into this entry.
     pub scenarios: Vec<String>,
+    /// Groups (by name) whose steps record into this entry, outermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The entry's tags (`tags key="value"`): its own, else its enclosing groups' and its
+    /// scenario's. Literal strings, so the set of labels is known when the plan is checked.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
+
+/// Most tag keys a plan may declare (every key becomes a Prometheus label value).
+pub const MAX_TAG_KEYS: usize = 16;
+/// Longest tag key or value, in bytes.
+pub const MAX_TAG_LEN: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -321,6 +321,10 @@ pub const SPECS: &[NodeSpec] = &[
         "Plan variables that a trace never shows: name → value (templates allowed).",
     ),
     map_node(
+        "tags",
+        "Labels for the results: key → literal string (no templates), e.g. `tags method=\"checkout\"`; inherited from the scenario and enclosing groups, a step's own value wins.",
+    ),
+    map_node(
         "query",
         "Query parameters: name → value (templates allowed).",
     ),
@@ -363,6 +367,7 @@ pub const SPECS: &[NodeSpec] = &[
             one("think"),
             one("on-start"),
             one("on-stop"),
+            map("tags"),
             many("threshold", "thresholds"),
             steps(StepSet::Main),
         ],
@@ -452,6 +457,7 @@ pub const SPECS: &[NodeSpec] = &[
             many("capture", "captures"),
             many("threshold", "thresholds"),
             one("events"),
+            map("tags"),
         ],
         "An HTTP request.",
     ),
@@ -560,6 +566,13 @@ pub const SPECS: &[NodeSpec] = &[
                 Ty::Str,
                 "a statistics entry such as `GET /health` (default: the enclosing step, scenario or plan)",
             ),
+            opt(
+                "tag",
+                Ty::Str,
+                "only steps carrying this tag, written `key=value` (e.g. `method=checkout`)",
+            ),
+            opt("scenario", Ty::Str, "only the steps of this scenario"),
+            opt("group", Ty::Str, "only the steps inside this group"),
             opt(
                 "max",
                 Ty::Any,
@@ -696,6 +709,7 @@ pub const SPECS: &[NodeSpec] = &[
         ],
         &[
             map("headers"),
+            map("tags"),
             many("threshold", "thresholds"),
             steps(StepSet::Ws),
         ],
@@ -771,7 +785,7 @@ pub const SPECS: &[NodeSpec] = &[
         "group",
         &[req("name", Ty::Str, "statistics name of the transaction")],
         &[STEP_WEIGHT],
-        &[steps(StepSet::Main)],
+        &[map("tags"), steps(StepSet::Main)],
         "Steps timed together as one transaction.",
     ),
     node(

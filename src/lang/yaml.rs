@@ -398,7 +398,11 @@ impl Cx<'_> {
                     "`{name}` is a mapping of names to values, found {}",
                     kind(&body.value)
                 ),
-                "write e.g. `headers: { Accept: application/json }`",
+                if name == "tags" {
+                    "write e.g. `tags: { method: checkout, tier: api }`"
+                } else {
+                    "write e.g. `headers: { Accept: application/json }`"
+                },
             ),
             Yaml::Seq(_) => self.err(
                 Code::WrongType,

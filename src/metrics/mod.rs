@@ -49,6 +49,6 @@ pub use snapshot::{
     OTHER_MESSAGES, PhaseStats, ROLLING_SECS, Snapshot, StepStats,
 };
 pub use summary::{
-    StepInfo, SummaryOptions, render_progress_line, render_summary, render_summary_with,
-    terminal_width,
+    StepInfo, SummaryOptions, render_breakdown, render_progress_line, render_summary,
+    render_summary_with, terminal_width,
 };

@@ -130,10 +130,28 @@ struct Row {
 /// A histogram as exported: sum in seconds, count, non-cumulative counts per [`BUCKETS`].
 type Hist = (f64, u64, Vec<u64>);
 
+/// What one breakdown series merges: `((by, key, value), statistics row ids)`; `by` is
+/// `scenario`, `group` or `tag`, `key` the tag key (empty otherwise). Only what the plan
+/// declares, so the label values are bounded and known before the run.
+pub type BreakdownSel = ((&'static str, String, String), Vec<u32>);
+
+/// One breakdown series: its labels and the merged counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct BreakRow {
+    by: &'static str,
+    key: String,
+    value: String,
+    count: u64,
+    failures: u64,
+    buckets: Vec<u64>,
+    sum_secs: f64,
+}
+
 /// Everything one scrape shows; rebuilt on each tick.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Exposition {
     rows: Vec<Row>,
+    breakdown: Vec<BreakRow>,
     users: u64,
     iterations: IterationCounts,
     thresholds: Vec<ThresholdState>,
@@ -272,11 +290,30 @@ fn rebucket(l: &super::Latency) -> Vec<u64> {
         .collect()
 }
 
+/// The breakdown series of `total`: each selection's rows merged (histograms and counters).
+fn break_rows(sel: &[BreakdownSel], total: &Snapshot) -> Vec<BreakRow> {
+    sel.iter()
+        .map(|((by, key, value), ids)| {
+            let s = total.aggregate(|id| ids.contains(&id));
+            BreakRow {
+                by,
+                key: key.clone(),
+                value: value.clone(),
+                count: s.count,
+                failures: s.failures,
+                buckets: rebucket(&s.latency),
+                sum_secs: s.latency.mean() * s.latency.len() as f64 / 1e6,
+            }
+        })
+        .collect()
+}
+
 /// The live exporter: a registry whose one collector encodes the latest [`Exposition`].
 #[derive(Debug)]
 pub struct Exporter {
     state: Arc<Mutex<Exposition>>,
     registry: Registry,
+    breakdown: Vec<BreakdownSel>,
 }
 
 impl Exporter {
@@ -289,7 +326,17 @@ impl Exporter {
         }));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(SnapshotCollector(state.clone())));
-        Exporter { state, registry }
+        Exporter {
+            state,
+            registry,
+            breakdown: Vec::new(),
+        }
+    }
+
+    /// Also export the breakdown by scenario, group and tag (`loadplan_breakdown_*`).
+    pub fn with_breakdown(mut self, sel: Vec<BreakdownSel>) -> Exporter {
+        self.breakdown = sel;
+        self
     }
 
     /// Rebuilds the exposition from the run's cumulative snapshot (call once per tick).
@@ -301,6 +348,7 @@ impl Exporter {
         thresholds: Vec<ThresholdState>,
     ) {
         let mut next = Exposition::build(steps, total, users);
+        next.breakdown = break_rows(&self.breakdown, total);
         next.thresholds = thresholds;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         next.plan = std::mem::take(&mut state.plan);
@@ -637,6 +685,57 @@ impl Collector for SnapshotCollector {
                     (
                         labels(&r.id),
                         V::Histogram(r.sum_secs, r.count, r.buckets.clone()),
+                    )
+                })
+                .collect(),
+        )?;
+        let by_labels = |b: &'_ BreakRow| -> Vec<(&'static str, String)> {
+            vec![
+                ("by", b.by.to_owned()),
+                ("key", b.key.clone()),
+                ("value", b.value.clone()),
+            ]
+        };
+        let owned: Vec<Vec<(&'static str, String)>> = x.breakdown.iter().map(by_labels).collect();
+        let borrowed =
+            |i: usize| -> Labels<'_> { owned[i].iter().map(|(k, v)| (*k, v.as_str())).collect() };
+        family(
+            &mut enc,
+            "loadplan_breakdown_requests",
+            "Finished HTTP requests and WebSocket messages by scenario, group or declared tag (by=scenario|group|tag, key: the tag key, value: the name or tag value).",
+            None,
+            Counter,
+            x.breakdown
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (borrowed(i), V::Counter(b.count)))
+                .collect(),
+        )?;
+        family(
+            &mut enc,
+            "loadplan_breakdown_failures",
+            "Failed HTTP requests and WebSocket messages by scenario, group or declared tag.",
+            None,
+            Counter,
+            x.breakdown
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (borrowed(i), V::Counter(b.failures)))
+                .collect(),
+        )?;
+        family(
+            &mut enc,
+            "loadplan_breakdown_duration",
+            "Service time by scenario, group or declared tag, from the merged HDR histograms.",
+            Some(Unit::Seconds),
+            Histogram,
+            x.breakdown
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    (
+                        borrowed(i),
+                        V::Histogram(b.sum_secs, b.count, b.buckets.clone()),
                     )
                 })
                 .collect(),

@@ -184,6 +184,49 @@ pub fn render_summary_with(
     out
 }
 
+/// The "by scenario, group and tag" table printed after the summary: one row per
+/// `(by, name, merged stats)` (`("tag", "method=checkout", …)`); empty when there are none.
+pub fn render_breakdown(
+    rows: &[(String, String, StepStats)],
+    elapsed: Duration,
+    opts: &SummaryOptions,
+) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let secs = (elapsed.as_secs_f64() - opts.reset_at.unwrap_or(0.0)).max(0.0);
+    let mut headers = vec![
+        ("By", Align::Left),
+        ("Name", Align::Left),
+        ("# reqs", Align::Right),
+        ("# fails", Align::Right),
+        ("req/s", Align::Right),
+        ("min", Align::Right),
+    ];
+    headers.extend(QUANTILES.iter().map(|(h, _)| (*h, Align::Right)));
+    headers.extend([
+        ("max", Align::Right),
+        ("avg", Align::Right),
+        ("avg size", Align::Right),
+    ]);
+    let mut table = Table::new(headers);
+    let mut last = "";
+    for (by, name, stats) in rows {
+        if !last.is_empty() && last != by {
+            table.rule();
+        }
+        last = by;
+        let mut cells = vec![by.clone(), cut(name)];
+        cells.extend(stat_cells(stats, secs));
+        table.row(cells);
+    }
+    let mut out =
+        String::from("\nBy scenario, group and tag (HTTP requests and WebSocket messages)\n");
+    table.fit(opts.width);
+    table.render(&mut out);
+    out
+}
+
 /// One status line for non-TTY output, e.g.
 /// `[00:01:05/00:05:00] users 50 | last 10s: 123.4 req/s, p95 45.2 ms | total 7800 reqs, 12 fails (0.15%)`.
 /// The rate and p95 cover the rolling window the point states (the last 10 s, shorter at the

@@ -90,6 +90,34 @@ pub fn paths(prefix: &Path) -> [PathBuf; 3] {
     ]
 }
 
+/// `PREFIX_tags.csv`: the breakdown by scenario, group and tag (not a Locust file).
+pub fn tags_path(prefix: &Path) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push("_tags.csv");
+    PathBuf::from(s)
+}
+
+/// The header of `PREFIX_tags.csv`: `By`, `Key`, `Value`, then the columns of
+/// `PREFIX_stats.csv` after `Type` and `Name`.
+pub fn tags_header() -> Vec<&'static str> {
+    let mut h = vec!["By", "Key", "Value"];
+    h.extend_from_slice(&STATS_HEADER[2..]);
+    h
+}
+
+/// Writes `PREFIX_tags.csv`: one row per scenario, group and `key=value` tag the plan
+/// declares, each the merge of the rows it selects ([`RunReport::breakdown`]).
+pub fn write_tags(prefix: &Path, report: &RunReport) -> io::Result<()> {
+    let mut w = csv::Writer::from_path(tags_path(prefix)).map_err(csv_err)?;
+    w.write_record(tags_header()).map_err(csv_err)?;
+    for b in &report.breakdown {
+        let mut row = vec![b.by.clone(), b.key.clone(), b.value.clone()];
+        row.extend(stats_row(&b.stats).into_iter().skip(2));
+        w.write_record(row).map_err(csv_err)?;
+    }
+    w.flush()
+}
+
 fn csv_err(e: csv::Error) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -169,7 +197,8 @@ pub fn write_final(prefix: &Path, report: &RunReport) -> io::Result<()> {
         w.write_record([e.kind.as_str(), &e.name, &error, &e.count.to_string()])
             .map_err(csv_err)?;
     }
-    w.flush()
+    w.flush()?;
+    write_tags(prefix, report)
 }
 
 /// Streams `PREFIX_stats_history.csv`: created (with its header) before the run starts, so a

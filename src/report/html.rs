@@ -90,6 +90,7 @@ pub fn render_with(r: &RunReport, beside: Option<&Beside<'_>>) -> String {
     step_charts(&mut out, r, base);
     steps(&mut out, r);
     phases(&mut out, r);
+    breakdown(&mut out, r);
     failures(&mut out, r);
     out.push_str(&format!(
         "<footer>{} · {} · seed {}</footer>\n</main>\n</body>\n</html>\n",
@@ -551,6 +552,25 @@ fn steps(out: &mut String, r: &RunReport) {
         }
     }
     out.push_str("</table></div>\n<p class=\"meta\">Latency in milliseconds (service time, from the actual send); sizes in bytes.</p>\n");
+}
+
+/// By scenario, group and tag: one row per declared scenario, group and `key=value` tag
+/// (left out for a plan with one scenario and no group or tag: its one row is the total).
+fn breakdown(out: &mut String, r: &RunReport) {
+    if r.breakdown.len() <= 1 {
+        return;
+    }
+    out.push_str("<h2 id=\"breakdown\">By scenario, group and tag</h2>\n<div class=\"scroll\"><table><tr><th class=\"l\">By</th><th class=\"l\">Key</th><th class=\"l\">Value</th><th># reqs</th><th># fails</th><th>req/s</th><th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>avg</th><th>avg size</th><th>checks</th></tr>\n");
+    for b in &r.breakdown {
+        let row = StepReport {
+            scenario: b.by.clone(),
+            kind: b.key.clone(),
+            name: b.value.clone(),
+            ..b.stats.clone()
+        };
+        step_row(out, &row, "");
+    }
+    out.push_str("</table></div>\n<p class=\"meta\">Each row merges the HTTP and WebSocket rows of its scenario, group or tag (groups' own transaction rows are not counted).</p>\n");
 }
 
 fn step_row(out: &mut String, s: &StepReport, class: &str) {

@@ -1,6 +1,7 @@
 //! `--summary-md FILE`: the run as a short markdown summary for a pull-request comment (or a
 //! CI job summary): the verdict and why, target host, plan and profile, a per-step table
-//! (count, failures, avg, p50, p95, p99 in ms) and the thresholds.
+//! (count, failures, avg, p50, p95, p99 in ms), the breakdown by scenario, group and tag, and
+//! the thresholds.
 //!
 //! Invariants: rendered from the same [`RunReport`] as every other file; text from the plan
 //! or the run is escaped so that it cannot break the table (`|`, newlines) or become markup.
@@ -156,6 +157,17 @@ pub fn render_with(r: &RunReport, beside: Option<&Beside<'_>>) -> String {
         }
     }
     out.push('\n');
+    // By scenario, group and tag (when there is more than the one scenario's row).
+    if r.breakdown.len() > 1 {
+        out.push_str(
+            "| By scenario, group, tag | Count | Failures | Avg ms | p50 ms | p95 ms | p99 ms |\n",
+        );
+        out.push_str("|:--|--:|--:|--:|--:|--:|--:|\n");
+        for b in &r.breakdown {
+            row(&mut out, &b.stats, false, None);
+        }
+        out.push('\n');
+    }
     if !r.thresholds.is_empty() {
         out.push_str("| Threshold | Actual | Limit | Result |\n|:--|--:|--:|:--|\n");
         for t in &r.thresholds {

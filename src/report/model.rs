@@ -80,6 +80,11 @@ pub struct RunReport {
     /// HTTP requests and WebSocket messages as separate totals (docs/metrics.md).
     #[serde(default)]
     pub totals: Totals,
+    /// Results by scenario, group and tag: every scenario, group and `key=value` tag the plan
+    /// declares, each the exact merge (histograms and counters) of the HTTP and WebSocket rows
+    /// it selects (docs/results.md, "Tags and groups").
+    #[serde(default)]
+    pub breakdown: Vec<BreakdownRow>,
     /// Failures by step, error kind and message, most frequent first.
     pub errors: Vec<ErrorReport>,
     pub iterations: Iterations,
@@ -195,6 +200,106 @@ pub struct Totals {
     /// Every WebSocket message step: connects, sends, receives (one per frame), silences and
     /// closes (kind `ws`, name `Aggregated WebSocket messages`); what `ws_*` thresholds measure.
     pub ws: StepReport,
+}
+
+/// One row of the breakdown by scenario, group or tag.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BreakdownRow {
+    /// `scenario`, `group` or `tag`.
+    pub by: String,
+    /// The tag key (`method`); empty for scenarios and groups.
+    pub key: String,
+    /// The scenario's or group's name, or the tag's value (`checkout`).
+    pub value: String,
+    /// The merged rows (`scenario`, `kind` and `name` say what was merged:
+    /// `tag`, `method=checkout`).
+    pub stats: StepReport,
+}
+
+impl BreakdownRow {
+    /// `scenario browse`, `group login`, `tag method=checkout`.
+    pub fn label(&self) -> String {
+        if self.key.is_empty() {
+            format!("{} {}", self.by, self.value)
+        } else {
+            format!("{} {}={}", self.by, self.key, self.value)
+        }
+    }
+}
+
+/// What one breakdown row selects: `(by, key, value)`.
+pub type BreakdownKey = (&'static str, String, String);
+
+/// The breakdown rows a plan declares, in order: scenarios (plan order), groups (first
+/// appearance), tags (by key, then value), each with the statistics rows it merges: HTTP
+/// and WebSocket rows only (groups time other steps and would count them twice).
+pub fn breakdown_keys(program: &Program) -> Vec<(BreakdownKey, Vec<u32>)> {
+    let counted = |id: usize| counts_in_total(program, id as u32);
+    let select = |pred: &dyn Fn(&crate::lang::ir::StatEntry) -> bool| -> Vec<u32> {
+        program
+            .stats
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| counted(*i) && pred(s))
+            .map(|(i, _)| i as u32)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for sc in &program.scenarios {
+        let ids = select(&|s| s.scenarios.contains(&sc.name));
+        out.push((("scenario", String::new(), sc.name.clone()), ids));
+    }
+    let mut groups: Vec<&String> = Vec::new();
+    let mut tags: std::collections::BTreeSet<(&String, &String)> = Default::default();
+    for s in &program.stats {
+        for g in &s.groups {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        tags.extend(s.tags.iter());
+    }
+    for g in groups {
+        let ids = select(&|s| s.groups.contains(g));
+        out.push((("group", String::new(), g.clone()), ids));
+    }
+    for (k, v) in tags {
+        let ids = select(&|s| s.tags.get(k) == Some(v));
+        out.push((("tag", k.clone(), v.clone()), ids));
+    }
+    out
+}
+
+/// The breakdown of a snapshot: each declared scenario, group and tag with its merged
+/// statistics (see [`breakdown_keys`]).
+pub fn breakdown(program: &Program, total: &Snapshot) -> Vec<(BreakdownKey, StepStats)> {
+    breakdown_keys(program)
+        .into_iter()
+        .map(|(key, ids)| {
+            let stats = total.aggregate(|id| ids.contains(&id));
+            (key, stats)
+        })
+        .collect()
+}
+
+/// [`breakdown`] as the terminal summary's rows: `(by, name, stats)`, where the name of a
+/// tag row is `key=value`.
+/// Empty for a plan with one scenario and no group or tag (its one row is the total).
+pub fn breakdown_rows(program: &Program, total: &Snapshot) -> Vec<(String, String, StepStats)> {
+    let rows = breakdown(program, total);
+    if rows.len() <= 1 {
+        return Vec::new();
+    }
+    rows.into_iter()
+        .map(|((by, key, value), stats)| {
+            let name = if key.is_empty() {
+                value
+            } else {
+                format!("{key}={value}")
+            };
+            (by.to_owned(), name, stats)
+        })
+        .collect()
 }
 
 /// Kind and name of the HTTP total row.
@@ -536,6 +641,26 @@ impl RunReport {
             http: total_of(Protocol::Http, HTTP_TOTAL),
             ws: total_of(Protocol::Ws, WS_TOTAL),
         };
+        let breakdown_rows = breakdown_keys(cx.program)
+            .into_iter()
+            .map(|((by, key, value), ids)| {
+                let stats = r.total.aggregate(|id| ids.contains(&id));
+                let has = ids
+                    .iter()
+                    .any(|&id| with_checks.get(id as usize).copied().unwrap_or(false));
+                let name = if key.is_empty() {
+                    value.clone()
+                } else {
+                    format!("{key}={value}")
+                };
+                BreakdownRow {
+                    by: by.to_owned(),
+                    stats: step_report(String::new(), by.to_owned(), name, &stats, secs, has),
+                    key,
+                    value,
+                }
+            })
+            .collect();
         let (passed_checks, failed_checks) = r.total.checks();
         let it = &r.total.iterations;
         let thresholds: Vec<ThresholdReport> = cx
@@ -587,6 +712,7 @@ impl RunReport {
             steps,
             aggregated,
             totals,
+            breakdown: breakdown_rows,
             errors: errors(cx.program, &r.total),
             iterations: Iterations {
                 started: it.started,

@@ -201,7 +201,10 @@ impl Sinks {
                     ))
                 })?;
                 let bound = listener.local_addr().unwrap_or(addr);
-                let exporter = Arc::new(Exporter::new(&program.name, &profile.name));
+                let exporter = Arc::new(
+                    Exporter::new(&program.name, &profile.name)
+                        .with_breakdown(super::model::breakdown_keys(&program)),
+                );
                 // Every step's counters at 0 from the first scrape, before the first tick.
                 exporter.update(
                     &step_infos(&program),
@@ -361,7 +364,10 @@ fn write_files(
 ) {
     if let Some(prefix) = &o.csv {
         match super::csv::write_final(prefix, report) {
-            Ok(()) => written.extend(super::csv::paths(prefix)),
+            Ok(()) => {
+                written.extend(super::csv::paths(prefix));
+                written.push(super::csv::tags_path(prefix));
+            }
             Err(e) => problems.push(format!("--csv {}: {e}", prefix.display())),
         }
     }

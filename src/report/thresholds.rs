@@ -4,7 +4,8 @@
 //!
 //! What a rule covers: a plain metric (`error_rate`, `p95`, `rate`) means HTTP requests, as
 //! k6's `http_req_failed` does; `ws_*` means WebSocket messages and `http_*` says HTTP
-//! explicitly; plain `check_rate` covers every check; a `step` selector covers that step
+//! explicitly; plain `check_rate` covers every check; a `step` selector covers that step;
+//! `scenario`, `group` and `tag` selectors narrow a rule to the rows of its breakdown row
 //! ([`parse_metric`], docs/metrics.md).
 //!
 //! Invariants: a rule is evaluated on the run's cumulative [`Snapshot`] only; a rule without
@@ -101,16 +102,18 @@ fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepS
         (Scope::Http, Protocol::Ws) => explicit_step && !t.metric.starts_with("http_"),
         (Scope::Ws, Protocol::Http) => false,
     };
+    // `scenario=`, `group=` and `tag=` narrow the rule to the steps they select.
+    let selected = |id: u32| {
+        program.stats.get(id as usize).is_some_and(|s| {
+            t.scenario.as_ref().is_none_or(|n| s.scenarios.contains(n))
+                && t.group.as_ref().is_none_or(|g| s.groups.contains(g))
+                && t.tag
+                    .as_ref()
+                    .is_none_or(|(k, v)| s.tags.get(k).is_some_and(|x| x == v))
+        })
+    };
     match t.step.as_deref() {
-        // A plan scenario's own rule: that scenario's steps in the rule's scope.
-        None if t.scenario.is_some() => Some(total.aggregate(|id| {
-            in_scope(id, false)
-                && program
-                    .stats
-                    .get(id as usize)
-                    .is_some_and(|s| t.scenario.as_ref().is_some_and(|n| s.scenarios.contains(n)))
-        })),
-        None => Some(total.aggregate(|id| in_scope(id, false))),
+        None => Some(total.aggregate(|id| in_scope(id, false) && selected(id))),
         Some(name) => {
             let ids: Vec<u32> = program
                 .stats
@@ -118,6 +121,7 @@ fn stats_for(program: &Program, total: &Snapshot, t: &Threshold) -> Option<StepS
                 .enumerate()
                 .filter(|(_, s)| s.name == name || format!("{} {}", s.kind, s.name) == name)
                 .map(|(i, _)| i as u32)
+                .filter(|&i| selected(i))
                 .filter(|&i| in_scope(i, true))
                 .collect();
             if ids.is_empty() {
@@ -384,6 +388,8 @@ mod tests {
             metric: metric.into(),
             step: step.map(Into::into),
             scenario: None,
+            group: None,
+            tag: None,
             max,
             min: None,
             abort_on_fail: abort,

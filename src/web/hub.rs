@@ -147,6 +147,8 @@ struct Stats {
     /// HTTP requests and WebSocket messages apart (docs/metrics.md).
     totals: Totals,
     errors: Vec<ErrorReport>,
+    /// By scenario, group and tag (the page's Tags tab; see [`RunReport::breakdown`]).
+    breakdown: Vec<crate::report::model::BreakdownRow>,
     checks: Checks,
     iterations: Iterations,
     thresholds: Vec<ThresholdReport>,
@@ -589,6 +591,7 @@ impl Hub {
                 ws: total_row(report.totals.ws, Protocol::Ws),
             },
             errors: report.errors,
+            breakdown: report.breakdown,
             checks: report.checks,
             iterations: report.iterations,
             thresholds: report.thresholds,

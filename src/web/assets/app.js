@@ -270,10 +270,32 @@
       body.appendChild(tr);
     }
     renderChecks(rows, stats.checks);
+    renderTags(stats.breakdown || []);
     $('failures-table').hidden = errs.length === 0;
     $('no-failures').hidden = errs.length > 0;
     $('failures-count').textContent = n ? String(n) : '';
     if (state) renderVerdict(state, stats);
+  }
+
+  // By scenario, group and tag: shown when the plan has more than one such row.
+  function renderTags(rows) {
+    const body = $('tags-table').tBodies[0];
+    body.textContent = '';
+    const shown = rows.length > 1;
+    for (const b of shown ? rows : []) {
+      const s = b.stats;
+      const l = s.latency_ms;
+      const tr = el('tr');
+      tr.dataset.name = b.by + ' ' + (b.key ? b.key + '=' : '') + b.value;
+      for (const c of [b.by, b.key, b.value]) tr.appendChild(el('td', c, 'l'));
+      tr.appendChild(el('td', s.count));
+      tr.appendChild(el('td', s.failures, s.failures > 0 ? 'bad' : null));
+      tr.appendChild(el('td', fmt(s.rate)));
+      for (const v of [l && l.p50, l && l.p95, l && l.p99, l && l.max, l && l.mean]) tr.appendChild(el('td', ms(v)));
+      body.appendChild(tr);
+    }
+    $('tags-table').hidden = !shown;
+    $('no-tags').hidden = shown;
   }
 
   function renderChecks(rows, totals) {
