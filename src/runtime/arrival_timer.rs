@@ -111,7 +111,12 @@ async fn precise_sleep(
         match guard.try_io(|inner| {
             rustix::io::read(inner.get_ref(), &mut buf).map_err(std::io::Error::from)
         }) {
-            Ok(r) => return r.map(|_| ()),
+            Ok(r) => {
+                // The expiration is consumed and the timer is not re-armed until the next
+                // sleep: not readable until then (saves an empty read per sleep).
+                guard.clear_ready();
+                return r.map(|_| ());
+            }
             Err(_would_block) => continue,
         }
     }
