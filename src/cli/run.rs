@@ -735,10 +735,12 @@ fn summary_kv(program: &lang::ir::Program, r: &RunResult) -> String {
     );
     if !all.corrected.is_empty() {
         // Open model: the latency from the intended start, and what was asked for.
+        // `lateness_p99_ms`: how late the generator started arrivals (its own precision).
         line.push_str(&format!(
-            " p99_corrected_ms={:.3} dropped={}",
+            " p99_corrected_ms={:.3} dropped={} lateness_p99_ms={:.3}",
             all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
-            r.total.iterations.dropped
+            r.total.iterations.dropped,
+            r.total.lateness.value_at_quantile(0.99) as f64 / 1000.0
         ));
     }
     if r.interrupted {

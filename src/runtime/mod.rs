@@ -7,6 +7,7 @@
 //! finish its iteration, a hard stop (after `stop_timeout`, or a second Ctrl-C)
 //! abandons it.
 
+pub mod arrival_timer;
 pub mod decode;
 pub mod driver;
 pub mod fast;

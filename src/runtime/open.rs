@@ -45,7 +45,9 @@ pub struct Setup {
 }
 
 struct Worker {
-    tx: mpsc::Sender<Instant>,
+    /// Arrivals for this user; `None` once it left the pool, which closes its queue and
+    /// so ends it when idle (an idle user waits on nothing else).
+    tx: Option<mpsc::Sender<Instant>>,
     slot: Slot,
     scenario: usize,
     alive: bool,
@@ -58,6 +60,12 @@ enum Back {
     /// Could not start (its arrival is counted as failed); its place is free.
     Gone(usize),
 }
+
+/// The generator wakes at most once per window: arrivals due within it start together at
+/// its end (their lateness recorded), so a high rate costs a few thousand wake-ups a second
+/// rather than one per arrival, and lateness stays well under a millisecond (see
+/// [`super::arrival_timer`]).
+const BATCH: Duration = Duration::from_micros(250);
 
 /// Below this rate nothing arrives (the generator looks again shortly): a gap of
 /// `1/rate` seconds past ~11 days is no arrival at all within a run.
@@ -162,6 +170,7 @@ impl Pool {
     fn leave(&mut self, i: usize) {
         if let Some(w) = self.workers.get_mut(i).filter(|w| w.alive) {
             w.alive = false;
+            w.tx = None;
             w.slot.soft.cancel();
             self.alive = self.alive.saturating_sub(1);
             self.free.push(i);
@@ -174,7 +183,8 @@ impl Pool {
         Some(
             self.workers
                 .get(i)
-                .is_some_and(|w| w.tx.try_send(intended).is_ok()),
+                .and_then(|w| w.tx.as_ref())
+                .is_some_and(|tx| tx.try_send(intended).is_ok()),
         )
     }
 
@@ -348,6 +358,11 @@ async fn generate(
     let mut next_at = Some(0.0);
     let mut arrivals = 0u64;
     let mut dispatched = 0u64;
+    let mut timer = super::arrival_timer::ArrivalTimer::new();
+    // Registered once, not per wake-up.
+    let stop = control.stop.cancelled();
+    let kill = control.kill.cancelled();
+    tokio::pin!(stop, kill);
 
     'run: loop {
         if control.stop.is_cancelled() || control.kill.is_cancelled() {
@@ -445,16 +460,20 @@ async fn generate(
                 tracing::debug!("open model: the collector is behind; tick skipped");
             }
         }
+        // Users reporting back do not wake the generator: their reports are read when
+        // arrivals are due (above), the only time the pool is needed.
+        let now = Instant::now();
         let wake = match next_at {
-            Some(at) => instant_at(start, at).min(Instant::now() + Duration::from_millis(50)),
-            None if cfg.iterations.is_some() => Instant::now() + Duration::from_millis(20),
+            Some(at) => instant_at(start, at)
+                .max(now + BATCH)
+                .min(now + Duration::from_millis(50)),
+            None if cfg.iterations.is_some() => now + Duration::from_millis(20),
             None => break,
         };
         tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            Some(b) = back_rx.recv() => pool.back(b),
-            _ = control.stop.cancelled() => {}
-            _ = control.kill.cancelled() => {}
+            _ = timer.sleep_until(wake) => {}
+            _ = &mut stop => {}
+            _ = &mut kill => {}
         }
     }
 
@@ -512,18 +531,20 @@ impl Spawn {
         let soft = CancellationToken::new();
         let hard = control.kill.child_token();
         let mut user = User::new(id, scenario, shared.clone(), agg.recorder(), hard.clone());
-        let (soft2, live2, tl) = (soft.clone(), live.clone(), timeline.clone());
+        let (live2, tl) = (live.clone(), timeline.clone());
         let n = live.fetch_add(1, Ordering::SeqCst) + 1;
         push_timeline(timeline, start, n);
         let handle = tokio::spawn(async move {
             if user.start().await {
                 let mut next = Some(first);
                 loop {
+                    // Idle, it waits for its next arrival only: leaving the pool and the
+                    // end of the run close its queue.
                     let intended = match next.take() {
                         Some(i) => i,
-                        None => tokio::select! {
-                            _ = soft2.cancelled() => break,
-                            i = rx.recv() => match i { Some(i) => i, None => break },
+                        None => match rx.recv().await {
+                            Some(i) => i,
+                            None => break,
                         },
                     };
                     let lateness = Instant::now().saturating_duration_since(intended);
@@ -549,7 +570,7 @@ impl Spawn {
             push_timeline(&tl, start, n);
         });
         Worker {
-            tx,
+            tx: Some(tx),
             slot: Slot { soft, hard, handle },
             scenario,
             alive: true,
