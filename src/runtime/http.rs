@@ -699,7 +699,11 @@ async fn send_request(
             }
         }
     }
-    Ok(Answer { status, headers })
+    Ok(Answer {
+        status,
+        headers,
+        timing: fast::Timing::default(),
+    })
 }
 
 /// Whether anything looks at the body: a body or JSON check, a body, JSON or regex
@@ -862,7 +866,9 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             .scope(limit, general(&user.client, prepared, timeout, &mut rx))
             .await
     };
-    let Answer { status, headers } = match result {
+    let Answer {
+        status, headers, ..
+    } = match result {
         Ok(a) => a,
         Err((kind, msg, status)) => {
             if let Some(t) = user.trace.clone() {
