@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{
     AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION,
-    PROXY_AUTHORIZATION, SET_COOKIE, TRANSFER_ENCODING, USER_AGENT, WWW_AUTHENTICATE,
+    PROXY_AUTHORIZATION, SET_COOKIE, USER_AGENT, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method};
 use reqwest::cookie::CookieStore;
@@ -87,6 +87,8 @@ pub struct Received {
     pub total: u64,
     /// The announced body length (`Content-Length`), when known.
     announced: Option<u64>,
+    /// Nothing reads the response's headers: the fast path keeps only those it needs.
+    no_headers: bool,
 }
 
 impl Received {
@@ -96,6 +98,13 @@ impl Received {
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
             ..Self::default()
         }
+    }
+
+    /// Nothing will read the response's headers ([`Answer::headers`] may then hold only
+    /// `Location` and `Set-Cookie`): saves building a map per response.
+    pub fn without_headers(mut self) -> Self {
+        self.no_headers = true;
+        self
     }
 
     /// The body's announced length, so the kept bytes are allocated once.
@@ -542,64 +551,98 @@ struct Head {
     keep_alive: bool,
 }
 
-/// Whether a comma-separated header list holds `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+/// Whether a comma-separated list holds `token` (case-insensitive).
+fn list_has(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Read and parse a response head (skipping interim 1xx heads) from `buf` and `r`.
-/// The head's bytes leave `buf`; whatever follows them stays.
+/// The head's bytes leave `buf`; whatever follows them stays. With `all` false only
+/// the headers this module itself reads (`Location`, `Set-Cookie`) are kept.
 async fn read_head<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
+    all: bool,
 ) -> Result<Head, Failure> {
     loop {
-        // Offsets of each header's name and value within the head, so the values can
+        if let Some(head) = parse_head(buf, head_request, all)? {
+            return Ok(head);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(invalid("message head is too large", None));
+        }
+        fill(r, buf, None).await?;
+    }
+}
+
+/// Parse the complete heads at the front of `buf`: interim 1xx heads are dropped, the
+/// final one is returned; `None` while it is incomplete. Synchronous, so its header
+/// arrays live on the stack rather than in the exchange's future.
+fn parse_head(buf: &mut BytesMut, head_request: bool, all: bool) -> Result<Option<Head>, Failure> {
+    loop {
+        // Offsets of each kept header's name and value within the head, so the values
         // share the head's bytes instead of being copied one by one.
         let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let parsed = {
+        let mut kept = 0;
+        let mut close = false;
+        let mut keep_alive = false;
+        let mut chunked = None;
+        let mut length: Option<u64> = None;
+        let mut bad_length = None;
+        let (len, status, version) = {
             let mut raw = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut []);
-            match httparse::ParserConfig::default()
+            let len = match httparse::ParserConfig::default()
                 .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
             {
-                Ok(httparse::Status::Complete(len)) => {
-                    let base = buf.as_ptr() as usize;
-                    let n = resp.headers.len();
-                    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-                        let name = h.name.as_ptr() as usize - base;
-                        let value = h.value.as_ptr() as usize - base;
-                        *span = (
-                            name as u32,
-                            h.name.len() as u32,
-                            value as u32,
-                            h.value.len() as u32,
-                        );
-                    }
-                    Some((len, resp.code.unwrap_or(0), resp.version.unwrap_or(1), n))
-                }
-                Ok(httparse::Status::Partial) => None,
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
                 Err(e) => return Err(invalid(e, None)),
+            };
+            let base = buf.as_ptr() as usize;
+            for h in resp.headers.iter() {
+                let name = h.name.as_bytes();
+                if name.eq_ignore_ascii_case(b"connection") {
+                    close |= list_has(h.value, "close");
+                    keep_alive |= list_has(h.value, "keep-alive");
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                    let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                    chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                } else if name.eq_ignore_ascii_case(b"content-length") {
+                    for part in h.value.split(|&b| b == b',') {
+                        let n = std::str::from_utf8(part.trim_ascii())
+                            .ok()
+                            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|s| s.parse::<u64>().ok());
+                        match n {
+                            Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                            Some(_) => bad_length = Some("conflicting content-length"),
+                            None => bad_length = Some("bad content-length"),
+                        }
+                    }
+                }
+                let wanted = all
+                    || name.eq_ignore_ascii_case(b"location")
+                    || name.eq_ignore_ascii_case(b"set-cookie");
+                if wanted {
+                    let n = h.name.as_ptr() as usize - base;
+                    let v = h.value.as_ptr() as usize - base;
+                    spans[kept] = (n as u32, name.len() as u32, v as u32, h.value.len() as u32);
+                    kept += 1;
+                }
             }
+            (len, resp.code.unwrap_or(0), resp.version.unwrap_or(1))
         };
-        let Some((len, status, version, n)) = parsed else {
-            if buf.len() > MAX_HEAD {
-                return Err(invalid("message head is too large", None));
-            }
-            fill(r, buf, None).await?;
-            continue;
-        };
-        let head = buf.split_to(len).freeze();
         if (100..200).contains(&status) && status != 101 {
+            buf.advance(len);
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(n);
-        for &(name, name_len, value, value_len) in &spans[..n] {
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(kept);
+        for &(name, name_len, value, value_len) in &spans[..kept] {
             let name = &head[name as usize..(name + name_len) as usize];
             let name =
                 http::header::HeaderName::from_bytes(name).map_err(|e| invalid(e, Some(status)))?;
@@ -608,50 +651,28 @@ async fn read_head<R: AsyncRead + Unpin>(
                 HeaderValue::from_maybe_shared(value).map_err(|e| invalid(e, Some(status)))?;
             headers.append(name, value);
         }
-        let mut keep_alive = if version == 0 {
-            has_token(&headers, CONNECTION, "keep-alive")
-        } else {
-            !has_token(&headers, CONNECTION, "close")
-        };
         let framing = if head_request || status == 101 || status == 204 || status == 304 {
             Framing::Empty
-        } else if let Some(te) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-            let last = te
-                .as_bytes()
-                .rsplit(|&b| b == b',')
-                .next()
-                .unwrap_or_default();
-            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+        } else if let Some(chunked) = chunked {
+            if chunked {
                 Framing::Chunked
             } else {
                 Framing::Close
             }
+        } else if let Some(m) = bad_length {
+            return Err(invalid(m, Some(status)));
         } else {
-            let mut length = None;
-            for v in headers.get_all(CONTENT_LENGTH) {
-                for part in v.as_bytes().split(|&b| b == b',') {
-                    let n = std::str::from_utf8(part.trim_ascii())
-                        .ok()
-                        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or_else(|| invalid("bad content-length", Some(status)))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(invalid("conflicting content-length", Some(status)));
-                    }
-                    length = Some(n);
-                }
-            }
             length.map_or(Framing::Close, Framing::Length)
         };
-        if status == 101 || framing == Framing::Close {
-            keep_alive = false;
-        }
-        return Ok(Head {
+        let keep_alive = if version == 0 { keep_alive } else { !close }
+            && status != 101
+            && framing != Framing::Close;
+        return Ok(Some(Head {
             status,
             headers,
             framing,
             keep_alive,
-        });
+        }));
     }
 }
 
@@ -765,11 +786,15 @@ async fn exchange(
     body: &Bytes,
     connect_timeout: Duration,
     timing: &mut Timing,
+    all: bool,
 ) -> Result<Pending, Failure> {
     let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
-    let close = has_token(headers, CONNECTION, "close");
+    let close = headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| list_has(v.as_bytes(), "close"));
     write_request(
         &mut fc.out,
         method,
@@ -794,7 +819,7 @@ async fn exchange(
             sent = write_all(&mut stream, body, true).await;
         }
         let result = match sent {
-            Ok(()) => read_head(&mut stream, &mut fc.buf, *method == Method::HEAD)
+            Ok(()) => read_head(&mut stream, &mut fc.buf, *method == Method::HEAD, all)
                 .await
                 .map_err(|f| (f, false)),
             Err((e, unsent)) => {
@@ -893,6 +918,7 @@ pub async fn send(
             &body,
             connect_timeout,
             &mut timing,
+            !rx.no_headers,
         )
         .await?;
         let status = pending.head.status;
@@ -1040,7 +1066,7 @@ mod tests {
         rt.block_on(async {
             let mut r = Drip { data, step };
             let mut buf = BytesMut::new();
-            let head = read_head(&mut r, &mut buf, head_request).await?;
+            let head = read_head(&mut r, &mut buf, head_request, true).await?;
             let mut rx = Received::new(1 << 20);
             read_body(&mut r, &mut buf, head.framing, head.status, &mut rx).await?;
             assert_eq!(rx.total as usize, rx.first.len() + rx.joined.len());
@@ -1129,6 +1155,25 @@ mod tests {
         assert_eq!(
             parse(bad_len, 1000, false).expect_err("conflict").0,
             ErrorKind::Body
+        );
+    }
+
+    #[test]
+    fn without_headers_only_location_and_set_cookie_are_kept_and_framing_still_read() {
+        let resp = b"HTTP/1.1 302 Found\r\nServer: x\r\nLocation: /next\r\nSet-Cookie: a=1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc";
+        let mut buf = BytesMut::from(&resp[..]);
+        let head = parse_head(&mut buf, false, false)
+            .expect("parses")
+            .expect("complete");
+        assert_eq!(head.headers.len(), 2, "{:?}", head.headers);
+        assert_eq!(head.headers[LOCATION], "/next");
+        assert_eq!((head.framing, head.keep_alive), (Framing::Length(3), false));
+        assert_eq!(&buf[..], b"abc");
+        let mut partial = BytesMut::from(&resp[..20]);
+        assert!(
+            parse_head(&mut partial, false, false)
+                .expect("so far so good")
+                .is_none()
         );
     }
 
