@@ -200,6 +200,8 @@ pub struct FastClient {
     buf: BytesMut,
     /// The request being written.
     out: Vec<u8>,
+    /// Where the kept headers of the response being parsed lie.
+    spans: Vec<Span>,
 }
 
 /// A kept-alive connection may be retried on a fresh one after it failed only when
@@ -551,6 +553,10 @@ struct Head {
     keep_alive: bool,
 }
 
+/// Where a kept header's name and value lie in a response head (offset, length, offset,
+/// length), so the values share the head's bytes instead of being copied one by one.
+type Span = (u32, u32, u32, u32);
+
 /// Whether a comma-separated list holds `token` (case-insensitive).
 fn list_has(value: &[u8], token: &str) -> bool {
     value
@@ -564,11 +570,12 @@ fn list_has(value: &[u8], token: &str) -> bool {
 async fn read_head<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
     head_request: bool,
     all: bool,
 ) -> Result<Head, Failure> {
     loop {
-        if let Some(head) = parse_head(buf, head_request, all)? {
+        if let Some(head) = parse_head(buf, spans, head_request, all)? {
             return Ok(head);
         }
         if buf.len() > MAX_HEAD {
@@ -581,12 +588,14 @@ async fn read_head<R: AsyncRead + Unpin>(
 /// Parse the complete heads at the front of `buf`: interim 1xx heads are dropped, the
 /// final one is returned; `None` while it is incomplete. Synchronous, so its header
 /// arrays live on the stack rather than in the exchange's future.
-fn parse_head(buf: &mut BytesMut, head_request: bool, all: bool) -> Result<Option<Head>, Failure> {
+fn parse_head(
+    buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
+    head_request: bool,
+    all: bool,
+) -> Result<Option<Head>, Failure> {
     loop {
-        // Offsets of each kept header's name and value within the head, so the values
-        // share the head's bytes instead of being copied one by one.
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let mut kept = 0;
+        spans.clear();
         let mut close = false;
         let mut keep_alive = false;
         let mut chunked = None;
@@ -605,33 +614,40 @@ fn parse_head(buf: &mut BytesMut, head_request: bool, all: bool) -> Result<Optio
             let base = buf.as_ptr() as usize;
             for h in resp.headers.iter() {
                 let name = h.name.as_bytes();
-                if name.eq_ignore_ascii_case(b"connection") {
-                    close |= list_has(h.value, "close");
-                    keep_alive |= list_has(h.value, "keep-alive");
-                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                    let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                    chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-                } else if name.eq_ignore_ascii_case(b"content-length") {
-                    for part in h.value.split(|&b| b == b',') {
-                        let n = std::str::from_utf8(part.trim_ascii())
-                            .ok()
-                            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                            .and_then(|s| s.parse::<u64>().ok());
-                        match n {
-                            Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
-                            Some(_) => bad_length = Some("conflicting content-length"),
-                            None => bad_length = Some("bad content-length"),
-                        }
+                // By length first: most headers are none of these.
+                let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+                let wanted = match name.len() {
+                    10 if is(b"connection") => {
+                        close |= list_has(h.value, "close");
+                        keep_alive |= list_has(h.value, "keep-alive");
+                        all
                     }
-                }
-                let wanted = all
-                    || name.eq_ignore_ascii_case(b"location")
-                    || name.eq_ignore_ascii_case(b"set-cookie");
+                    17 if is(b"transfer-encoding") => {
+                        let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                        chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                        all
+                    }
+                    14 if is(b"content-length") => {
+                        for part in h.value.split(|&b| b == b',') {
+                            let n = std::str::from_utf8(part.trim_ascii())
+                                .ok()
+                                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                                .and_then(|s| s.parse::<u64>().ok());
+                            match n {
+                                Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                                Some(_) => bad_length = Some("conflicting content-length"),
+                                None => bad_length = Some("bad content-length"),
+                            }
+                        }
+                        all
+                    }
+                    8 | 10 => all || is(b"location") || is(b"set-cookie"),
+                    _ => all,
+                };
                 if wanted {
                     let n = h.name.as_ptr() as usize - base;
                     let v = h.value.as_ptr() as usize - base;
-                    spans[kept] = (n as u32, name.len() as u32, v as u32, h.value.len() as u32);
-                    kept += 1;
+                    spans.push((n as u32, name.len() as u32, v as u32, h.value.len() as u32));
                 }
             }
             (len, resp.code.unwrap_or(0), resp.version.unwrap_or(1))
@@ -641,8 +657,8 @@ fn parse_head(buf: &mut BytesMut, head_request: bool, all: bool) -> Result<Optio
             continue;
         }
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(kept);
-        for &(name, name_len, value, value_len) in &spans[..kept] {
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for &(name, name_len, value, value_len) in spans.iter() {
             let name = &head[name as usize..(name + name_len) as usize];
             let name =
                 http::header::HeaderName::from_bytes(name).map_err(|e| invalid(e, Some(status)))?;
@@ -819,9 +835,15 @@ async fn exchange(
             sent = write_all(&mut stream, body, true).await;
         }
         let result = match sent {
-            Ok(()) => read_head(&mut stream, &mut fc.buf, *method == Method::HEAD, all)
-                .await
-                .map_err(|f| (f, false)),
+            Ok(()) => read_head(
+                &mut stream,
+                &mut fc.buf,
+                &mut fc.spans,
+                *method == Method::HEAD,
+                all,
+            )
+            .await
+            .map_err(|f| (f, false)),
             Err((e, unsent)) => {
                 let kind = io_kind(&e).unwrap_or(ErrorKind::Reset);
                 Err((
@@ -1066,7 +1088,7 @@ mod tests {
         rt.block_on(async {
             let mut r = Drip { data, step };
             let mut buf = BytesMut::new();
-            let head = read_head(&mut r, &mut buf, head_request, true).await?;
+            let head = read_head(&mut r, &mut buf, &mut Vec::new(), head_request, true).await?;
             let mut rx = Received::new(1 << 20);
             read_body(&mut r, &mut buf, head.framing, head.status, &mut rx).await?;
             assert_eq!(rx.total as usize, rx.first.len() + rx.joined.len());
@@ -1162,7 +1184,7 @@ mod tests {
     fn without_headers_only_location_and_set_cookie_are_kept_and_framing_still_read() {
         let resp = b"HTTP/1.1 302 Found\r\nServer: x\r\nLocation: /next\r\nSet-Cookie: a=1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc";
         let mut buf = BytesMut::from(&resp[..]);
-        let head = parse_head(&mut buf, false, false)
+        let head = parse_head(&mut buf, &mut Vec::new(), false, false)
             .expect("parses")
             .expect("complete");
         assert_eq!(head.headers.len(), 2, "{:?}", head.headers);
@@ -1171,7 +1193,7 @@ mod tests {
         assert_eq!(&buf[..], b"abc");
         let mut partial = BytesMut::from(&resp[..20]);
         assert!(
-            parse_head(&mut partial, false, false)
+            parse_head(&mut partial, &mut Vec::new(), false, false)
                 .expect("so far so good")
                 .is_none()
         );
