@@ -794,12 +794,12 @@ struct Pending {
 
 /// One exchange on this user's connection to the URL's host (no redirects), up to the
 /// response head.
+/// The request of one hop: method, URL, headers, body.
+type Hop<'a> = (&'a Method, &'a reqwest::Url, &'a HeaderMap, &'a Bytes);
+
 async fn exchange(
     fc: &mut FastClient,
-    method: &Method,
-    url: &reqwest::Url,
-    headers: &HeaderMap,
-    body: &Bytes,
+    (method, url, headers, body): Hop<'_>,
     connect_timeout: Duration,
     timing: &mut Timing,
     all: bool,
@@ -934,10 +934,7 @@ pub async fn send(
         }
         let pending = exchange(
             fc,
-            &method,
-            &url,
-            &headers,
-            &body,
+            (&method, &url, &headers, &body),
             connect_timeout,
             &mut timing,
             !rx.no_headers,
