@@ -1,12 +1,18 @@
-//! Plain-HTTP requests straight over hyper's connection API.
+//! Plain-HTTP/1.1 requests written and read by the user's own task.
 //!
 //! reqwest is the client for everything (TLS, HTTP/2, proxies of the future), but its
 //! per-request machinery (client and connector clones, a shared pool checkout, tower
 //! layers, re-parsing the URL of every response) was measured to be the ceiling for
-//! plain `http://` load (see the issue notes). So a user that talks HTTP/1.1 without
-//! TLS owns one keep-alive connection per host, like wrk's connections, and sends on it
-//! directly. Behaviour matches the reqwest path: per-user cookie jar (reqwest's own
-//! `Jar`), redirects up to the plan's limit (303, and 301/302 after a POST, become GET),
+//! plain `http://` load, and so was hyper's connection API (a task per connection and
+//! a channel between it and the user: two task switches per request). So a user that
+//! talks HTTP/1.1 without TLS owns one keep-alive `TcpStream` per host, like wrk's
+//! connections, writes each request itself and parses the response with `httparse`
+//! from one reusable read buffer: `Content-Length`, chunked (extensions and trailers)
+//! and close-delimited bodies, interim 1xx heads, no body after HEAD, 204 and 304,
+//! `Connection: close` either way.
+//!
+//! Behaviour matches the reqwest path: per-user cookie jar (reqwest's own `Jar`),
+//! redirects up to the plan's limit (303, and 301/302 after a POST, become GET),
 //! connect timeout, the caller's total timeout, bounded error kinds. A request that
 //! fails because a reused idle connection was closed by the server is retried once on
 //! a fresh connection, as hyper's pool does: when the request was never written, or
@@ -15,22 +21,21 @@
 //! credentials exactly as reqwest does; a redirect to a URL this path cannot speak
 //! (`https://`) hands the rest of the exchange to reqwest ([`Sent::Detour`]).
 //!
-//! Response bodies are read chunk by chunk into a [`Received`]: every byte counted, at
-//! most its `keep` bytes kept (none when nothing reads the body), so a body of any size
-//! costs one chunk of memory at a time.
+//! Response bodies are read into a [`Received`]: every byte counted, at most its
+//! `keep` bytes kept (none when nothing reads the body), so a body of any size costs
+//! one read buffer of memory at a time.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
-    SET_COOKIE, USER_AGENT, WWW_AUTHENTICATE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION,
+    PROXY_AUTHORIZATION, SET_COOKIE, USER_AGENT, WWW_AUTHENTICATE,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http::{HeaderMap, HeaderValue, Method};
 use reqwest::cookie::CookieStore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::metrics::ErrorKind;
 
@@ -46,7 +51,6 @@ pub struct Prepared {
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
-    /// Where the exchange's time went (summed over redirect hops).
     pub timing: Timing,
 }
 
@@ -59,20 +63,6 @@ pub struct Timing {
     pub connect_us: Option<u64>,
     /// From the start of writing the request to the response head received (TTFB, "waiting").
     pub wait_us: u64,
-}
-
-impl Timing {
-    /// Adds a new connection's name resolution (`None` for an IP literal) and connect.
-    fn opened(&mut self, dns_us: Option<u64>, connect_us: u64) {
-        if let Some(d) = dns_us {
-            self.dns_us = Some(self.dns_us.unwrap_or(0) + d);
-        }
-        self.connect_us = Some(self.connect_us.unwrap_or(0) + connect_us);
-    }
-}
-
-fn micros(since: Instant) -> u64 {
-    since.elapsed().as_micros() as u64
 }
 
 /// What [`send`] did.
@@ -97,6 +87,8 @@ pub struct Received {
     pub total: u64,
     /// The announced body length (`Content-Length`), when known.
     announced: Option<u64>,
+    /// Nothing reads the response's headers: the fast path keeps only those it needs.
+    no_headers: bool,
 }
 
 impl Received {
@@ -106,6 +98,13 @@ impl Received {
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
             ..Self::default()
         }
+    }
+
+    /// Nothing will read the response's headers ([`Answer::headers`] may then hold only
+    /// `Location` and `Set-Cookie`): saves building a map per response.
+    pub fn without_headers(mut self) -> Self {
+        self.no_headers = true;
+        self
     }
 
     /// The body's announced length, so the kept bytes are allocated once.
@@ -139,6 +138,29 @@ impl Received {
         self.joined.extend_from_slice(&chunk[..take]);
     }
 
+    /// Count bytes and keep what fits (copied: `chunk` is a read buffer's).
+    pub fn push_slice(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
+        let kept = self.first.len() + self.joined.len();
+        let room = self.keep.saturating_sub(kept);
+        if room == 0 || chunk.is_empty() {
+            return;
+        }
+        if self.joined.is_empty() {
+            let want = self
+                .announced
+                .map_or(0, |l| usize::try_from(l).unwrap_or(usize::MAX));
+            self.joined
+                .reserve_exact(want.min(self.keep).max(kept + chunk.len().min(room)));
+            if !self.first.is_empty() {
+                self.joined.extend_from_slice(&self.first);
+                self.first = Bytes::new();
+            }
+        }
+        self.joined
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
     /// Whether more bytes arrived than were kept.
     pub fn over(&self) -> bool {
         self.total > self.keep as u64
@@ -157,20 +179,29 @@ impl Received {
 /// A failed exchange: kind, message, and the status if one arrived.
 pub type Failure = (ErrorKind, String, Option<u16>);
 
-/// A kept-alive connection to one host:port, with its ready-made `Host` header.
+/// A kept-alive connection to one host:port, with its ready-made `Host` value.
 struct Conn {
     host: String,
     port: u16,
-    host_header: HeaderValue,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    authority: String,
+    /// The idle connection; taken out while an exchange uses it, so an exchange
+    /// abandoned half-way (a timeout) never leaves a connection in an unknown state.
+    stream: Option<TcpStream>,
 }
 
-/// One user's connections (one per host:port) and cookie jar. Users talk to one or a
-/// few hosts, so a short list searched without allocating beats a map keyed by string.
+/// One user's connections (one per host:port), cookie jar and buffers. Users talk to
+/// one or a few hosts, so a short list searched without allocating beats a map keyed
+/// by string. One read buffer and one write buffer serve every exchange in turn.
 #[derive(Default)]
 pub struct FastClient {
     conns: Vec<Conn>,
     jar: Option<std::sync::Arc<reqwest::cookie::Jar>>,
+    /// Response bytes read and not yet consumed (empty between exchanges).
+    buf: BytesMut,
+    /// The request being written.
+    out: Vec<u8>,
+    /// Where the kept headers of the response being parsed lie.
+    spans: Vec<Span>,
 }
 
 /// A kept-alive connection may be retried on a fresh one after it failed only when
@@ -207,8 +238,8 @@ impl FastClient {
     /// whichever path a request takes).
     pub fn with_jar(jar: Option<std::sync::Arc<reqwest::cookie::Jar>>) -> Self {
         Self {
-            conns: Vec::new(),
             jar,
+            ..Self::default()
         }
     }
 
@@ -229,9 +260,8 @@ impl FastClient {
         self.conns.push(Conn {
             host: host.to_string(),
             port,
-            host_header: HeaderValue::from_str(&authority)
-                .unwrap_or(HeaderValue::from_static("localhost")),
-            sender: None,
+            authority,
+            stream: None,
         });
         self.conns.len() - 1
     }
@@ -337,146 +367,547 @@ pub fn hyper_failure(e: &hyper::Error) -> Failure {
     }
 }
 
+/// Open a connection: resolve, then connect to each address in turn, all within
+/// `connect_timeout`; the phases go to `timing`.
 async fn connect(
     host: &str,
     port: u16,
     connect_timeout: Duration,
     timing: &mut Timing,
-) -> Result<SendRequest<Full<Bytes>>, Failure> {
-    let addr = format!("{host}:{port}");
-    let start = Instant::now();
-    // Resolved apart from the connect so each is timed (an IP literal needs no lookup).
-    let literal = host
-        .trim_matches(['[', ']'])
-        .parse::<std::net::IpAddr>()
-        .is_ok();
+) -> Result<TcpStream, Failure> {
     let open = async {
-        let addrs: Vec<_> = tokio::net::lookup_host(&addr).await?.collect();
-        let resolved = Instant::now();
-        let stream = tokio::net::TcpStream::connect(&addrs[..]).await?;
-        Ok::<_, std::io::Error>((stream, resolved))
+        let t0 = Instant::now();
+        let addrs = tokio::net::lookup_host(format!("{host}:{port}"))
+            .await
+            .map_err(|e| io_failure(&e, "connect"))?;
+        let t1 = Instant::now();
+        // An IP literal resolves to itself: no name resolution to report (docs/metrics.md).
+        if host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_err()
+        {
+            add(&mut timing.dns_us, t1 - t0);
+        }
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    add(&mut timing.connect_us, t1.elapsed());
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("failed to lookup address information: no address for {host}"),
+            )
+        });
+        Err(io_failure(&e, "connect"))
     };
-    let (stream, resolved) = match tokio::time::timeout(connect_timeout, open).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(io_failure(&e, "connect")),
+    let stream = match tokio::time::timeout(connect_timeout, open).await {
+        Ok(r) => r?,
         Err(_) => return Err((ErrorKind::Timeout, "connect timed out".into(), None)),
     };
-    let dns_us = (!literal).then(|| (resolved - start).as_micros() as u64);
-    timing.opened(dns_us, micros(resolved));
     // Small requests must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    // The connection task ends when the sender is dropped or the peer closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(stream)
 }
 
-/// One exchange on this user's connection to the URL's host (no redirects).
+fn add(slot: &mut Option<u64>, d: Duration) {
+    *slot = Some(slot.unwrap_or(0) + d.as_micros() as u64);
+}
+
+/// Whether an idle kept-alive connection can still carry a request: nothing to read
+/// (a peer that closed it shows as readable with an end of stream). Costs no system
+/// call while the runtime saw no event on the socket.
+fn idle_alive(s: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// The request head and (small) body, written as hyper wrote them: `host` first, the
+/// plan's headers, the default `user-agent`, and `content-length` when there is a
+/// body or the method expects one.
+fn write_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path: &str,
+    authority: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let length = !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    for (name, value) in headers {
+        if name == HOST || (length && name == CONTENT_LENGTH) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(USER_AGENT) {
+        out.extend_from_slice(b"user-agent: ");
+        out.extend_from_slice(crate::runtime::http::USER_AGENT.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if length {
+        use std::io::Write as _;
+        let _ = write!(out, "content-length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    if body.len() <= SMALL_BODY {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Bodies up to this size are copied behind the head and go out in one write.
+const SMALL_BODY: usize = 16 * 1024;
+/// The largest response head accepted (hyper's default read buffer limit).
+const MAX_HEAD: usize = 8192 + 4096 * 100;
+/// The most response headers accepted (hyper's default).
+const MAX_HEADERS: usize = 100;
+/// Bytes read at a time.
+const READ_CHUNK: usize = 8192;
+
+/// Write all of `bytes`; on failure, whether nothing at all was written.
+async fn write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    mut written: bool,
+) -> Result<(), (std::io::Error, bool)> {
+    let mut at = 0;
+    while at < bytes.len() {
+        match w.write(&bytes[at..]).await {
+            Ok(0) => return Err((std::io::ErrorKind::WriteZero.into(), !written)),
+            Ok(n) => {
+                at += n;
+                written = true;
+            }
+            Err(e) => return Err((e, !written)),
+        }
+    }
+    Ok(())
+}
+
+/// Read more bytes into `buf`; the end of the stream is an error (a response cut short).
+async fn fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    status: Option<u16>,
+) -> Result<(), Failure> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    match r.read_buf(buf).await {
+        Ok(0) => Err((
+            ErrorKind::Reset,
+            "connection closed before the response was complete".into(),
+            status,
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(read_failure(&e, status)),
+    }
+}
+
+fn read_failure(e: &std::io::Error, status: Option<u16>) -> Failure {
+    let kind = match io_kind(e) {
+        Some(k) => k,
+        None if status.is_some() => ErrorKind::Body,
+        None => ErrorKind::Other,
+    };
+    (kind, io_message(kind, e, "reading the response"), status)
+}
+
+fn invalid(what: impl std::fmt::Display, status: Option<u16>) -> Failure {
+    (
+        ErrorKind::Body,
+        format!("invalid HTTP response: {what}"),
+        status,
+    )
+}
+
+/// How a response body ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the server closes the connection.
+    Close,
+}
+
+/// A response head.
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    headers: HeaderMap,
+    framing: Framing,
+    /// Whether the connection can carry another request after this body.
+    keep_alive: bool,
+}
+
+/// Where a kept header's name and value lie in a response head (offset, length, offset,
+/// length), so the values share the head's bytes instead of being copied one by one.
+type Span = (u32, u32, u32, u32);
+
+/// Whether a comma-separated list holds `token` (case-insensitive).
+fn list_has(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Read and parse a response head (skipping interim 1xx heads) from `buf` and `r`.
+/// The head's bytes leave `buf`; whatever follows them stays. With `all` false only
+/// the headers this module itself reads (`Location`, `Set-Cookie`) are kept.
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
+    head_request: bool,
+    all: bool,
+) -> Result<Head, Failure> {
+    loop {
+        if let Some(head) = parse_head(buf, spans, head_request, all)? {
+            return Ok(head);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(invalid("message head is too large", None));
+        }
+        fill(r, buf, None).await?;
+    }
+}
+
+/// Parse the complete heads at the front of `buf`: interim 1xx heads are dropped, the
+/// final one is returned; `None` while it is incomplete. Synchronous, so its header
+/// arrays live on the stack rather than in the exchange's future.
+fn parse_head(
+    buf: &mut BytesMut,
+    spans: &mut Vec<Span>,
+    head_request: bool,
+    all: bool,
+) -> Result<Option<Head>, Failure> {
+    loop {
+        spans.clear();
+        let mut close = false;
+        let mut keep_alive = false;
+        let mut chunked = None;
+        let mut length: Option<u64> = None;
+        let mut bad_length = None;
+        let (len, status, version) = {
+            let mut raw = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            let len = match httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
+            {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(e) => return Err(invalid(e, None)),
+            };
+            let base = buf.as_ptr() as usize;
+            for h in resp.headers.iter() {
+                let name = h.name.as_bytes();
+                // By length first: most headers are none of these.
+                let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+                let wanted = match name.len() {
+                    10 if is(b"connection") => {
+                        close |= list_has(h.value, "close");
+                        keep_alive |= list_has(h.value, "keep-alive");
+                        all
+                    }
+                    17 if is(b"transfer-encoding") => {
+                        let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                        chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                        all
+                    }
+                    14 if is(b"content-length") => {
+                        for part in h.value.split(|&b| b == b',') {
+                            let n = std::str::from_utf8(part.trim_ascii())
+                                .ok()
+                                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                                .and_then(|s| s.parse::<u64>().ok());
+                            match n {
+                                Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                                Some(_) => bad_length = Some("conflicting content-length"),
+                                None => bad_length = Some("bad content-length"),
+                            }
+                        }
+                        all
+                    }
+                    8 | 10 => all || is(b"location") || is(b"set-cookie"),
+                    _ => all,
+                };
+                if wanted {
+                    let n = h.name.as_ptr() as usize - base;
+                    let v = h.value.as_ptr() as usize - base;
+                    spans.push((n as u32, name.len() as u32, v as u32, h.value.len() as u32));
+                }
+            }
+            (len, resp.code.unwrap_or(0), resp.version.unwrap_or(1))
+        };
+        if (100..200).contains(&status) && status != 101 {
+            buf.advance(len);
+            continue;
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for &(name, name_len, value, value_len) in spans.iter() {
+            let name = &head[name as usize..(name + name_len) as usize];
+            let name =
+                http::header::HeaderName::from_bytes(name).map_err(|e| invalid(e, Some(status)))?;
+            let value = head.slice(value as usize..(value + value_len) as usize);
+            let value =
+                HeaderValue::from_maybe_shared(value).map_err(|e| invalid(e, Some(status)))?;
+            headers.append(name, value);
+        }
+        let framing = if head_request || status == 101 || status == 204 || status == 304 {
+            Framing::Empty
+        } else if let Some(chunked) = chunked {
+            if chunked {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else if let Some(m) = bad_length {
+            return Err(invalid(m, Some(status)));
+        } else {
+            length.map_or(Framing::Close, Framing::Length)
+        };
+        let keep_alive = if version == 0 { keep_alive } else { !close }
+            && status != 101
+            && framing != Framing::Close;
+        return Ok(Some(Head {
+            status,
+            headers,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// Take up to `n` bytes from the front of `buf` into `rx`.
+fn take(buf: &mut BytesMut, n: u64, rx: &mut Received) -> u64 {
+    let k = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+    rx.push_slice(&buf[..k]);
+    buf.advance(k);
+    k as u64
+}
+
+/// The most bytes of one chunk-size line or trailer line.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Read a body framed as `framing` into `rx`. Bytes after the body stay in `buf`.
+async fn read_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    framing: Framing,
+    status: u16,
+    rx: &mut Received,
+) -> Result<(), Failure> {
+    let st = Some(status);
+    match framing {
+        Framing::Empty => {}
+        Framing::Length(n) => {
+            rx.announce(Some(n));
+            let mut left = n - take(buf, n, rx);
+            while left > 0 {
+                fill(r, buf, st).await?;
+                left -= take(buf, left, rx);
+            }
+        }
+        Framing::Close => loop {
+            take(buf, u64::MAX, rx);
+            if buf.capacity() < READ_CHUNK {
+                buf.reserve(READ_CHUNK);
+            }
+            match r.read_buf(buf).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(read_failure(&e, st)),
+            }
+        },
+        Framing::Chunked => loop {
+            let size = loop {
+                match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        buf.advance(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() <= MAX_LINE => {
+                        fill(r, buf, st).await?
+                    }
+                    _ => return Err(invalid("bad chunk size", st)),
+                }
+            };
+            if size == 0 {
+                // Trailer fields (ignored) up to an empty line.
+                loop {
+                    match buf.iter().position(|&b| b == b'\n') {
+                        Some(end) => {
+                            let empty = end == 0 || (end == 1 && buf[0] == b'\r');
+                            buf.advance(end + 1);
+                            if empty {
+                                return Ok(());
+                            }
+                        }
+                        None if buf.len() <= MAX_LINE => fill(r, buf, st).await?,
+                        None => return Err(invalid("trailer too large", st)),
+                    }
+                }
+            }
+            let mut left = size - take(buf, size, rx);
+            while left > 0 {
+                fill(r, buf, st).await?;
+                left -= take(buf, left, rx);
+            }
+            while buf.len() < 2 {
+                if buf.first() == Some(&b'\n') {
+                    break;
+                }
+                fill(r, buf, st).await?;
+            }
+            if buf.starts_with(b"\r\n") {
+                buf.advance(2);
+            } else if buf.starts_with(b"\n") {
+                buf.advance(1);
+            } else {
+                return Err(invalid("chunk not followed by CRLF", st));
+            }
+        },
+    }
+    Ok(())
+}
+
+/// A response whose head arrived; its body is still on the connection.
+struct Pending {
+    slot: usize,
+    stream: TcpStream,
+    head: Head,
+}
+
+/// One exchange on this user's connection to the URL's host (no redirects), up to the
+/// response head.
+/// The request of one hop: method, URL, headers, body.
+type Hop<'a> = (&'a Method, &'a reqwest::Url, &'a HeaderMap, &'a Bytes);
+
 async fn exchange(
     fc: &mut FastClient,
-    method: &Method,
-    url: &reqwest::Url,
-    headers: &HeaderMap,
-    body: &Bytes,
+    (method, url, headers, body): Hop<'_>,
     connect_timeout: Duration,
     timing: &mut Timing,
-) -> Result<http::Response<hyper::body::Incoming>, Failure> {
+    all: bool,
+) -> Result<Pending, Failure> {
     let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
+    let close = headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| list_has(v.as_bytes(), "close"));
+    write_request(
+        &mut fc.out,
+        method,
+        path,
+        &fc.conns[i].authority,
+        headers,
+        body,
+    );
     for attempt in 0..2 {
         let conn = &mut fc.conns[i];
-        let reused = conn.sender.is_some();
-        let mut sender = match conn.sender.take() {
-            Some(s) if !s.is_closed() => s,
-            _ => connect(&conn.host, conn.port, connect_timeout, timing).await?,
+        let (mut stream, reused) = match conn.stream.take() {
+            Some(s) if idle_alive(&s) => (s, true),
+            _ => (
+                connect(&conn.host, conn.port, connect_timeout, timing).await?,
+                false,
+            ),
         };
-        if sender.ready().await.is_err() {
-            // Nothing was written: a fresh connection is safe for any method.
-            if attempt == 0 {
-                continue;
+        fc.buf.clear();
+        let start = Instant::now();
+        let mut sent = write_all(&mut stream, &fc.out, false).await;
+        if sent.is_ok() && body.len() > SMALL_BODY {
+            sent = write_all(&mut stream, body, true).await;
+        }
+        let result = match sent {
+            Ok(()) => read_head(
+                &mut stream,
+                &mut fc.buf,
+                &mut fc.spans,
+                *method == Method::HEAD,
+                all,
+            )
+            .await
+            .map_err(|f| (f, false)),
+            Err((e, unsent)) => {
+                let kind = io_kind(&e).unwrap_or(ErrorKind::Reset);
+                Err((
+                    (kind, io_message(kind, &e, "writing the request"), None),
+                    unsent,
+                ))
             }
-            return Err((ErrorKind::Reset, "connection closed".into(), None));
-        }
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .body(Full::new(body.clone()))
-            .map_err(|e| (ErrorKind::Template, format!("bad request: {e}"), None))?;
-        *req.headers_mut() = headers.clone();
-        req.headers_mut()
-            .insert(HOST, fc.conns[i].host_header.clone());
-        // The default User-Agent (reqwest's client sets the same one).
-        if !headers.contains_key(USER_AGENT) {
-            req.headers_mut().insert(
-                USER_AGENT,
-                HeaderValue::from_static(crate::runtime::http::USER_AGENT),
-            );
-        }
-        if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
-            req.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        let sending = Instant::now();
-        match sender.try_send_request(req).await {
-            Ok(resp) => {
-                timing.wait_us += micros(sending);
-                fc.conns[i].sender = Some(sender);
-                return Ok(resp);
+        };
+        match result {
+            Ok(mut head) => {
+                timing.wait_us += start.elapsed().as_micros() as u64;
+                head.keep_alive &= !close;
+                return Ok(Pending {
+                    slot: i,
+                    stream,
+                    head,
+                });
             }
-            Err(mut e) => {
-                // hyper hands the request back when it never wrote it.
-                let unsent = e.take_message().is_some();
-                let err = e.into_error();
-                let failure = hyper_failure(&err);
+            Err((failure, unsent)) => {
                 // A kept-alive connection the server closed meanwhile: retry once, fresh,
                 // unless the server may have received a non-idempotent request.
                 let retry = attempt == 0
-                    && (unsent || (reused && idempotent(method) && failure.0 == ErrorKind::Reset));
-                if retry {
-                    continue;
+                    && reused
+                    && (unsent || (idempotent(method) && failure.0 == ErrorKind::Reset));
+                if !retry {
+                    return Err(failure);
                 }
-                return Err(failure);
             }
         }
     }
     Err((ErrorKind::Reset, "connection closed".into(), None))
 }
 
-fn is_redirect(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)
+impl Pending {
+    /// Read the body into `rx`, then keep the connection for the next request if it
+    /// can carry one.
+    async fn finish(mut self, fc: &mut FastClient, rx: &mut Received) -> Result<(), Failure> {
+        read_body(
+            &mut self.stream,
+            &mut fc.buf,
+            self.head.framing,
+            self.head.status,
+            rx,
+        )
+        .await?;
+        // Bytes past the response on an idle connection: the server is not speaking
+        // HTTP/1.1 request by request, so start afresh next time.
+        if self.head.keep_alive && fc.buf.is_empty() {
+            fc.conns[self.slot].stream = Some(self.stream);
+        }
+        fc.buf.clear();
+        Ok(())
+    }
 }
 
-/// Read a body to its end into `rx`; a failure carries the response's status.
-pub async fn read_body(
-    mut incoming: hyper::body::Incoming,
-    status: u16,
-    rx: &mut Received,
-) -> Result<(), Failure> {
-    rx.announce(hyper::body::Body::size_hint(&incoming).exact());
-    while let Some(frame) = incoming.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Ok(data) = f.into_data() {
-                    rx.push(data);
-                }
-            }
-            Err(e) => {
-                let (kind, msg, _) = hyper_failure(&e);
-                let kind = if kind == ErrorKind::Other {
-                    ErrorKind::Body
-                } else {
-                    kind
-                };
-                return Err((kind, msg, Some(status)));
-            }
-        }
-    }
-    Ok(())
+fn is_redirect(s: u16) -> bool {
+    matches!(s, 301 | 302 | 303 | 307 | 308)
 }
 
 /// Send a prepared request, following redirects, and read the final body into `rx`.
@@ -508,65 +939,59 @@ pub async fn send(
                 }
             }
         }
-        let resp = exchange(
+        let pending = exchange(
             fc,
-            &method,
-            &url,
-            &headers,
-            &body,
+            (&method, &url, &headers, &body),
             connect_timeout,
             &mut timing,
+            !rx.no_headers,
         )
         .await?;
-        let status = resp.status();
+        let status = pending.head.status;
         if let Some(jar) = &fc.jar {
-            let mut set = resp.headers().get_all(SET_COOKIE).iter();
+            let mut set = pending.head.headers.get_all(SET_COOKIE).iter();
             jar.set_cookies(&mut set, &url);
         }
-        let location = resp
-            .headers()
-            .get(LOCATION)
+        let location = is_redirect(status)
+            .then(|| pending.head.headers.get(LOCATION))
+            .flatten()
             .and_then(|l| l.to_str().ok())
             .and_then(|l| url.join(l).ok());
-        if is_redirect(status) && hops < max_redirects {
-            if let Some(next) = location {
-                // Drain the redirect's body (counted nowhere, kept nowhere) so the
-                // connection can be reused.
-                let mut drained = Received::new(0);
-                read_body(resp.into_body(), status.as_u16(), &mut drained).await?;
-                hops += 1;
-                if status == StatusCode::SEE_OTHER
-                    || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
-                {
-                    method = Method::GET;
-                    body = Bytes::new();
-                    headers.remove(CONTENT_TYPE);
-                }
-                if cross_origin(&next, &url) {
-                    strip_credentials(&mut headers);
-                    own_cookie = false;
-                }
-                if !eligible(&next, false) {
-                    // reqwest shares the jar and fills `Cookie` itself.
-                    if fc.jar.is_some() && !own_cookie {
-                        headers.remove(COOKIE);
-                    }
-                    return Ok(Sent::Detour(Prepared {
-                        method,
-                        url: next,
-                        headers,
-                        body,
-                    }));
-                }
-                url = next;
-                continue;
+        if let (Some(next), true) = (location, hops < max_redirects) {
+            // Drain the redirect's body (counted nowhere, kept nowhere) so the
+            // connection can be reused.
+            pending.finish(fc, &mut Received::new(0)).await?;
+            hops += 1;
+            if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
+                method = Method::GET;
+                body = Bytes::new();
+                headers.remove(CONTENT_TYPE);
             }
+            if cross_origin(&next, &url) {
+                strip_credentials(&mut headers);
+                own_cookie = false;
+            }
+            if !eligible(&next, false) {
+                // reqwest shares the jar and fills `Cookie` itself.
+                if fc.jar.is_some() && !own_cookie {
+                    headers.remove(COOKIE);
+                }
+                return Ok(Sent::Detour(Prepared {
+                    method,
+                    url: next,
+                    headers,
+                    body,
+                }));
+            }
+            url = next;
+            continue;
         }
-        let (parts, incoming) = resp.into_parts();
-        read_body(incoming, status.as_u16(), rx).await?;
+        let mut pending = pending;
+        let headers = std::mem::take(&mut pending.head.headers);
+        pending.finish(fc, rx).await?;
         return Ok(Sent::Done(Answer {
-            status: status.as_u16(),
-            headers: parts.headers,
+            status,
+            headers,
             timing,
         }));
     }
@@ -633,6 +1058,173 @@ mod tests {
     fn only_idempotent_methods_are_retried_after_being_written() {
         assert!(idempotent(&Method::GET) && idempotent(&Method::PUT));
         assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH));
+    }
+
+    /// A reader that hands out at most `step` bytes per read, then the end of stream.
+    struct Drip<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Drip<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.step.min(self.data.len()).min(out.remaining());
+            out.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Parse one response (head and body) read `step` bytes at a time: the head, the
+    /// kept body, and how many bytes were left after it.
+    fn parse(
+        data: &[u8],
+        step: usize,
+        head_request: bool,
+    ) -> Result<(Head, Vec<u8>, usize), Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut r = Drip { data, step };
+            let mut buf = BytesMut::new();
+            let head = read_head(&mut r, &mut buf, &mut Vec::new(), head_request, true).await?;
+            let mut rx = Received::new(1 << 20);
+            read_body(&mut r, &mut buf, head.framing, head.status, &mut rx).await?;
+            assert_eq!(rx.total as usize, rx.first.len() + rx.joined.len());
+            Ok((head, rx.take().to_vec(), buf.len() + r.data.len()))
+        })
+    }
+
+    #[test]
+    fn a_response_read_a_byte_at_a_time_parses_like_one_read() {
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Many: a\r\nX-Many: b\r\nContent-Length: 5\r\n\r\nhello";
+        for step in [1, 3, 7, 1000] {
+            let (head, body, left) = parse(resp, step, false).expect("parses");
+            assert_eq!(head.status, 200);
+            assert_eq!(head.framing, Framing::Length(5));
+            assert!(head.keep_alive);
+            assert_eq!(head.headers.get_all("x-many").iter().count(), 2);
+            assert_eq!(head.headers[CONTENT_TYPE], "text/plain");
+            assert_eq!(body, b"hello", "step {step}");
+            assert_eq!(left, 0);
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_with_extensions_and_trailers_are_joined() {
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: yes\r\n\r\n";
+        for step in [1, 2, 5, 1000] {
+            let (head, body, left) = parse(resp, step, false).expect("parses");
+            assert_eq!(head.framing, Framing::Chunked);
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "step {step}");
+            assert_eq!(left, 0, "the trailer is consumed");
+        }
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n";
+        let (kind, msg, status) = parse(bad, 4, false).expect_err("bad chunk size");
+        assert_eq!((kind, status), (ErrorKind::Body, Some(200)), "{msg}");
+    }
+
+    #[test]
+    fn interim_heads_are_skipped_and_head_204_304_have_no_body() {
+        let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+        let (head, body, _) = parse(resp, 3, false).expect("parses");
+        assert_eq!((head.status, body.as_slice()), (201, &b"ok"[..]));
+        assert!(!head.headers.contains_key("link"));
+        let head_resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let (head, body, left) = parse(head_resp, 1000, true).expect("HEAD");
+        assert_eq!((head.framing, body.len(), left), (Framing::Empty, 0, 0));
+        assert!(head.keep_alive);
+        for code in [204, 304] {
+            let r = format!("HTTP/1.1 {code} X\r\nContent-Length: 10\r\n\r\n");
+            let (head, body, _) = parse(r.as_bytes(), 1000, false).expect("no body");
+            assert_eq!((head.framing, body.len()), (Framing::Empty, 0), "{code}");
+        }
+    }
+
+    #[test]
+    fn connection_close_http_1_0_and_close_delimited_bodies_end_the_connection() {
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+        assert!(!parse(close, 1000, false).expect("parses").0.keep_alive);
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert!(!parse(old, 1000, false).expect("parses").0.keep_alive);
+        let old_kept = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok";
+        assert!(parse(old_kept, 1000, false).expect("parses").0.keep_alive);
+        let until_eof = b"HTTP/1.1 200 OK\r\n\r\nall of this, until the end";
+        let (head, body, _) = parse(until_eof, 4, false).expect("parses");
+        assert_eq!(head.framing, Framing::Close);
+        assert!(!head.keep_alive);
+        assert_eq!(body, b"all of this, until the end");
+    }
+
+    #[test]
+    fn garbage_and_cut_responses_get_their_error_kinds() {
+        let (kind, _, status) =
+            parse(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", 1000, false).expect_err("garbage");
+        assert_eq!((kind, status), (ErrorKind::Body, None));
+        let (kind, _, status) =
+            parse(b"HTTP/1.1 200 OK\r\nContent-Le", 1000, false).expect_err("cut head");
+        assert_eq!((kind, status), (ErrorKind::Reset, None));
+        let cut_body = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf";
+        let (kind, _, status) = parse(cut_body, 2, false).expect_err("cut body");
+        assert_eq!((kind, status), (ErrorKind::Reset, Some(200)));
+        let cut_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc";
+        assert_eq!(
+            parse(cut_chunk, 1000, false).expect_err("cut chunk").0,
+            ErrorKind::Reset
+        );
+        let bad_len = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok";
+        assert_eq!(
+            parse(bad_len, 1000, false).expect_err("conflict").0,
+            ErrorKind::Body
+        );
+    }
+
+    #[test]
+    fn without_headers_only_location_and_set_cookie_are_kept_and_framing_still_read() {
+        let resp = b"HTTP/1.1 302 Found\r\nServer: x\r\nLocation: /next\r\nSet-Cookie: a=1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc";
+        let mut buf = BytesMut::from(&resp[..]);
+        let head = parse_head(&mut buf, &mut Vec::new(), false, false)
+            .expect("parses")
+            .expect("complete");
+        assert_eq!(head.headers.len(), 2, "{:?}", head.headers);
+        assert_eq!(head.headers[LOCATION], "/next");
+        assert_eq!((head.framing, head.keep_alive), (Framing::Length(3), false));
+        assert_eq!(&buf[..], b"abc");
+        let mut partial = BytesMut::from(&resp[..20]);
+        assert!(
+            parse_head(&mut partial, &mut Vec::new(), false, false)
+                .expect("so far so good")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn requests_carry_host_first_the_plan_headers_and_a_length_when_due() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert(HOST, HeaderValue::from_static("ignored"));
+        let mut out = Vec::new();
+        write_request(&mut out, &Method::POST, "/p?q=1", "h:8080", &headers, b"{}");
+        let text = String::from_utf8(out.clone()).expect("utf-8");
+        assert!(
+            text.starts_with("POST /p?q=1 HTTP/1.1\r\nhost: h:8080\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("ignored"), "{text}");
+        assert!(
+            text.contains("x-a: 1\r\n") && text.contains("user-agent: "),
+            "{text}"
+        );
+        assert!(text.ends_with("content-length: 2\r\n\r\n{}"), "{text}");
+        write_request(&mut out, &Method::GET, "/", "h", &HeaderMap::new(), b"");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.contains("content-length"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
     }
 
     #[test]

@@ -942,6 +942,21 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
     let max_body = step.max_body.unwrap_or(program.http.max_body);
     let reads = reads_body(step, &program);
     let mut rx = Received::new(if reads { max_body } else { 0 });
+    // Headers are looked at to decode a body, by the trace, and by header checks and
+    // captures; otherwise the fast path does not build them.
+    let looks_at_headers = reads
+        || user.trace.is_some()
+        || step
+            .checks
+            .iter()
+            .any(|c| matches!(c, Check::Header { .. }))
+        || step
+            .captures
+            .iter()
+            .any(|c| matches!(c.from, CaptureFrom::Header(_)));
+    if !looks_at_headers {
+        rx = rx.without_headers();
+    }
     let requested = program
         .templates
         .uses_response
