@@ -139,7 +139,7 @@ fn skimmable(body: &[u8]) -> Option<bool> {
     if std::str::from_utf8(body).is_err() {
         return None;
     }
-    let brackets = body.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    let brackets = memchr::memchr2_iter(b'[', b'{', body).take(100).count();
     Some(
         brackets < 100
             && memchr::memchr(b'\\', body).is_none()
