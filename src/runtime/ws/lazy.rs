@@ -18,7 +18,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// serde_json's marker key (feature `raw_value`): an object whose first key is this is
@@ -111,15 +111,16 @@ pub(crate) fn path_matches(
         // Not UTF-8, so not JSON: the full parse fails too.
         return Some(false);
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let found = Find {
-        rest,
-        want,
-        equals,
-        skim,
+    if skim {
+        return match (Scan { b: body, i: 0 }).document(rest, want, equals) {
+            Ok(found) => Some(found == Some(true)),
+            Err(Bad::Json) => Some(false),
+        };
     }
-    .deserialize(&mut de)
-    .and_then(|found| de.end().map(|()| found));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = Find { rest, want, equals }
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found));
     match found {
         Ok(found) => Some(found == Some(true)),
         Err(e) if e.classify() == serde_json::error::Category::Data => None,
@@ -128,9 +129,241 @@ pub(crate) fn path_matches(
     }
 }
 
-/// Can the values off the path be skipped with serde_json's `IgnoredAny`, which checks
-/// their syntax but neither evaluates numbers nor counts nesting? Only when that cannot
-/// accept what a `Value` parse rejects: no escapes (a lone surrogate `\ud800` is an
+/// The frame is not one JSON document (serde_json would reject it too).
+#[derive(Debug, PartialEq, Eq)]
+enum Bad {
+    Json,
+}
+
+/// A JSON scanner for frames that passed [`skimmable`]: RFC 8259 syntax exactly as
+/// serde_json accepts it, where strings have no escapes, nesting is shallow and no
+/// number can overflow, so checking the grammar is all a `Value` parse would do.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// The path followed through the whole body, which must be one value and blank
+    /// space around it.
+    fn document(
+        &mut self,
+        rest: &str,
+        want: Option<&Value>,
+        equals: fn(&Value, &Value) -> bool,
+    ) -> Result<Option<bool>, Bad> {
+        let found = self.find(rest, want, equals)?;
+        self.ws();
+        if self.i == self.b.len() {
+            Ok(found)
+        } else {
+            Err(Bad::Json)
+        }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Result<u8, Bad> {
+        self.b.get(self.i).copied().ok_or(Bad::Json)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.b.get(self.i) == Some(&byte);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), Bad> {
+        if self.eat(byte) {
+            Ok(())
+        } else {
+            Err(Bad::Json)
+        }
+    }
+
+    /// One value along the path: what [`Find`] does, on bytes.
+    fn find(
+        &mut self,
+        rest: &str,
+        want: Option<&Value>,
+        equals: fn(&Value, &Value) -> bool,
+    ) -> Result<Option<bool>, Bad> {
+        self.ws();
+        let Ok(Some((seg, after))) = split(rest) else {
+            // The selected node.
+            let start = self.i;
+            self.value()?;
+            return Ok(Some(match want {
+                None => true,
+                Some(want) => {
+                    let v = serde_json::from_slice::<Value>(&self.b[start..self.i])
+                        .map_err(|_| Bad::Json)?;
+                    equals(&v, want)
+                }
+            }));
+        };
+        let mut found = None;
+        match (seg, self.peek()?) {
+            (Seg::Name(name), b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}') {
+                    return Ok(None);
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    if key == name.as_bytes() {
+                        // A later duplicate replaces an earlier one, as in `serde_json::Map`.
+                        found = self.find(after, want, equals)?;
+                    } else {
+                        self.value()?;
+                    }
+                    if !self.next_item(b'}')? {
+                        return Ok(found);
+                    }
+                }
+            }
+            (Seg::Index(index), b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b']') {
+                    return Ok(None);
+                }
+                let mut at = 0usize;
+                loop {
+                    if at == index {
+                        found = self.find(after, want, equals)?;
+                    } else {
+                        self.value()?;
+                    }
+                    at = at.saturating_add(1);
+                    if !self.next_item(b']')? {
+                        return Ok(found);
+                    }
+                }
+            }
+            _ => self.value().map(|()| None),
+        }
+    }
+
+    /// After an item: true at a comma (another item follows), false at `close`.
+    fn next_item(&mut self, close: u8) -> Result<bool, Bad> {
+        self.ws();
+        if self.eat(b',') {
+            Ok(true)
+        } else {
+            self.expect(close).map(|()| false)
+        }
+    }
+
+    /// Skips one value.
+    fn value(&mut self) -> Result<(), Bad> {
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}') {
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.value()?;
+                    if !self.next_item(b'}')? {
+                        return Ok(());
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b']') {
+                    return Ok(());
+                }
+                loop {
+                    self.value()?;
+                    if !self.next_item(b']')? {
+                        return Ok(());
+                    }
+                }
+            }
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Bad> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(Bad::Json)
+        }
+    }
+
+    /// A string without escapes (there are none): its raw contents.
+    fn string(&mut self) -> Result<&'a [u8], Bad> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let len = memchr::memchr(b'"', &self.b[start..]).ok_or(Bad::Json)?;
+        let b = self.b;
+        let text = &b[start..start + len];
+        if text.iter().any(|&c| c < 0x20) {
+            return Err(Bad::Json);
+        }
+        self.i = start + len + 1;
+        Ok(text)
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        self.i += n;
+        n
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), Bad> {
+        self.eat(b'-');
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return Err(Bad::Json),
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err(Bad::Json);
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            if !self.eat(b'+') {
+                self.eat(b'-');
+            }
+            if self.digits() == 0 {
+                return Err(Bad::Json);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Can [`Scan`] read the frame, checking its syntax but neither decoding strings nor
+/// evaluating numbers? Only when that cannot accept what a `Value` parse rejects: no escapes (a lone surrogate `\ud800` is an
 /// error only when decoded), valid UTF-8 (only decoded strings are checked), fewer
 /// opening brackets than the nesting limit (128), no number that might overflow an
 /// `f64` (a positive exponent, or 309 integer digits), and no raw-value marker.
@@ -192,28 +425,6 @@ struct Find<'p> {
     rest: &'p str,
     want: Option<&'p Value>,
     equals: fn(&Value, &Value) -> bool,
-    /// Skip values off the path with `IgnoredAny` (see [`skimmable`]).
-    skim: bool,
-}
-
-impl Find<'_> {
-    /// Reads and drops the next value of `map`.
-    fn skip_value<'de, A: MapAccess<'de>>(&self, map: &mut A) -> Result<(), A::Error> {
-        if self.skim {
-            map.next_value::<IgnoredAny>().map(drop)
-        } else {
-            map.next_value::<Skip>().map(drop)
-        }
-    }
-
-    /// Reads and drops the next element of `seq`; false at its end.
-    fn skip_element<'de, A: SeqAccess<'de>>(&self, seq: &mut A) -> Result<bool, A::Error> {
-        if self.skim {
-            seq.next_element::<IgnoredAny>().map(|e| e.is_some())
-        } else {
-            seq.next_element::<Skip>().map(|e| e.is_some())
-        }
-    }
 }
 
 impl<'de> DeserializeSeed<'de> for Find<'_> {
@@ -222,7 +433,6 @@ impl<'de> DeserializeSeed<'de> for Find<'_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<bool>, D::Error> {
         match split(self.rest) {
             Ok(None) => match self.want {
-                None if self.skim => IgnoredAny::deserialize(d).map(|_| Some(true)),
                 None => Skip::deserialize(d).map(|_| Some(true)),
                 Some(want) => Value::deserialize(d).map(|v| Some((self.equals)(&v, want))),
             },
@@ -263,7 +473,7 @@ impl<'de> Visitor<'de> for Step<'_> {
                 // A later duplicate replaces an earlier one, as in `serde_json::Map`.
                 found = map.next_value_seed(self.next)?;
             } else {
-                self.next.skip_value(&mut map)?;
+                map.next_value::<Skip>()?;
             }
         }
         Ok(found)
@@ -282,7 +492,7 @@ impl<'de> Visitor<'de> for Step<'_> {
                     Some(f) => found = f,
                     None => break,
                 }
-            } else if !self.next.skip_element(&mut seq)? {
+            } else if seq.next_element::<Skip>()?.is_none() {
                 break;
             }
             i = i.saturating_add(1);
@@ -538,6 +748,20 @@ mod tests {
             "\"\\ud800\"",
             "[]",
             "{}",
+            "-0",
+            "0.5",
+            "1.5e-3",
+            "2E-1",
+            "1E5",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "tru",
+            "nul",
+            "\"\"",
+            "\"tab\there\"",
+            "\"é\"",
         ])
         .prop_map(str::to_string)
     }
@@ -574,7 +798,7 @@ mod tests {
         (
             value(),
             prop::sample::select(vec![0usize, 1, 2, 126, 127, 128, 130]),
-            0u8..6,
+            0u8..8,
             any::<prop::sample::Index>(),
         )
             .prop_map(|(v, depth, damage, at)| {
@@ -585,6 +809,10 @@ mod tests {
                     1 => doc.extend_from_slice(b" x"),
                     2 => doc.insert(at.index(doc.len() + 1), 0xff),
                     3 => doc.extend_from_slice(b" \n"),
+                    4 => doc.insert(at.index(doc.len() + 1), *at.get(b",:]}[{\" -.e0\x01")),
+                    5 => {
+                        doc.remove(at.index(doc.len().max(1)).min(doc.len().saturating_sub(1)));
+                    }
                     _ => {}
                 }
                 doc
@@ -611,6 +839,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
         fn lazy_matching_agrees_with_the_full_parse(doc in document(), path in path(), want in want()) {
             let full = full(&path, &doc, want.as_ref());
