@@ -43,6 +43,9 @@ demo_bin="$(ls -t "$root"/target/release/deps/run_ws-* 2>/dev/null | grep -v '\.
 [ -n "$demo_bin" ] || { echo "no release build of tests/run_ws.rs" >&2; exit 1; }
 loadplan="${LOADPLAN:-$root/target/release/loadplan}"
 
+# Two descriptors per session (demo side and ours): allow as many as the hard limit does.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 cores="$(nproc)"
 demo_core=0
 lp_core=$(( cores > 1 ? 1 : 0 ))
