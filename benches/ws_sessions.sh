@@ -17,7 +17,9 @@
 #
 # Knobs: SESSIONS, FRAME_MS (target frame period), DURATION (s of streaming per
 # session), RATE (sessions started per s), PORT, NO_BUILD=1, COOKIES=false (plan
-# setting; true builds an HTTP client with its own cookie jar per user).
+# setting; with HTTP steps, true builds an HTTP client with its own cookie jar per
+# user), LOADPLAN (the binary to measure, default target/release/loadplan: compare a
+# saved copy of an earlier build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 sessions="${SESSIONS:-1000}"
@@ -39,7 +41,10 @@ fi
 # The newest release build of tests/run_ws.rs holds the demo helper.
 demo_bin="$(ls -t "$root"/target/release/deps/run_ws-* 2>/dev/null | grep -v '\.d$' | head -1 || true)"
 [ -n "$demo_bin" ] || { echo "no release build of tests/run_ws.rs" >&2; exit 1; }
-loadplan="$root/target/release/loadplan"
+loadplan="${LOADPLAN:-$root/target/release/loadplan}"
+
+# Two descriptors per session (demo side and ours): allow as many as the hard limit does.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cores="$(nproc)"
 demo_core=0

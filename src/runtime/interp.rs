@@ -114,7 +114,9 @@ async fn run_step(user: &mut User, step: &Step) -> Flow {
             user.in_flight.pop();
             flow
         }
-        Step::Ws(w) => super::ws::session(user, w).await,
+        // Boxed: a streaming session's state lives as long as the session and no longer
+        // sizes every other step's future (thousands of sessions each hold one).
+        Step::Ws(w) => Box::pin(super::ws::session(user, w)).await,
         Step::Sleep(p) => {
             let d = pause_duration(&mut user.rng, p);
             user.rec.flush();

@@ -18,7 +18,7 @@ use super::interp::{self, Flow};
 use super::ws::Connections;
 use std::borrow::Cow;
 
-use crate::lang::ir::{Capture, Check, FeedMode, Pattern, Predicate, Program, Think};
+use crate::lang::ir::{Capture, Check, FeedMode, Pattern, Predicate, Program, Step, Think};
 use crate::lang::template::UserRt;
 use crate::metrics::{Counter, ErrorKind, Event, Recorder};
 
@@ -64,7 +64,9 @@ impl Shared {
         Ok(Shared {
             host: opts.host.or_else(|| program.host.clone()),
             http,
-            cookies: program.http.cookies,
+            // A jar only matters to HTTP requests: WebSocket-only plans skip the per-user
+            // client (thousands of streaming sessions would each hold one for nothing).
+            cookies: program.http.cookies && program.scenarios.iter().any(has_http_step),
             insecure: opts.insecure,
             tls,
             seed: opts.seed,
@@ -95,6 +97,23 @@ pub fn sequential_row(n: usize, len: usize, share: super::driver::Share) -> usiz
     }
     let own = (len - offset - 1) / stride + 1;
     offset + (n % own) * stride
+}
+
+/// Does the scenario send an HTTP request anywhere (hooks, groups, branches included)?
+fn has_http_step(scenario: &crate::lang::ir::Scenario) -> bool {
+    fn any(steps: &[Step]) -> bool {
+        steps.iter().any(|s| match s {
+            Step::Http(_) => true,
+            Step::Ws(_) | Step::Sleep(_) | Step::Set { .. } | Step::Log(_) => false,
+            Step::Group { steps, .. } | Step::Repeat { steps, .. } | Step::Pick { steps, .. } => {
+                any(steps)
+            }
+            Step::If {
+                then, otherwise, ..
+            } => any(then) || any(otherwise),
+        })
+    }
+    any(&scenario.on_start) || any(&scenario.steps) || any(&scenario.on_stop)
 }
 
 /// A running user.

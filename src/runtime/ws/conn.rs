@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -183,6 +184,19 @@ impl Conn {
         }
     }
 
+    /// [`Conn::next`] unless `deadline` passes first (`None`). One timer serves a whole
+    /// step: the caller pins a single `Sleep` for it instead of arming one per frame.
+    pub(super) async fn next_before(
+        &mut self,
+        deadline: Pin<&mut tokio::time::Sleep>,
+    ) -> Option<Result<Arrived, Ended>> {
+        tokio::select! {
+            biased;
+            got = self.next() => Some(got),
+            () = deadline => None,
+        }
+    }
+
     /// Reads one data frame from the socket (answering pings on the way).
     async fn read(&mut self) -> Result<Arrived, Ended> {
         loop {
@@ -228,14 +242,16 @@ impl Conn {
     /// Reads frames for the next step until `until` (a `sleep`), keeping at most
     /// [`PENDING_MAX`]; then the socket is left to the kernel.
     pub(super) async fn read_ahead(&mut self, until: tokio::time::Instant) -> Result<(), Ended> {
+        let sleep = tokio::time::sleep_until(until);
+        tokio::pin!(sleep);
         while self.pending.len() < PENDING_MAX {
-            match tokio::time::timeout_at(until, self.read()).await {
-                Ok(Ok(a)) => self.pending.push_back(a),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
+            tokio::select! {
+                biased;
+                got = self.read() => self.pending.push_back(got?),
+                () = &mut sleep => return Ok(()),
             }
         }
-        tokio::time::sleep_until(until).await;
+        sleep.await;
         Ok(())
     }
 

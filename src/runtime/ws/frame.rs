@@ -2,10 +2,12 @@
 //! program applied to one frame, plus the short preview of a frame that error
 //! messages quote.
 //!
-//! Pure functions over bytes: no I/O, no clock. JSON is parsed at most once per
-//! frame, through the [`Subject`] that checks and captures reuse.
+//! Pure functions over bytes: no I/O, no clock. A plain JSON path is matched by a
+//! single scan of the frame that builds no `Value` (see `lazy`); other paths parse the
+//! frame once, through the [`Subject`] that checks and captures reuse.
 
-use crate::lang::ir::{FrameType, Matcher};
+use super::lazy;
+use crate::lang::ir::{FrameType, JsonPath, Matcher};
 use crate::runtime::http::Subject;
 
 /// Longest frame excerpt quoted in an error message, in characters.
@@ -24,17 +26,13 @@ pub(crate) fn matches(m: &Matcher, text: bool, subject: &Subject) -> bool {
         return false;
     }
     if let Some(path) = &m.json {
-        let Some(value) = subject.json() else {
+        let ok =
+            match lazy::path_matches(&path.source, subject.body, m.equals.as_ref(), json_equals) {
+                Some(ok) => ok,
+                None => full_path_matches(m, path, subject),
+            };
+        if !ok {
             return false;
-        };
-        let found = path.path.query(value).all();
-        if found.is_empty() {
-            return false;
-        }
-        if let Some(want) = &m.equals {
-            if !found.iter().any(|v| json_equals(v, want)) {
-                return false;
-            }
         }
     }
     if let Some(re) = &m.regex {
@@ -45,9 +43,25 @@ pub(crate) fn matches(m: &Matcher, text: bool, subject: &Subject) -> bool {
     true
 }
 
+/// The JSON part of the matcher on the frame's full `Value` (parsed once, kept in the
+/// subject for checks and captures).
+pub(super) fn full_path_matches(m: &Matcher, path: &JsonPath, subject: &Subject) -> bool {
+    let Some(value) = subject.json() else {
+        return false;
+    };
+    let found = path.path.query(value).all();
+    if found.is_empty() {
+        return false;
+    }
+    match &m.equals {
+        Some(want) => found.iter().any(|v| json_equals(v, want)),
+        None => true,
+    }
+}
+
 /// Like checks do: numbers compare by value (`10` equals `10.0`), a number equals a
 /// string spelling it, everything else structurally.
-fn json_equals(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+pub(super) fn json_equals(got: &serde_json::Value, want: &serde_json::Value) -> bool {
     match (got.as_f64(), want.as_f64()) {
         (Some(a), Some(b)) => a == b,
         _ => {
@@ -103,7 +117,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::lang::ir::{JsonPath, Pattern};
+    use crate::lang::ir::Pattern;
 
     fn matcher(json: Option<&str>, equals: Option<serde_json::Value>) -> Matcher {
         Matcher {

@@ -41,6 +41,7 @@
 
 mod conn;
 pub(crate) mod frame;
+mod lazy;
 mod tls;
 
 use std::time::{Duration, Instant};
@@ -77,7 +78,9 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
         None => {
             // Under way until it records its own event (see `User::abandon`).
             user.in_flight.push((s.stat, Instant::now()));
-            let conn = connect(user, s).await;
+            // Boxed and freed once connected: the TLS and upgrade state is not carried
+            // through the session.
+            let conn = Box::pin(connect(user, s)).await;
             user.in_flight.pop();
             if let Some(t) = user.trace.clone() {
                 let ok = conn.as_ref().map(|_| ()).ok_or("see the failure count");
@@ -115,7 +118,7 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
     if let Some(conn) = run.conn.take() {
         match &s.connection {
             Some(name) => user.conns.put(name, conn),
-            None => conn.close_quietly().await,
+            None => Box::pin(conn.close_quietly()).await,
         }
     }
     run.flow
@@ -300,16 +303,17 @@ impl Run {
                 // The wait for each frame starts at the receive, then at the previous frame.
                 let mut since = wait_start;
                 let mut previous: Option<Instant> = None;
-                let deadline = tokio::time::Instant::now() + *timeout;
+                let deadline = tokio::time::sleep(*timeout);
+                tokio::pin!(deadline);
                 let mut got = 0u32;
                 while got < *count {
-                    let arrived = match tokio::time::timeout_at(deadline, conn.next()).await {
-                        Ok(Ok(a)) => a,
-                        Ok(Err(ended)) => {
+                    let arrived = match conn.next_before(deadline.as_mut()).await {
+                        Some(Ok(a)) => a,
+                        Some(Err(ended)) => {
                             let ev = Event::new(*stat, micros(wait_start.elapsed()));
                             return self.lost(user, ev, &ended);
                         }
-                        Err(_) => {
+                        None => {
                             let ev = Event::new(*stat, micros(wait_start.elapsed())).with_error(
                                 ErrorKind::WsTimeout,
                                 format!(
@@ -383,12 +387,13 @@ impl Run {
                 let mut allowance = self.after_send;
                 let mut offending = 0u32;
                 let start = Instant::now();
-                let deadline = tokio::time::Instant::now() + *duration;
+                let deadline = tokio::time::sleep(*duration);
+                tokio::pin!(deadline);
                 let ended = loop {
-                    match tokio::time::timeout_at(deadline, conn.next()).await {
-                        Err(_) => break None,
-                        Ok(Err(e)) => break Some(e),
-                        Ok(Ok(a)) => {
+                    match conn.next_before(deadline.as_mut()).await {
+                        None => break None,
+                        Some(Err(e)) => break Some(e),
+                        Some(Ok(a)) => {
                             bytes += a.data.len() as u64;
                             if allowance {
                                 allowance = false;
@@ -448,7 +453,7 @@ impl Run {
                     return self.no_connection(user, *stat);
                 };
                 let start = Instant::now();
-                let (outcome, dropped) = conn.close(*code, reason, CLOSE_WAIT).await;
+                let (outcome, dropped) = Box::pin(conn.close(*code, reason, CLOSE_WAIT)).await;
                 let mut ev = Event::new(*stat, micros(start.elapsed()));
                 ev.bytes_out = 2 + reason.len() as u64;
                 ev.bytes_in = dropped;
