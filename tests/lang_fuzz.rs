@@ -338,28 +338,31 @@ fn bundled_kdl_plans_take_the_fast_path_and_agree() {
 
 #[test]
 fn the_fast_kdl_reader_agrees_on_kdl_soup() {
-    let cases = env_number("LOADPLAN_FUZZ_CASES", 256).max(2_000) as u32;
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let cases = env_number("LOADPLAN_FUZZ_CASES", 256).max(2_000);
+    let deadline = env_deadline();
+    let mut done = 0u64;
     let accepted = AtomicU64::new(0);
-    runner
-        .run(&kdl_soup(), |text| {
-            if lang::kdl::fast::parse(&text).is_some() {
-                accepted.fetch_add(1, Ordering::Relaxed);
-            }
-            fast_kdl_agrees(&text);
-            Ok(())
-        })
-        .expect("the fast reader agrees with the kdl crate");
+    while done < cases && deadline.is_none_or(|d| Instant::now() < d) {
+        let batch = (cases - done).min(1000) as u32;
+        let mut runner = TestRunner::new(Config {
+            cases: batch,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&kdl_soup(), |text| {
+                if lang::kdl::fast::parse(&text).is_some() {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                fast_kdl_agrees(&text);
+                Ok(())
+            })
+            .expect("the fast reader agrees with the kdl crate");
+        done += u64::from(batch);
+    }
     let accepted = accepted.load(Ordering::Relaxed);
-    eprintln!("kdl soup: {accepted} of {cases} read by the fast path");
-    assert!(
-        accepted > u64::from(cases) / 20,
-        "too few accepted: {accepted}"
-    );
+    eprintln!("kdl soup: {accepted} of {done} read by the fast path");
+    assert!(accepted > done / 20, "too few accepted: {accepted}");
 }
 
 #[derive(Clone, Debug)]
@@ -491,15 +494,20 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// When a long run stops (`LOADPLAN_FUZZ_SECONDS`).
+fn env_deadline() -> Option<Instant> {
+    std::env::var("LOADPLAN_FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(|s| Instant::now() + Duration::from_secs(s))
+}
+
 #[test]
 fn the_front_end_never_panics() {
     let seeds = seeds();
     assert!(seeds.len() >= 3, "the bundled plans are seeds");
     let cases = env_number("LOADPLAN_FUZZ_CASES", 256);
-    let deadline = std::env::var("LOADPLAN_FUZZ_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = env_deadline();
     let strategy = prop_oneof![
         1 => any::<String>().prop_map(Case::Raw),
         1 => "[ -~\n\t{}\"=#:\\[\\]-]{0,200}".prop_map(Case::Raw),
