@@ -154,6 +154,217 @@ const TOKENS: &[&str] = &[
     "thresholds:",
 ];
 
+/// Pieces of KDL, valid and not, for text the one-pass reader mostly accepts (so the
+/// comparison with the `kdl` crate covers its accepting paths, not only its refusals).
+const KDL_PIECES: &[&str] = &[
+    "node",
+    "n",
+    "a-b",
+    "x.y",
+    "-",
+    "--x",
+    "+x",
+    "-x",
+    "a,b",
+    "'q'",
+    "a:b",
+    "x?",
+    "é",
+    "true",
+    "null",
+    "inf",
+    "nan",
+    ".5",
+    "-.5",
+    "1",
+    "-1",
+    "+1",
+    "0",
+    "-0",
+    "007",
+    "1.5",
+    "-0.0",
+    "1e3",
+    "1E-3",
+    "1.5e+2",
+    "1e400",
+    "1.",
+    "1_000",
+    "0x1f",
+    "0o7",
+    "0b1",
+    "1a",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "\"\"",
+    "\"s\"",
+    "\"a b\"",
+    "\"é😀\"",
+    "\"\\n\\t\\\"\\\\\\s\\b\\f\\r\"",
+    "\"\\u{e9}\"",
+    "\"\\u{D800}\"",
+    "\"\\u{}\"",
+    "\"\\u{1F600}\"",
+    "\"\\/\"",
+    "\"\\ \"",
+    "\"\\q\"",
+    "\"\t\"",
+    "\"\"\"",
+    "#\"r\"#",
+    "#\"a\"b\"#",
+    "##\"x\"#y\"##",
+    "#\"\"#",
+    "#\"\"\"#",
+    "#true",
+    "#false",
+    "#null",
+    "#inf",
+    "#nan",
+    "#x",
+    "k=v",
+    "k=1",
+    "k=#true",
+    "\"k k\"=1",
+    "k= 1",
+    "k =1",
+    "k=",
+    "=",
+    "(t)",
+    "(t)1",
+    "/-",
+    "/- n",
+    "\\",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    ";",
+    ";;",
+    "{",
+    "}",
+    "{ }",
+    "{}",
+    "//c",
+    "// c\n",
+    "/* c */",
+    "/*/* */*/",
+    "/*",
+    "*/",
+    "headers",
+    "vars",
+    "query",
+    "form",
+    "Accept",
+    "\u{a0}",
+    "\u{feff}",
+    "\u{200e}",
+    "\u{85}",
+    "\u{b}",
+    "\u{c}",
+    "\u{2028}",
+];
+
+/// Mostly well-formed lines: a name, entries from [`KDL_PIECES`], an opening or closing
+/// brace now and then.
+fn kdl_lines() -> impl Strategy<Value = String> {
+    let piece = (0..KDL_PIECES.len()).prop_map(|i| KDL_PIECES[i]);
+    let line = (
+        prop::sample::select(vec![
+            "n", "headers", "vars", "\"q n\"", "a-b", "}", "", "//c",
+        ]),
+        prop::collection::vec(
+            (
+                prop::option::of(prop::sample::select(vec!["k", "\"k\"", "x-y"])),
+                piece,
+            ),
+            0..4,
+        ),
+        prop::sample::select(vec!["", "", " {", "{", ";", " ", " // c", " /* c */"]),
+    )
+        .prop_map(|(name, entries, end)| {
+            let mut out = name.to_string();
+            for (key, value) in entries {
+                out.push(' ');
+                if let Some(k) = key {
+                    out.push_str(k);
+                    out.push('=');
+                }
+                out.push_str(value);
+            }
+            out.push_str(end);
+            out
+        });
+    prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+}
+
+fn kdl_soup() -> impl Strategy<Value = String> {
+    prop_oneof![1 => kdl_tokens(), 2 => kdl_lines()]
+}
+
+fn kdl_tokens() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => (0..KDL_PIECES.len()).prop_map(|i| KDL_PIECES[i].to_string()),
+            2 => Just(" ".to_string()),
+            1 => Just("\n".to_string()),
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+#[test]
+fn bundled_kdl_plans_take_the_fast_path_and_agree() {
+    let mut fast = 0;
+    for seed in seeds().iter().filter(|s| s.name.ends_with(".kdl")) {
+        fast_kdl_agrees(&seed.text);
+        let source = Source::new("p.kdl", seed.text.as_str());
+        if let Ok((_, diags)) = lang::kdl::parse_with_crate(&source) {
+            if diags.is_empty() {
+                assert!(
+                    lang::kdl::fast::parse(&seed.text).is_some(),
+                    "{} is valid but not read by the fast path",
+                    seed.name
+                );
+                fast += 1;
+            }
+        }
+    }
+    assert!(fast >= 10, "only {fast} valid bundled KDL plans");
+}
+
+#[test]
+fn the_fast_kdl_reader_agrees_on_kdl_soup() {
+    let cases = env_number("LOADPLAN_FUZZ_CASES", 256).max(2_000);
+    let deadline = env_deadline();
+    let mut done = 0u64;
+    let accepted = AtomicU64::new(0);
+    while done < cases && deadline.is_none_or(|d| Instant::now() < d) {
+        let batch = (cases - done).min(1000) as u32;
+        let mut runner = TestRunner::new(Config {
+            cases: batch,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&kdl_soup(), |text| {
+                if lang::kdl::fast::parse(&text).is_some() {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                fast_kdl_agrees(&text);
+                Ok(())
+            })
+            .expect("the fast reader agrees with the kdl crate");
+        done += u64::from(batch);
+    }
+    let accepted = accepted.load(Ordering::Relaxed);
+    eprintln!("kdl soup: {accepted} of {done} read by the fast path");
+    assert!(accepted > done / 20, "too few accepted: {accepted}");
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     /// Replace the byte at (index mod len) with this byte.
@@ -223,8 +434,37 @@ enum Case {
     Mutated(usize, Vec<Op>),
 }
 
+/// The one-pass KDL reader either declines or gives exactly what the `kdl` crate path
+/// gives (values, spans, map entries), with no diagnostics.
+fn fast_kdl_agrees(text: &str) {
+    let Some(fast) = lang::kdl::fast::parse(text) else {
+        return;
+    };
+    let source = Source::new("fast.kdl", text);
+    match lang::kdl::parse_with_crate(&source) {
+        Ok((slow, diags)) => {
+            assert!(
+                diags.is_empty(),
+                "fast reader accepted what the kdl path reports:\n{text}\n{}",
+                diags.render_plain()
+            );
+            // Debug, not ==: tells -0.0 from 0.0.
+            assert_eq!(
+                format!("{fast:#?}"),
+                format!("{slow:#?}"),
+                "fast reader and kdl path differ on:\n{text}"
+            );
+        }
+        Err(d) => panic!(
+            "fast reader accepted what the kdl crate refuses:\n{text}\n{}",
+            d.render_plain()
+        ),
+    }
+}
+
 /// Everything the front end does with a text; panics are what the fuzzer hunts.
 fn exercise(name: &str, text: &str, base: &Path) {
+    fast_kdl_agrees(text);
     for syntax in [Syntax::Kdl, Syntax::Yaml] {
         let ext = if syntax == Syntax::Kdl { "kdl" } else { "yaml" };
         let source = Source::new(format!("{name}.{ext}"), text);
@@ -254,18 +494,24 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// When a long run stops (`LOADPLAN_FUZZ_SECONDS`).
+fn env_deadline() -> Option<Instant> {
+    std::env::var("LOADPLAN_FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(|s| Instant::now() + Duration::from_secs(s))
+}
+
 #[test]
 fn the_front_end_never_panics() {
     let seeds = seeds();
     assert!(seeds.len() >= 3, "the bundled plans are seeds");
     let cases = env_number("LOADPLAN_FUZZ_CASES", 256);
-    let deadline = std::env::var("LOADPLAN_FUZZ_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = env_deadline();
     let strategy = prop_oneof![
         1 => any::<String>().prop_map(Case::Raw),
         1 => "[ -~\n\t{}\"=#:\\[\\]-]{0,200}".prop_map(Case::Raw),
+        2 => kdl_soup().prop_map(Case::Raw),
         6 => (0..seeds.len(), prop::collection::vec(op(), 1..6))
             .prop_map(|(i, ops)| Case::Mutated(i, ops)),
     ];

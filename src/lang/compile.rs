@@ -840,7 +840,12 @@ impl Compiler<'_> {
     /// Feeder columns the template reads, and the filters and tests it calls: each
     /// must exist (minijinja only finds out when rendering).
     fn check_usage(&mut self, tpl: &Tpl, v: &Value, condition: bool) {
-        let mut nested: Vec<String> = self.templates.nested_names(tpl).into_iter().collect();
+        // Reading the nested names parses the template again: only when feeders exist.
+        let mut nested: Vec<String> = if self.columns.is_empty() {
+            Vec::new()
+        } else {
+            self.templates.nested_names(tpl).into_iter().collect()
+        };
         nested.sort();
         for path in nested {
             let mut parts = path.split('.');

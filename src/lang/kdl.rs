@@ -8,6 +8,8 @@
 
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
+pub mod fast;
+
 use super::ast::{Document, Node, Prop, Scalar, Value};
 use super::schema;
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -31,6 +33,16 @@ pub fn parse_partial(source: &Source) -> (Option<Document>, Diagnostics) {
 }
 
 fn parse_doc(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
+    // The common subset in one pass; anything else (errors included) through the crate.
+    if let Some(doc) = fast::parse(source.text()) {
+        return Ok((doc, Diagnostics::new()));
+    }
+    parse_with_crate(source)
+}
+
+/// Parse through the `kdl` crate only, never [`fast`]: the reference the fast reader is
+/// checked against (`tests/lang_fuzz.rs`).
+pub fn parse_with_crate(source: &Source) -> Result<(Document, Diagnostics), Diagnostics> {
     if let Some(at) = too_deep(source.text()) {
         let mut diags = Diagnostics::new();
         diags.push(
