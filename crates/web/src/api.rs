@@ -1,5 +1,5 @@
 //! The UI's HTTP surface: the embedded page at `/`, the JSON API under `/api/` (see
-//! `src/web/API.md`), server-sent events, and downloads rendered by the report writers.
+//! `crates/web/src/API.md`), server-sent events, and downloads rendered by the report writers.
 //!
 //! Invariants: every route passes [`guard`] (token, loopback host names without a token, JSON
 //! content type on `POST`); handlers never hold the hub's lock across an `.await`; errors are

@@ -4,7 +4,7 @@
 //!
 //! Pieces: the [`hub`] holds the run as the UI sees it (fed by the driver's ticks), the
 //! [`launch`]er starts runs from the browser, [`api`] is the JSON API (documented in
-//! `src/web/API.md`) and the embedded page (`assets/`, one self-contained document: no CDN,
+//! `crates/web/src/API.md`) and the embedded page (`assets/`, one self-contained document: no CDN,
 //! no external URL, works offline).
 //!
 //! Invariants: control goes through [`crate::control::Control::send`] only; bound beyond
