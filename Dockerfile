@@ -23,6 +23,7 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY profiles ./profiles
 # The registry and target caches survive between builds (BuildKit); the binary is
 # copied out of the cached target folder.

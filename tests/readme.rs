@@ -133,8 +133,8 @@ fn ci_runs_exactly_the_readme_test_command_which_sets_itself_up() {
     );
     for want in [
         "cargo fmt --check",
-        "cargo clippy --all-targets -- -D warnings",
-        "cargo test --all-targets",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        "cargo test --workspace --all-targets",
     ] {
         assert!(steps.contains(&want), "{script} lacks `{want}`");
     }

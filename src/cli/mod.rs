@@ -187,6 +187,7 @@ pub enum Command {
 
 /// Entry point for the binary: parse arguments, run, map to an exit code.
 pub fn main() -> ExitCode {
+    init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -208,6 +209,19 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => completions::run(a),
     };
     ExitCode::from(code)
+}
+
+/// loadplan's own diagnostics (`tracing`: a task that failed, a socket option refused): warnings
+/// and errors go to stderr; `RUST_LOG=debug` (any env-filter directive) shows more. These are
+/// about the tool, never about the target: a run's results go through the metrics.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Print diagnostics to stderr (colour when stderr is a terminal).
