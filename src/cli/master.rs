@@ -30,7 +30,7 @@ use crate::dist::master::{
 };
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
-use crate::metrics::{Snapshot, render_progress_line, render_summary_with};
+use crate::metrics::{Snapshot, render_progress_line};
 use crate::profile::{self, LoadProfile, Model};
 use crate::report;
 use crate::runtime::driver::Tick;
@@ -405,44 +405,11 @@ async fn finish(
         return super::EXIT_USAGE;
     }
     let r = &outcome.result;
-    let infos = super::run::step_infos(program);
-    let host = args.run.host.clone().or_else(|| program.host.clone());
-    let opts = super::run::summary_options(profile, r, &host);
-    let (mut judgement, aborted_by) =
-        super::run::judge_run(program, profile, r, r.elapsed.as_secs_f64(), &sinks);
-    if let Some(a) = &outcome.aborted {
-        judgement.reasons.push(format!("aborted: {a}"));
-    }
-    let plan_file = args.run.plan.display().to_string();
-    let cx = report::model::Context {
-        program,
-        host,
-        profile,
-        plan_file: &plan_file,
-        seed,
-        verdicts: &judgement.verdicts,
-        aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
-        passed: judgement.passed(),
-    };
-    // Files first (see `run`): they must survive a closed stdout.
-    let built = sinks.wants_report().then(|| {
-        let mut built = report::RunReport::build(&cx, r);
+    let decorate = |built: &mut report::RunReport| {
         built.workers = outcome.workers.iter().map(WorkerReport::info).collect();
         built.gaps = outcome.gaps.iter().map(Gap::info).collect();
-        built
-    });
-    let mut write_failed = false;
-    let mut wrote = Vec::new();
-    match sinks.finish(built.as_ref()).await {
-        Ok(written) => wrote = written,
-        Err(problems) => {
-            for p in problems {
-                errln!("error: {p}");
-            }
-            write_failed = true;
-        }
-    }
-    if let Some(path) = &args.snapshot_out {
+    };
+    let snapshot_out = |path: &std::path::PathBuf| {
         let out = SnapshotOut {
             elapsed_secs: r.elapsed.as_secs_f64(),
             interrupted: r.interrupted,
@@ -453,72 +420,47 @@ async fn finish(
             gaps: &outcome.gaps,
             refused_connections: outcome.refused,
         };
-        let written = serde_json::to_vec_pretty(&out)
+        serde_json::to_vec_pretty(&out)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()));
-        match written {
-            Ok(()) => wrote.push(path.clone()),
-            Err(e) => {
-                errln!("error: --snapshot-out {}: {e}", path.display());
-                write_failed = true;
+            .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()))
+            .map(|()| path.clone())
+            .map_err(|e| format!("--snapshot-out {}: {e}", path.display()))
+    };
+    let more_files = args.snapshot_out.as_ref().map(|p| move || snapshot_out(p));
+    let after_summary = || {
+        outln!("\nWorkers");
+        out!(
+            "{}",
+            render_final_workers(&outcome.workers, r.elapsed.as_secs_f64())
+        );
+        if !outcome.gaps.is_empty() {
+            outln!("\nLost workers");
+            for g in &outcome.gaps {
+                outln!("  {}", g.line());
             }
         }
-    }
-    out!(
-        "{}",
-        render_summary_with(&infos, &r.total, r.elapsed, &opts)
-    );
-    out!(
-        "{}",
-        crate::metrics::render_breakdown(
-            &report::model::breakdown_rows(program, &r.total),
-            r.elapsed,
-            &opts
-        )
-    );
-    outln!("\nWorkers");
-    out!(
-        "{}",
-        render_final_workers(&outcome.workers, r.elapsed.as_secs_f64())
-    );
-    if !outcome.gaps.is_empty() {
-        outln!("\nLost workers");
-        for g in &outcome.gaps {
-            outln!("  {}", g.line());
-        }
-    }
-    super::run::print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
-    for p in wrote {
-        outln!("wrote {}", p.display());
-    }
-    if r.interrupted {
-        outln!(
-            "\nrun interrupted after {:.1}s (seed {seed})",
-            r.elapsed.as_secs_f64()
-        );
-    } else {
-        outln!("\nseed {seed}");
-    }
-    if args.run.summary_kv {
-        let all = r
-            .total
-            .aggregate(|id| crate::report::model::counts_in_total(program, id));
-        let secs = r.elapsed.as_secs_f64().max(1e-9);
-        outln!(
-            "rps={:.1} p50_ms={:.3} p99_ms={:.3} requests={} errors={} workers={} lost={}",
-            all.count as f64 / secs,
-            all.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            all.latency.value_at_quantile(0.99) as f64 / 1000.0,
-            all.count,
-            all.failures,
+    };
+    let ending = super::run::Ending {
+        program,
+        profile,
+        result: r,
+        seed,
+        plan: &args.run.plan,
+        host: args.run.host.clone(),
+        summary_kv: args.run.summary_kv,
+    };
+    let extras = super::run::Extras {
+        aborted: outcome.aborted.as_deref(),
+        decorate: Some(&decorate),
+        more_files: more_files
+            .as_ref()
+            .map(|f| f as &dyn Fn() -> Result<std::path::PathBuf, String>),
+        after_summary: Some(&after_summary),
+        kv: format!(
+            " workers={} lost={}",
             outcome.workers.len(),
             outcome.gaps.len()
-        );
-    }
-    let code = super::run::outcome(&judgement.reasons, r.interrupted);
-    if write_failed || outcome.aborted.is_some() {
-        super::EXIT_FATAL
-    } else {
-        code
-    }
+        ),
+    };
+    super::run::finish(ending, sinks, extras).await
 }

@@ -548,7 +548,18 @@ async fn run_async(args: Args, program: Arc<lang::ir::Program>, profile: LoadPro
         }
     }
     let code = match result {
-        Ok(r) => finish(&program, &profile, &r, seed, &args, sinks, cfg.host.clone()).await,
+        Ok(r) => {
+            let ending = Ending {
+                program: &program,
+                profile: &profile,
+                result: &r,
+                seed,
+                plan: &args.plan,
+                host: cfg.host.clone(),
+                summary_kv: args.summary_kv,
+            };
+            finish(ending, sinks, Extras::default()).await
+        }
         Err(e) => {
             errln!("error: {e}");
             super::EXIT_FATAL
@@ -609,21 +620,47 @@ pub(super) fn judge_run(
     (judgement, aborted_by)
 }
 
-async fn finish(
-    program: &lang::ir::Program,
-    profile: &LoadProfile,
-    r: &RunResult,
-    seed: u64,
-    args: &Args,
-    sinks: report::sinks::Sinks,
-    host: Option<String>,
-) -> u8 {
+/// A finished run as both ends of it see it: `run` and `master` end through [`finish`].
+pub(super) struct Ending<'a> {
+    pub program: &'a lang::ir::Program,
+    pub profile: &'a LoadProfile,
+    pub result: &'a RunResult,
+    pub seed: u64,
+    pub plan: &'a std::path::Path,
+    pub host: Option<String>,
+    pub summary_kv: bool,
+}
+
+/// What a distributed run adds to the common end (see [`finish`]).
+#[derive(Default)]
+pub(super) struct Extras<'a> {
+    /// Why the run stopped outside the thresholds (the master lost its plan): a reason to
+    /// fail, and a fatal exit.
+    pub aborted: Option<&'a str>,
+    /// Facts only this kind of run has, added to the report (the master's workers and gaps).
+    pub decorate: Option<&'a dyn Fn(&mut report::RunReport)>,
+    /// One more file after the sinks' (the master's `--snapshot-out`): its path, or the error.
+    pub more_files: Option<&'a dyn Fn() -> Result<std::path::PathBuf, String>>,
+    /// Printed after the summary tables (the master's workers and lost workers).
+    pub after_summary: Option<&'a dyn Fn()>,
+    /// Appended to the `--summary-kv` line (the master's ` workers=N lost=M`).
+    pub kv: String,
+}
+
+/// The one end of a run, for `run` and `master` alike: judge it, write every file asked for
+/// (first: a closed stdout or a second signal must not cost them), print the summary, the
+/// verdicts, the seed and `--summary-kv`, and return the exit code.
+pub(super) async fn finish(e: Ending<'_>, sinks: report::sinks::Sinks, x: Extras<'_>) -> u8 {
+    let (program, profile, r, seed) = (e.program, e.profile, e.result, e.seed);
     let infos = step_infos(program);
-    let host = host.or_else(|| program.host.clone());
+    let host = e.host.or_else(|| program.host.clone());
     let opts = summary_options(profile, r, &host);
-    let (judgement, aborted_by) =
+    let (mut judgement, aborted_by) =
         judge_run(program, profile, r, report::model::stats_secs(r), &sinks);
-    let plan_file = args.plan.display().to_string();
+    if let Some(a) = x.aborted {
+        judgement.reasons.push(format!("aborted: {a}"));
+    }
+    let plan_file = e.plan.display().to_string();
     let cx = report::model::Context {
         program,
         host,
@@ -634,11 +671,23 @@ async fn finish(
         aborted_by: aborted_by.as_ref().map(|v| v.rule.clone()),
         passed: judgement.passed(),
     };
-    // Files first: a closed stdout, or a second signal while printing, must not cost them.
-    let built = sinks
-        .wants_report()
-        .then(|| report::RunReport::build(&cx, r));
-    let files = sinks.finish(built.as_ref()).await;
+    let built = sinks.wants_report().then(|| {
+        let mut built = report::RunReport::build(&cx, r);
+        if let Some(decorate) = x.decorate {
+            decorate(&mut built);
+        }
+        built
+    });
+    let (mut wrote, mut problems) = match sinks.finish(built.as_ref()).await {
+        Ok(written) => (written, Vec::new()),
+        Err(problems) => (Vec::new(), problems),
+    };
+    if let Some(more) = x.more_files {
+        match more() {
+            Ok(path) => wrote.push(path),
+            Err(p) => problems.push(p),
+        }
+    }
     out!(
         "{}",
         render_summary_with(&infos, &r.total, r.elapsed, &opts)
@@ -651,6 +700,9 @@ async fn finish(
             &opts
         )
     );
+    if let Some(after) = x.after_summary {
+        after();
+    }
     print_verdict_lines(&judgement.verdicts, aborted_by.as_ref());
     if r.interrupted {
         outln!(
@@ -660,25 +712,17 @@ async fn finish(
     } else {
         outln!("\nseed {seed}");
     }
-    if args.summary_kv {
-        outln!("{}", summary_kv(program, r));
+    if e.summary_kv {
+        outln!("{}{}", summary_kv(program, r), x.kv);
     }
-    let write_failed = match files {
-        Ok(written) => {
-            for p in written {
-                outln!("wrote {}", p.display());
-            }
-            false
-        }
-        Err(problems) => {
-            for p in problems {
-                errln!("error: {p}");
-            }
-            true
-        }
-    };
+    for p in &wrote {
+        outln!("wrote {}", p.display());
+    }
+    for p in &problems {
+        errln!("error: {p}");
+    }
     let code = outcome(&judgement.reasons, r.interrupted);
-    if write_failed {
+    if !problems.is_empty() || x.aborted.is_some() {
         super::EXIT_FATAL
     } else {
         code
