@@ -106,24 +106,16 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The TLS configuration of a run, built once: the platform verifier loads the
-/// system's roots when built, which per user client cost ~10 % of a short run's CPU.
-pub fn tls_config(program: &Program) -> Result<rustls::ClientConfig, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| e.to_string())?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
-        .with_no_client_auth();
-    cfg.alpn_protocols = if program.http.http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+/// The TLS configuration of a run's HTTP clients, built once ([`super::tls`]): the platform
+/// verifier loads the system's roots when built, which per user client cost ~10 % of a short
+/// run's CPU.
+pub fn tls_config(program: &Program, insecure: bool) -> Result<rustls::ClientConfig, String> {
+    let alpn = if program.http.http2 {
+        super::tls::H2
     } else {
-        vec![b"http/1.1".to_vec()]
+        super::tls::HTTP1
     };
-    Ok(cfg)
+    super::tls::client_config(insecure, alpn)
 }
 
 /// A client configured for load.
@@ -179,15 +171,16 @@ fn builder(
         .tcp_nodelay(true)
         .user_agent(USER_AGENT)
         .dns_resolver(Resolver)
-        .connector_layer(TimeConnect)
-        .danger_accept_invalid_certs(insecure);
+        .connector_layer(TimeConnect);
     if program.http.http2 {
         b = b.http2_prior_knowledge();
     } else {
         b = b.http1_only();
     }
-    if let (Some(tls), false) = (tls, insecure) {
-        b = b.tls_backend_preconfigured(tls.clone());
+    match tls {
+        // The run's configuration: verified, or accepting any certificate under --insecure.
+        Some(tls) => b = b.tls_backend_preconfigured(tls.clone()),
+        None => b = b.danger_accept_invalid_certs(insecure),
     }
     b
 }
@@ -587,22 +580,6 @@ pub fn run_captures(user: &mut User, captures: &[Capture], s: &Subject) -> Optio
     missing
 }
 
-fn render(
-    user: &User,
-    tpl: &crate::lang::template::Tpl,
-    ctx: &mut Option<JValue>,
-) -> Result<String, String> {
-    if tpl.is_static() {
-        return Ok(tpl.source.clone());
-    }
-    let c = ctx.get_or_insert_with(|| user.ctx());
-    user.shared
-        .program
-        .templates
-        .render(tpl, c)
-        .map_err(|e| format!("template {:?}: {e}", tpl.source))
-}
-
 /// An event for a step that took `elapsed`, corrected for the iteration's lateness.
 pub(super) fn timed(user: &User, stat: u32, elapsed: Duration) -> Event {
     let mut ev = Event::new(stat, elapsed.as_micros() as u64);
@@ -640,14 +617,14 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             }
         }
     } else {
-        let url = render(user, &step.url, &mut ctx)?;
+        let url = user.render_in(&step.url, &mut ctx)?;
         let url = absolute(user.shared.host.as_deref(), &url, ("http", "https"))?;
         reqwest::Url::parse(&url).map_err(|e| format!("bad URL {url:?}: {e}"))?
     };
     if !step.query.is_empty() {
         let mut pairs = Vec::with_capacity(step.query.len());
         for (k, v) in &step.query {
-            pairs.push((k.as_str(), render(user, v, &mut ctx)?));
+            pairs.push((k.as_str(), user.render_in(v, &mut ctx)?));
         }
         url.query_pairs_mut().extend_pairs(pairs);
     }
@@ -655,7 +632,7 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
     for (k, v) in user.shared.program.http.headers.iter().chain(&step.headers) {
         let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("bad header name {k:?}"))?;
-        let value = render(user, v, &mut ctx)?;
+        let value = user.render_in(v, &mut ctx)?;
         let value = http::HeaderValue::from_str(&value)
             .map_err(|_| format!("bad value for header {k}: {value:?}"))?;
         headers.insert(name, value);
@@ -689,7 +666,7 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
         Body::None => bytes::Bytes::new(),
         Body::Json(t) => {
             content_type("application/json");
-            let text = render(user, t, &mut ctx)?;
+            let text = user.render_in(t, &mut ctx)?;
             if !t.is_static() {
                 // A rendered body is parsed before it is sent (plain ones were at `check`).
                 crate::lang::template::check_json(&text)
@@ -701,7 +678,7 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             content_type("application/x-www-form-urlencoded");
             let mut f = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in fields {
-                f.append_pair(k, &render(user, v, &mut ctx)?);
+                f.append_pair(k, &user.render_in(v, &mut ctx)?);
             }
             bytes::Bytes::from(f.finish())
         }
@@ -720,7 +697,7 @@ fn prepare(user: &mut User, step: &HttpStep) -> Result<Prepared, PrepareError> {
             content_type: ct,
         } => {
             default_content_type(&mut headers, ct);
-            bytes::Bytes::from(render(user, body, &mut ctx)?)
+            bytes::Bytes::from(user.render_in(body, &mut ctx)?)
         }
     };
     Ok(Prepared {
@@ -860,7 +837,7 @@ fn multipart_request(
     let mut ctx = None;
     let mut form = reqwest::multipart::Form::new();
     for (k, v) in fields {
-        form = form.text(k.clone(), render(user, v, &mut ctx)?);
+        form = form.text(k.clone(), user.render_in(v, &mut ctx)?);
     }
     for f in files {
         let part = reqwest::multipart::Part::stream_with_length(

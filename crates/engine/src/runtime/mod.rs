@@ -16,6 +16,7 @@ pub mod interp;
 pub mod open;
 pub mod schedule;
 pub mod sse;
+pub mod tls;
 pub mod trace;
 pub mod user;
 pub mod ws;

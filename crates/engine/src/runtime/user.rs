@@ -58,7 +58,7 @@ pub struct SharedOpts {
 impl Shared {
     /// The run's TLS config and client built once from the program; feeders' cursors at 0.
     pub fn new(program: &Arc<Program>, opts: SharedOpts) -> Result<Shared, String> {
-        let tls = super::http::tls_config(program)?;
+        let tls = super::http::tls_config(program, opts.insecure)?;
         let http = super::http::client(program, opts.insecure, false, Some(&tls))
             .map_err(|e| e.to_string())?;
         Ok(Shared {
@@ -247,13 +247,25 @@ impl User {
 
     /// Render a template with this user's context.
     pub fn render(&self, tpl: &crate::lang::template::Tpl) -> Result<String, String> {
+        self.render_in(tpl, &mut None)
+    }
+
+    /// Render a template, building this user's context at most once for all the templates of
+    /// one step: `ctx` starts as `None` and is kept between the step's calls (the context
+    /// clones the user's variables).
+    pub fn render_in(
+        &self,
+        tpl: &crate::lang::template::Tpl,
+        ctx: &mut Option<JValue>,
+    ) -> Result<String, String> {
         if tpl.is_static() {
             return Ok(tpl.source.clone());
         }
+        let c = ctx.get_or_insert_with(|| self.ctx());
         self.shared
             .program
             .templates
-            .render(tpl, &self.ctx())
+            .render(tpl, c)
             .map_err(|e| format!("template {:?}: {e}", tpl.source))
     }
 

@@ -154,7 +154,7 @@ impl Conn {
             tracing::debug!(error = %e, "ws: could not set TCP_NODELAY");
         }
         let connector = if tls {
-            let config = super::tls::client_config(insecure)
+            let config = crate::runtime::tls::ws_config(insecure)
                 .map_err(|m| ConnectFailure::new(ErrorKind::Tls, m))?;
             Some(Connector::Rustls(config))
         } else {

@@ -42,11 +42,9 @@
 mod conn;
 pub(crate) mod frame;
 mod lazy;
-mod tls;
 
 use std::time::{Duration, Instant};
 
-use minijinja::value::Value as JValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -61,7 +59,6 @@ use super::http::{Subject, absolute, run_captures, run_checks, with_checks};
 use super::interp::{Flow, pause_duration, set_var};
 use super::user::User;
 use crate::lang::ir::{Frame, StatId, WsSession, WsStep};
-use crate::lang::template::Tpl;
 use crate::metrics::{ErrorKind, Event};
 
 /// How long a `close` step waits for the peer's close frame.
@@ -127,14 +124,14 @@ pub async fn session(user: &mut User, s: &WsSession) -> Flow {
 /// Render the URL and headers into an upgrade request.
 fn request(user: &User, s: &WsSession) -> Result<Request, String> {
     let mut ctx = None;
-    let url = render(user, &s.url, &mut ctx)?;
+    let url = user.render_in(&s.url, &mut ctx)?;
     let url = ws_scheme(absolute(user.shared.host.as_deref(), &url, ("ws", "wss"))?);
     let mut req = url
         .as_str()
         .into_client_request()
         .map_err(|e| format!("invalid WebSocket URL `{url}`: {e}"))?;
     for (k, v) in user.shared.program.http.headers.iter().chain(&s.headers) {
-        let value = render(user, v, &mut ctx)?;
+        let value = user.render_in(v, &mut ctx)?;
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header name `{k}`: {e}"))?;
         let value =
@@ -160,18 +157,6 @@ fn ws_scheme(url: String) -> String {
     } else {
         url
     }
-}
-
-fn render(user: &User, tpl: &Tpl, ctx: &mut Option<JValue>) -> Result<String, String> {
-    if tpl.is_static() {
-        return Ok(tpl.source.clone());
-    }
-    let c = ctx.get_or_insert_with(|| user.ctx());
-    user.shared
-        .program
-        .templates
-        .render(tpl, c)
-        .map_err(|e| format!("template {:?}: {e}", tpl.source))
 }
 
 /// Connect and record the connect event.
@@ -478,7 +463,7 @@ impl Run {
 
     async fn send(&mut self, user: &mut User, stat: StatId, frame: &Frame) -> bool {
         let msg = match frame {
-            Frame::Text(t) | Frame::Json(t) => match render(user, t, &mut None) {
+            Frame::Text(t) | Frame::Json(t) => match user.render(t) {
                 Ok(s) => Message::text(s),
                 Err(m) => {
                     self.record(

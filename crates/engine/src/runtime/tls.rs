@@ -1,10 +1,11 @@
-//! TLS for `wss://` sessions: the rustls client configuration handed to tokio-tungstenite.
+//! TLS client configuration: the one builder for every protocol (reqwest's HTTPS, HTTP/2 and
+//! `wss://`).
 //!
-//! Certificates are verified like the HTTP client does (reqwest uses the same
-//! platform verifier and the ring provider), unless the run was started with
-//! `--insecure`. Each configuration is built once per process, on the first `wss://`
-//! connect, and then shared read-only: loading the system roots costs milliseconds, and
-//! thousands of users must not repeat it. The cache is write-once, not mutable state.
+//! Certificates are verified with the platform verifier and the ring provider, unless the run
+//! was started with `--insecure`: then any certificate is accepted but handshake signatures are
+//! still checked. A configuration is built once per run (HTTP, in the driver's shared state) or
+//! per process (`wss://`, on the first connect) and then shared read-only: loading the system
+//! roots costs milliseconds, and thousands of users must not repeat it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,16 +15,24 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::BuilderVerifierExt;
 
+/// ALPN for HTTP/1.1 only: plain HTTP clients, and every WebSocket upgrade (an HTTP/1.1
+/// request: ALPN must never pick h2).
+pub const HTTP1: &[&[u8]] = &[b"http/1.1"];
+/// ALPN for a client that prefers HTTP/2 (`http { http2 #true }`).
+pub const H2: &[&[u8]] = &[b"h2", b"http/1.1"];
+
 static VERIFIED: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
 static INSECURE: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
 
 /// The client configuration for `wss://` (built on first use, then shared).
-pub(super) fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, String> {
+pub(super) fn ws_config(insecure: bool) -> Result<Arc<ClientConfig>, String> {
     let cell = if insecure { &INSECURE } else { &VERIFIED };
-    cell.get_or_init(|| build(insecure)).clone()
+    cell.get_or_init(|| client_config(insecure, HTTP1).map(Arc::new))
+        .clone()
 }
 
-fn build(insecure: bool) -> Result<Arc<ClientConfig>, String> {
+/// A client configuration offering `alpn`; `insecure` accepts any certificate.
+pub fn client_config(insecure: bool, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -39,9 +48,8 @@ fn build(insecure: bool) -> Result<Arc<ClientConfig>, String> {
             .map_err(|e| format!("TLS setup: {e}"))?
             .with_no_client_auth()
     };
-    // The upgrade is an HTTP/1.1 request: never let ALPN pick h2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }
 
 /// `--insecure`: any certificate is accepted, but handshake signatures are still
@@ -100,8 +108,8 @@ mod tests {
 
     #[test]
     fn insecure_config_is_built_once_and_shared() {
-        let a = client_config(true).expect("insecure config builds");
-        let b = client_config(true).expect("insecure config builds");
+        let a = ws_config(true).expect("insecure config builds");
+        let b = ws_config(true).expect("insecure config builds");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
