@@ -1,9 +1,12 @@
-//! HTTP steps through reqwest: build the request from compiled templates, send it,
-//! read the body, run checks and captures, and record one event.
+//! HTTP steps: build the request from compiled templates, send it, read the body, run checks
+//! and captures, and record one event.
 //!
-//! The client is built once per process (or once per user when cookies are on, so
-//! jars stay isolated): pooled keep-alive, no proxy lookup, rustls with the ring
-//! provider. Every failure becomes a counted event with a bounded [`ErrorKind`].
+//! Two senders, one behaviour: plain `http://` HTTP/1.1 goes through [`super::fast`] (the
+//! user's own keep-alive connection, parsed with httparse in the user's task); HTTPS, HTTP/2
+//! and multipart go through reqwest, whose client is built once per process (or once per user
+//! when cookies are on, so jars stay isolated): pooled keep-alive, no proxy lookup, rustls with
+//! the ring provider ([`super::tls`]). Every failure becomes a counted event with a bounded
+//! [`ErrorKind`].
 
 use std::error::Error as _;
 use std::time::{Duration, Instant};
