@@ -176,6 +176,51 @@ impl Received {
     }
 }
 
+/// One timer for every total timeout of a user's requests, in place of a fresh
+/// `tokio::time::timeout` per request (a timer registered and removed each time).
+/// The timer is moved only when it would fire late: once it fires early (an earlier
+/// request's deadline), it is set to the current request's deadline and waited again,
+/// so a closed loop of short requests moves it about once per timeout, not per request.
+#[derive(Default)]
+pub struct Deadline {
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    /// Run `fut` to completion unless `deadline` passes first (`None`).
+    pub async fn run<F: std::future::Future>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        fut: F,
+    ) -> Option<F::Output> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let mut fut = std::pin::pin!(fut);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() > deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            loop {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                // An earlier request's deadline: wait for this one's.
+                sleep.as_mut().reset(deadline);
+            }
+        })
+        .await
+    }
+}
+
 /// A failed exchange: kind, message, and the status if one arrived.
 pub type Failure = (ErrorKind, String, Option<u16>);
 
@@ -1052,6 +1097,35 @@ mod tests {
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(io_failure(&refused, "connect").0, ErrorKind::Connect);
+    }
+
+    #[test]
+    fn one_deadline_serves_requests_in_turn_and_fires_only_when_due() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut d = Deadline::default();
+            let now = tokio::time::Instant::now;
+            // A long deadline first, then a short one: the timer moves earlier.
+            let long = now() + Duration::from_secs(60);
+            assert_eq!(d.run(long, async { 1 }).await, Some(1));
+            let t0 = std::time::Instant::now();
+            let short = now() + Duration::from_millis(30);
+            let never = std::future::pending::<()>();
+            assert_eq!(d.run(short, never).await, None);
+            assert!(t0.elapsed() >= Duration::from_millis(30));
+            // The timer now lies in the past: a later request is not cut short by it.
+            let later = now() + Duration::from_millis(80);
+            let t1 = std::time::Instant::now();
+            let work = tokio::time::sleep(Duration::from_millis(40));
+            assert_eq!(d.run(later, work).await, Some(()));
+            let t2 = std::time::Instant::now();
+            let never = std::future::pending::<()>();
+            assert_eq!(d.run(later, never).await, None);
+            assert!(t2.elapsed() > Duration::ZERO && t1.elapsed() >= Duration::from_millis(80));
+        });
     }
 
     #[test]

@@ -978,14 +978,19 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             step.redirects.unwrap_or(program.http.redirects),
             &mut rx,
         );
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(Sent::Done(a))) => Ok(a),
-            Ok(Ok(Sent::Detour(p))) => {
+        // A timeout too long to add is no timeout (as `tokio::time::timeout` does).
+        let far = Duration::from_secs(86_400 * 365 * 30);
+        let deadline = tokio::time::Instant::from_std(start)
+            .checked_add(timeout.min(far))
+            .unwrap_or_else(|| tokio::time::Instant::from_std(start) + far);
+        match user.deadline.run(deadline, exchange).await {
+            Some(Ok(Sent::Done(a))) => Ok(a),
+            Some(Ok(Sent::Detour(p))) => {
                 let left = timeout.saturating_sub(start.elapsed());
                 general(&user.client, p, left, &mut rx).await
             }
-            Ok(Err(f)) => Err(f),
-            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+            Some(Err(f)) => Err(f),
+            None => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else {
         // A step's own `redirects` reaches the client's policy through a task-local.
