@@ -187,15 +187,15 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// Run `fut` to completion unless `deadline` passes first (`None`).
-    pub async fn run<F: std::future::Future>(
+    /// Run `fut` to completion unless `deadline` passes first (`None`). The caller pins
+    /// the future where it lives, so a large exchange future is not moved again here.
+    pub async fn run<F: std::future::Future + ?Sized>(
         &mut self,
         deadline: tokio::time::Instant,
-        fut: F,
+        mut fut: std::pin::Pin<&mut F>,
     ) -> Option<F::Output> {
         use std::future::Future as _;
         use std::task::Poll;
-        let mut fut = std::pin::pin!(fut);
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -616,6 +616,19 @@ fn list_has(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// A non-empty run of ASCII digits as a number (`None` on anything else or overflow).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 /// Read and parse a response head (skipping interim 1xx heads) from `buf` and `r`.
 /// The head's bytes leave `buf`; whatever follows them stays. With `all` false only
 /// the headers this module itself reads (`Location`, `Set-Cookie`) are kept.
@@ -627,8 +640,11 @@ async fn read_head<R: AsyncRead + Unpin>(
     all: bool,
 ) -> Result<Head, Failure> {
     loop {
-        if let Some(head) = parse_head(buf, spans, head_request, all)? {
-            return Ok(head);
+        // Between exchanges the buffer is empty: read before parsing nothing.
+        if !buf.is_empty() {
+            if let Some(head) = parse_head(buf, spans, head_request, all)? {
+                return Ok(head);
+            }
         }
         if buf.len() > MAX_HEAD {
             return Err(invalid("message head is too large", None));
@@ -681,10 +697,7 @@ fn parse_head(
                     }
                     14 if is(b"content-length") => {
                         for part in h.value.split(|&b| b == b',') {
-                            let n = std::str::from_utf8(part.trim_ascii())
-                                .ok()
-                                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|s| s.parse::<u64>().ok());
+                            let n = decimal(part.trim_ascii());
                             match n {
                                 Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
                                 Some(_) => bad_length = Some("conflicting content-length"),
@@ -708,8 +721,14 @@ fn parse_head(
             buf.advance(len);
             continue;
         }
-        let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // No header kept (the usual case without checks): no map, no shared head bytes.
+        let head = if spans.is_empty() {
+            buf.advance(len);
+            Bytes::new()
+        } else {
+            buf.split_to(len).freeze()
+        };
+        let mut headers = HeaderMap::new();
         for &(name, name_len, value, value_len) in spans.iter() {
             let name = &head[name as usize..(name + name_len) as usize];
             let name =
@@ -1110,22 +1129,38 @@ mod tests {
             let now = tokio::time::Instant::now;
             // A long deadline first, then a short one: the timer moves earlier.
             let long = now() + Duration::from_secs(60);
-            assert_eq!(d.run(long, async { 1 }).await, Some(1));
+            assert_eq!(d.run(long, std::pin::pin!(async { 1 })).await, Some(1));
             let t0 = std::time::Instant::now();
             let short = now() + Duration::from_millis(30);
-            let never = std::future::pending::<()>();
+            let never = std::pin::pin!(std::future::pending::<()>());
             assert_eq!(d.run(short, never).await, None);
             assert!(t0.elapsed() >= Duration::from_millis(30));
             // The timer now lies in the past: a later request is not cut short by it.
             let later = now() + Duration::from_millis(80);
             let t1 = std::time::Instant::now();
-            let work = tokio::time::sleep(Duration::from_millis(40));
+            let work = std::pin::pin!(tokio::time::sleep(Duration::from_millis(40)));
             assert_eq!(d.run(later, work).await, Some(()));
             let t2 = std::time::Instant::now();
-            let never = std::future::pending::<()>();
+            let never = std::pin::pin!(std::future::pending::<()>());
             assert_eq!(d.run(later, never).await, None);
             assert!(t2.elapsed() > Duration::ZERO && t1.elapsed() >= Duration::from_millis(80));
         });
+    }
+
+    #[test]
+    fn decimal_reads_only_plain_digits() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"+1",
+            b"1 2",
+            b"x",
+            b"-0",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
