@@ -475,7 +475,8 @@ fn idle_alive(s: &TcpStream) -> bool {
 
 /// The request head and (small) body, written as hyper wrote them: `host` first, the
 /// plan's headers, the default `user-agent`, and `content-length` when there is a
-/// body or the method expects one.
+/// body or the method expects one. Returns whether the request asks to close the
+/// connection (`Connection: close`), seen in the same pass over the headers.
 fn write_request(
     out: &mut Vec<u8>,
     method: &Method,
@@ -483,7 +484,7 @@ fn write_request(
     authority: &str,
     headers: &HeaderMap,
     body: &[u8],
-) {
+) -> bool {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -492,16 +493,19 @@ fn write_request(
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
     let length = !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    let (mut agent, mut close) = (false, false);
     for (name, value) in headers {
         if name == HOST || (length && name == CONTENT_LENGTH) {
             continue;
         }
+        agent |= name == USER_AGENT;
+        close |= name == CONNECTION && list_has(value.as_bytes(), "close");
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(USER_AGENT) {
+    if !agent {
         out.extend_from_slice(b"user-agent: ");
         out.extend_from_slice(crate::runtime::http::USER_AGENT.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -514,6 +518,7 @@ fn write_request(
     if body.len() <= SMALL_BODY {
         out.extend_from_slice(body);
     }
+    close
 }
 
 /// Bodies up to this size are copied behind the head and go out in one write.
@@ -878,11 +883,7 @@ async fn exchange(
     let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
-    let close = headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| list_has(v.as_bytes(), "close"));
-    write_request(
+    let close = write_request(
         &mut fc.out,
         method,
         path,
@@ -988,8 +989,9 @@ pub async fn send(
         mut headers,
         mut body,
     } = p;
-    // Like reqwest: the jar fills `Cookie` only when the request has none of its own.
-    let mut own_cookie = headers.contains_key(COOKIE);
+    // Like reqwest: the jar fills `Cookie` only when the request has none of its own
+    // (only asked with a jar: without one nothing reads it).
+    let mut own_cookie = fc.jar.is_some() && headers.contains_key(COOKIE);
     let mut hops = 0u32;
     let mut timing = Timing::default();
     loop {
