@@ -159,9 +159,21 @@ impl Recorder {
         self.maybe_flush();
     }
 
-    /// Counts an iteration transition (same buffering as events).
+    /// Counts an iteration transition (same buffering as events). The end of an
+    /// iteration does not read the clock for the age check: what follows it does (the
+    /// next iteration's start, or the flush before a user waits or stops), a clock
+    /// read fewer per iteration of the closed loop.
     pub fn count(&mut self, counter: Counter) {
         self.iterations.count(counter, 1);
+        if matches!(
+            counter,
+            Counter::IterationCompleted | Counter::IterationFailed
+        ) {
+            if self.buffered() >= self.agg.policy.max_buffered {
+                self.flush();
+            }
+            return;
+        }
         self.maybe_flush();
     }
 
@@ -277,6 +289,26 @@ mod tests {
         rec.record(Event::new(0, 10));
         assert_eq!(rec.buffered(), 0);
         assert_eq!(agg.take_delta().requests(), 1);
+    }
+
+    #[test]
+    fn an_iteration_end_waits_for_the_next_start_to_check_the_age() {
+        let agg = Arc::new(Aggregator::with_config(
+            1,
+            FlushPolicy {
+                max_buffered: FLUSH_EVENTS,
+                max_age: Duration::ZERO,
+            },
+        ));
+        let mut rec = agg.recorder();
+        rec.count(Counter::IterationCompleted);
+        assert_eq!(agg.take_delta().iterations.completed, 0);
+        rec.count(Counter::IterationStarted);
+        let delta = agg.take_delta();
+        assert_eq!(
+            (delta.iterations.completed, delta.iterations.started),
+            (1, 1)
+        );
     }
 
     #[test]

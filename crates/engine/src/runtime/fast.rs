@@ -176,6 +176,51 @@ impl Received {
     }
 }
 
+/// One timer for every total timeout of a user's requests, in place of a fresh
+/// `tokio::time::timeout` per request (a timer registered and removed each time).
+/// The timer is moved only when it would fire late: once it fires early (an earlier
+/// request's deadline), it is set to the current request's deadline and waited again,
+/// so a closed loop of short requests moves it about once per timeout, not per request.
+#[derive(Default)]
+pub struct Deadline {
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    /// Run `fut` to completion unless `deadline` passes first (`None`). The caller pins
+    /// the future where it lives, so a large exchange future is not moved again here.
+    pub async fn run<F: std::future::Future + ?Sized>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        mut fut: std::pin::Pin<&mut F>,
+    ) -> Option<F::Output> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() > deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            loop {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                // An earlier request's deadline: wait for this one's.
+                sleep.as_mut().reset(deadline);
+            }
+        })
+        .await
+    }
+}
+
 /// A failed exchange: kind, message, and the status if one arrived.
 pub type Failure = (ErrorKind, String, Option<u16>);
 
@@ -430,7 +475,8 @@ fn idle_alive(s: &TcpStream) -> bool {
 
 /// The request head and (small) body, written as hyper wrote them: `host` first, the
 /// plan's headers, the default `user-agent`, and `content-length` when there is a
-/// body or the method expects one.
+/// body or the method expects one. Returns whether the request asks to close the
+/// connection (`Connection: close`), seen in the same pass over the headers.
 fn write_request(
     out: &mut Vec<u8>,
     method: &Method,
@@ -438,7 +484,7 @@ fn write_request(
     authority: &str,
     headers: &HeaderMap,
     body: &[u8],
-) {
+) -> bool {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -447,16 +493,19 @@ fn write_request(
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
     let length = !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    let (mut agent, mut close) = (false, false);
     for (name, value) in headers {
         if name == HOST || (length && name == CONTENT_LENGTH) {
             continue;
         }
+        agent |= name == USER_AGENT;
+        close |= name == CONNECTION && list_has(value.as_bytes(), "close");
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(USER_AGENT) {
+    if !agent {
         out.extend_from_slice(b"user-agent: ");
         out.extend_from_slice(crate::runtime::http::USER_AGENT.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -469,6 +518,7 @@ fn write_request(
     if body.len() <= SMALL_BODY {
         out.extend_from_slice(body);
     }
+    close
 }
 
 /// Bodies up to this size are copied behind the head and go out in one write.
@@ -571,6 +621,19 @@ fn list_has(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// A non-empty run of ASCII digits as a number (`None` on anything else or overflow).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 /// Read and parse a response head (skipping interim 1xx heads) from `buf` and `r`.
 /// The head's bytes leave `buf`; whatever follows them stays. With `all` false only
 /// the headers this module itself reads (`Location`, `Set-Cookie`) are kept.
@@ -582,8 +645,11 @@ async fn read_head<R: AsyncRead + Unpin>(
     all: bool,
 ) -> Result<Head, Failure> {
     loop {
-        if let Some(head) = parse_head(buf, spans, head_request, all)? {
-            return Ok(head);
+        // Between exchanges the buffer is empty: read before parsing nothing.
+        if !buf.is_empty() {
+            if let Some(head) = parse_head(buf, spans, head_request, all)? {
+                return Ok(head);
+            }
         }
         if buf.len() > MAX_HEAD {
             return Err(invalid("message head is too large", None));
@@ -636,10 +702,7 @@ fn parse_head(
                     }
                     14 if is(b"content-length") => {
                         for part in h.value.split(|&b| b == b',') {
-                            let n = std::str::from_utf8(part.trim_ascii())
-                                .ok()
-                                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|s| s.parse::<u64>().ok());
+                            let n = decimal(part.trim_ascii());
                             match n {
                                 Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
                                 Some(_) => bad_length = Some("conflicting content-length"),
@@ -663,8 +726,14 @@ fn parse_head(
             buf.advance(len);
             continue;
         }
-        let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // No header kept (the usual case without checks): no map, no shared head bytes.
+        let head = if spans.is_empty() {
+            buf.advance(len);
+            Bytes::new()
+        } else {
+            buf.split_to(len).freeze()
+        };
+        let mut headers = HeaderMap::new();
         for &(name, name_len, value, value_len) in spans.iter() {
             let name = &head[name as usize..(name + name_len) as usize];
             let name =
@@ -814,11 +883,7 @@ async fn exchange(
     let i = fc.slot(url);
     let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
-    let close = headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| list_has(v.as_bytes(), "close"));
-    write_request(
+    let close = write_request(
         &mut fc.out,
         method,
         path,
@@ -924,8 +989,9 @@ pub async fn send(
         mut headers,
         mut body,
     } = p;
-    // Like reqwest: the jar fills `Cookie` only when the request has none of its own.
-    let mut own_cookie = headers.contains_key(COOKIE);
+    // Like reqwest: the jar fills `Cookie` only when the request has none of its own
+    // (only asked with a jar: without one nothing reads it).
+    let mut own_cookie = fc.jar.is_some() && headers.contains_key(COOKIE);
     let mut hops = 0u32;
     let mut timing = Timing::default();
     loop {
@@ -1052,6 +1118,51 @@ mod tests {
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(io_failure(&refused, "connect").0, ErrorKind::Connect);
+    }
+
+    #[test]
+    fn one_deadline_serves_requests_in_turn_and_fires_only_when_due() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut d = Deadline::default();
+            let now = tokio::time::Instant::now;
+            // A long deadline first, then a short one: the timer moves earlier.
+            let long = now() + Duration::from_secs(60);
+            assert_eq!(d.run(long, std::pin::pin!(async { 1 })).await, Some(1));
+            let t0 = std::time::Instant::now();
+            let short = now() + Duration::from_millis(30);
+            let never = std::pin::pin!(std::future::pending::<()>());
+            assert_eq!(d.run(short, never).await, None);
+            assert!(t0.elapsed() >= Duration::from_millis(30));
+            // The timer now lies in the past: a later request is not cut short by it.
+            let later = now() + Duration::from_millis(80);
+            let t1 = std::time::Instant::now();
+            let work = std::pin::pin!(tokio::time::sleep(Duration::from_millis(40)));
+            assert_eq!(d.run(later, work).await, Some(()));
+            let t2 = std::time::Instant::now();
+            let never = std::pin::pin!(std::future::pending::<()>());
+            assert_eq!(d.run(later, never).await, None);
+            assert!(t2.elapsed() > Duration::ZERO && t1.elapsed() >= Duration::from_millis(80));
+        });
+    }
+
+    #[test]
+    fn decimal_reads_only_plain_digits() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"+1",
+            b"1 2",
+            b"x",
+            b"-0",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

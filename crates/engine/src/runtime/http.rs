@@ -951,21 +951,29 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else if fast::eligible(&prepared.url, program.http.http2) {
-        let exchange = fast::send(
-            &mut user.fast,
-            prepared,
-            program.http.connect_timeout,
-            step.redirects.unwrap_or(program.http.redirects),
-            &mut rx,
-        );
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(Sent::Done(a))) => Ok(a),
-            Ok(Ok(Sent::Detour(p))) => {
+        // A timeout too long to add is no timeout (as `tokio::time::timeout` does).
+        let far = Duration::from_secs(86_400 * 365 * 30);
+        let deadline = tokio::time::Instant::from_std(start)
+            .checked_add(timeout.min(far))
+            .unwrap_or_else(|| tokio::time::Instant::from_std(start) + far);
+        let sent = {
+            let exchange = std::pin::pin!(fast::send(
+                &mut user.fast,
+                prepared,
+                program.http.connect_timeout,
+                step.redirects.unwrap_or(program.http.redirects),
+                &mut rx,
+            ));
+            user.deadline.run(deadline, exchange).await
+        };
+        match sent {
+            Some(Ok(Sent::Done(a))) => Ok(a),
+            Some(Ok(Sent::Detour(p))) => {
                 let left = timeout.saturating_sub(start.elapsed());
                 general(&user.client, p, left, &mut rx).await
             }
-            Ok(Err(f)) => Err(f),
-            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+            Some(Err(f)) => Err(f),
+            None => Err((ErrorKind::Timeout, "request timed out".into(), None)),
         }
     } else {
         // A step's own `redirects` reaches the client's policy through a task-local.
@@ -974,7 +982,8 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             .scope(limit, general(&user.client, prepared, timeout, &mut rx))
             .await
     };
-    let read_us = start.elapsed().as_micros() as u64;
+    let read = start.elapsed();
+    let read_us = read.as_micros() as u64;
     let Answer {
         status,
         headers,
@@ -1016,7 +1025,8 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         _ => rx.total,
     };
     let headers = Some(headers);
-    let elapsed = start.elapsed();
+    // Nothing decoded: the body was complete when it was read (one clock read fewer).
+    let elapsed = if reads { start.elapsed() } else { read };
     let subject = Subject::new(Some(status), headers.as_ref(), &body, elapsed);
     let (passed, failed, check_msg) = run_checks(&user.checks(&step.checks), &subject);
     let capture_msg = run_captures(user, &step.captures, &subject);

@@ -131,6 +131,8 @@ pub struct User {
     pub conns: Connections,
     /// This user's direct plain-HTTP connections and cookie jar (see `fast`).
     pub fast: super::fast::FastClient,
+    /// The timer of the total timeout of this user's direct requests.
+    pub deadline: super::fast::Deadline,
     /// Parsed absolute URLs of static HTTP steps, by step address (the program is
     /// immutable and outlives the user, so addresses are stable keys).
     pub urls: std::collections::HashMap<usize, reqwest::Url>,
@@ -213,6 +215,7 @@ impl User {
             urls: std::collections::HashMap::new(),
             lateness: None,
             fast: super::fast::FastClient::with_jar(jar),
+            deadline: super::fast::Deadline::default(),
             in_flight: Vec::new(),
             trace: shared_trace,
         }
