@@ -221,8 +221,26 @@ impl Deadline {
     }
 }
 
-/// A failed exchange: kind, message, and the status if one arrived.
-pub type Failure = (ErrorKind, String, Option<u16>);
+/// Why an exchange failed, on either sender.
+#[derive(Debug)]
+pub struct Failure {
+    /// The bounded kind it counts under.
+    pub kind: ErrorKind,
+    /// What happened, for the error table.
+    pub message: String,
+    /// The status, when a response head had arrived before the failure.
+    pub status: Option<u16>,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, status: Option<u16>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status,
+        }
+    }
+}
 
 /// A kept-alive connection to one host:port, with its ready-made `Host` value.
 struct Conn {
@@ -374,7 +392,7 @@ fn io_failure(e: &std::io::Error, what: &str) -> Failure {
         ErrorKind::Dns => format!("DNS: {e}"),
         _ => io_message(kind, e, what),
     };
-    (kind, msg, None)
+    Failure::new(kind, msg, None)
 }
 
 /// The first I/O error in an error's chain of causes.
@@ -393,22 +411,22 @@ pub fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std
 /// its body) are `reset`, a response that is not HTTP is `body`.
 pub fn hyper_failure(e: &hyper::Error) -> Failure {
     if let Some((kind, io)) = io_source(e).and_then(|io| Some((io_kind(io)?, io))) {
-        return (kind, io_message(kind, io, "reading the response"), None);
+        return Failure::new(kind, io_message(kind, io, "reading the response"), None);
     }
     if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        (
+        Failure::new(
             ErrorKind::Reset,
-            "connection closed before the response was complete".into(),
+            "connection closed before the response was complete",
             None,
         )
     } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        (ErrorKind::Body, format!("invalid HTTP response: {e}"), None)
+        Failure::new(ErrorKind::Body, format!("invalid HTTP response: {e}"), None)
     } else {
         let mut msg = e.to_string();
         if let Some(src) = std::error::Error::source(e) {
             msg = format!("{msg}: {src}");
         }
-        (ErrorKind::Other, msg, None)
+        Failure::new(ErrorKind::Other, msg, None)
     }
 }
 
@@ -454,7 +472,7 @@ async fn connect(
     };
     let stream = match tokio::time::timeout(connect_timeout, open).await {
         Ok(r) => r?,
-        Err(_) => return Err((ErrorKind::Timeout, "connect timed out".into(), None)),
+        Err(_) => return Err(Failure::new(ErrorKind::Timeout, "connect timed out", None)),
     };
     // Small requests must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -560,9 +578,9 @@ async fn fill<R: AsyncRead + Unpin>(
         buf.reserve(READ_CHUNK);
     }
     match r.read_buf(buf).await {
-        Ok(0) => Err((
+        Ok(0) => Err(Failure::new(
             ErrorKind::Reset,
-            "connection closed before the response was complete".into(),
+            "connection closed before the response was complete",
             status,
         )),
         Ok(_) => Ok(()),
@@ -576,11 +594,11 @@ fn read_failure(e: &std::io::Error, status: Option<u16>) -> Failure {
         None if status.is_some() => ErrorKind::Body,
         None => ErrorKind::Other,
     };
-    (kind, io_message(kind, e, "reading the response"), status)
+    Failure::new(kind, io_message(kind, e, "reading the response"), status)
 }
 
 fn invalid(what: impl std::fmt::Display, status: Option<u16>) -> Failure {
-    (
+    Failure::new(
         ErrorKind::Body,
         format!("invalid HTTP response: {what}"),
         status,
@@ -919,7 +937,7 @@ async fn exchange(
             Err((e, unsent)) => {
                 let kind = io_kind(&e).unwrap_or(ErrorKind::Reset);
                 Err((
-                    (kind, io_message(kind, &e, "writing the request"), None),
+                    Failure::new(kind, io_message(kind, &e, "writing the request"), None),
                     unsent,
                 ))
             }
@@ -939,14 +957,14 @@ async fn exchange(
                 // unless the server may have received a non-idempotent request.
                 let retry = attempt == 0
                     && reused
-                    && (unsent || (idempotent(method) && failure.0 == ErrorKind::Reset));
+                    && (unsent || (idempotent(method) && failure.kind == ErrorKind::Reset));
                 if !retry {
                     return Err(failure);
                 }
             }
         }
     }
-    Err((ErrorKind::Reset, "connection closed".into(), None))
+    Err(Failure::new(ErrorKind::Reset, "connection closed", None))
 }
 
 impl Pending {
@@ -1104,7 +1122,7 @@ mod tests {
             assert_eq!(io_kind(&e), Some(ErrorKind::Local), "{e}");
         }
         let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
-        assert!(io_failure(&emfile, "connect").1.contains("ulimit -n"));
+        assert!(io_failure(&emfile, "connect").message.contains("ulimit -n"));
         for k in [
             std::io::ErrorKind::ConnectionReset,
             std::io::ErrorKind::BrokenPipe,
@@ -1117,7 +1135,7 @@ mod tests {
             );
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(io_failure(&refused, "connect").0, ErrorKind::Connect);
+        assert_eq!(io_failure(&refused, "connect").kind, ErrorKind::Connect);
     }
 
     #[test]
@@ -1236,7 +1254,11 @@ mod tests {
             assert_eq!(left, 0, "the trailer is consumed");
         }
         let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n";
-        let (kind, msg, status) = parse(bad, 4, false).expect_err("bad chunk size");
+        let Failure {
+            kind,
+            message: msg,
+            status,
+        } = parse(bad, 4, false).expect_err("bad chunk size");
         assert_eq!((kind, status), (ErrorKind::Body, Some(200)), "{msg}");
     }
 
@@ -1274,23 +1296,23 @@ mod tests {
 
     #[test]
     fn garbage_and_cut_responses_get_their_error_kinds() {
-        let (kind, _, status) =
+        let Failure { kind, status, .. } =
             parse(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", 1000, false).expect_err("garbage");
         assert_eq!((kind, status), (ErrorKind::Body, None));
-        let (kind, _, status) =
+        let Failure { kind, status, .. } =
             parse(b"HTTP/1.1 200 OK\r\nContent-Le", 1000, false).expect_err("cut head");
         assert_eq!((kind, status), (ErrorKind::Reset, None));
         let cut_body = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf";
-        let (kind, _, status) = parse(cut_body, 2, false).expect_err("cut body");
+        let Failure { kind, status, .. } = parse(cut_body, 2, false).expect_err("cut body");
         assert_eq!((kind, status), (ErrorKind::Reset, Some(200)));
         let cut_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc";
         assert_eq!(
-            parse(cut_chunk, 1000, false).expect_err("cut chunk").0,
+            parse(cut_chunk, 1000, false).expect_err("cut chunk").kind,
             ErrorKind::Reset
         );
         let bad_len = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok";
         assert_eq!(
-            parse(bad_len, 1000, false).expect_err("conflict").0,
+            parse(bad_len, 1000, false).expect_err("conflict").kind,
             ErrorKind::Body
         );
     }

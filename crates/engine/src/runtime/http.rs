@@ -293,7 +293,9 @@ pub fn classify(e: &reqwest::Error) -> (ErrorKind, String) {
             }
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            let (kind, msg, _) = fast::hyper_failure(h);
+            let fast::Failure {
+                kind, message: msg, ..
+            } = fast::hyper_failure(h);
             if kind != ErrorKind::Other {
                 return (kind, msg);
             }
@@ -727,7 +729,7 @@ async fn send_reqwest(
     }
     let req = rb.build().map_err(|e| {
         let (kind, msg) = classify(&e);
-        (kind, msg, None)
+        Failure::new(kind, msg, None)
     })?;
     send_request(client, req, rx).await
 }
@@ -747,7 +749,7 @@ async fn send_request(
         .await;
     let mut resp = resp.map_err(|e| {
         let (kind, msg) = classify(&e);
-        (kind, msg, None)
+        Failure::new(kind, msg, None)
     })?;
     let timing = reqwest_timing(opened, start.elapsed().as_micros() as u64);
     let status = resp.status().as_u16();
@@ -764,7 +766,7 @@ async fn send_request(
                 } else {
                     kind
                 };
-                return Err((kind, msg, Some(status)));
+                return Err(Failure::new(kind, msg, Some(status)));
             }
         }
     }
@@ -880,7 +882,7 @@ async fn general(
 ) -> Result<Answer, Failure> {
     match tokio::time::timeout(timeout, send_reqwest(client, p, timeout, rx)).await {
         Ok(r) => r,
-        Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+        Err(_) => Err(Failure::new(ErrorKind::Timeout, "request timed out", None)),
     }
 }
 
@@ -948,7 +950,7 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         let send = tokio::time::timeout(timeout, send_request(&user.client, req, &mut rx));
         match REDIRECTS.scope(limit, send).await {
             Ok(r) => r,
-            Err(_) => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+            Err(_) => Err(Failure::new(ErrorKind::Timeout, "request timed out", None)),
         }
     } else if fast::eligible(&prepared.url, program.http.http2) {
         // A timeout too long to add is no timeout (as `tokio::time::timeout` does).
@@ -973,7 +975,7 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
                 general(&user.client, p, left, &mut rx).await
             }
             Some(Err(f)) => Err(f),
-            None => Err((ErrorKind::Timeout, "request timed out".into(), None)),
+            None => Err(Failure::new(ErrorKind::Timeout, "request timed out", None)),
         }
     } else {
         // A step's own `redirects` reaches the client's policy through a task-local.
@@ -990,7 +992,11 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
         timing,
     } = match result {
         Ok(a) => a,
-        Err((kind, msg, status)) => {
+        Err(Failure {
+            kind,
+            message: msg,
+            status,
+        }) => {
             if let Some(t) = user.trace.clone() {
                 t.failure(user, kind.as_str(), &msg);
             }
