@@ -333,11 +333,9 @@ impl Hub {
             live.result.history = History::after_reset(t.point.since_secs);
             live.recent.clear();
         }
-        let interval = live.result.history.interval_to(t.elapsed);
-        // The same point the driver pushes (all steps, the tick's delta).
-        live.result
-            .history
-            .push_users(secs, interval, t.users, &t.delta);
+        // The runner's own point: the copy here is the runner's history, point for point.
+        let interval = t.point.span_secs;
+        live.result.history.push_point(t.point.clone());
         if live.history_csv.len() > HISTORY_CSV_CAP {
             live.history_truncated = true;
         } else if let Err(e) =
@@ -361,7 +359,7 @@ impl Hub {
             .iter()
             .map(|(&id, s)| (id, (s.count, s.failures)))
             .collect();
-        live.recent.push_back((interval.as_secs_f64(), counts));
+        live.recent.push_back((interval, counts));
         let mut covered: f64 = live.recent.iter().map(|(s, _)| s).sum();
         while covered > ROLLING_SECS + 1e-6 && live.recent.len() > 1 {
             if let Some((s, _)) = live.recent.pop_front() {
@@ -726,19 +724,8 @@ mod tests {
 
     /// Applies one tick of `secs` seconds ending at `t` (outside a runtime: in place).
     fn tick(hub: &Hub, history: &mut History, total: &mut Snapshot, delta: Snapshot, t: u64) {
-        total.accumulate(&delta);
         let elapsed = Duration::from_secs(t);
-        let point = history
-            .push(t as f64, history.interval_to(elapsed), &delta)
-            .clone();
-        hub.tick(&Tick {
-            elapsed,
-            planned: None,
-            users: 1,
-            total,
-            point: &point,
-            delta: &delta,
-        });
+        hub.tick(&Tick::fold(total, history, &delta, elapsed, None, 1));
     }
 
     #[test]

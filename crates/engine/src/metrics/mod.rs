@@ -40,6 +40,7 @@ mod local;
 pub mod prom;
 mod snapshot;
 mod summary;
+mod tick;
 
 pub use event::{Counter, ErrorKind, Event, Phases, Protocol, StepId};
 pub use hist::{Latency, MAX_DECODED_COUNTS, MAX_US};
@@ -52,3 +53,4 @@ pub use summary::{
     StepInfo, SummaryOptions, render_breakdown, render_progress_line, render_summary,
     render_summary_with, terminal_width,
 };
+pub use tick::Tick;
