@@ -60,6 +60,16 @@ fn family<'a>(
     Ok(())
 }
 
+/// The duration histogram of each row.
+fn durations<'a>(rows: &[&'a Row]) -> Vec<(Labels<'a>, Value)> {
+    rows.iter()
+        .map(|r| {
+            let h = Value::Histogram(r.sum_secs, r.count, r.buckets.clone());
+            (labels(&r.id), h)
+        })
+        .collect()
+}
+
 enum Value {
     Counter(u64),
     Gauge(i64),
@@ -160,15 +170,7 @@ impl Collector for SnapshotCollector {
             "Service time of requests (from the actual send), from the merged HDR histogram.",
             Some(Unit::Seconds),
             Histogram,
-            steps
-                .iter()
-                .map(|r| {
-                    (
-                        labels(&r.id),
-                        V::Histogram(r.sum_secs, r.count, r.buckets.clone()),
-                    )
-                })
-                .collect(),
+            durations(&steps),
         )?;
         family(
             &mut enc,
@@ -282,15 +284,7 @@ impl Collector for SnapshotCollector {
             "Duration of groups (transactions timed as one).",
             Some(Unit::Seconds),
             Histogram,
-            groups
-                .iter()
-                .map(|r| {
-                    (
-                        labels(&r.id),
-                        V::Histogram(r.sum_secs, r.count, r.buckets.clone()),
-                    )
-                })
-                .collect(),
+            durations(&groups),
         )?;
         let by_labels = |b: &'_ BreakRow| -> Vec<(&'static str, String)> {
             vec![
