@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::thresholds::Verdict;
 use crate::lang::ir::{Program, Step, WsStep};
-use crate::metrics::{Latency, PhaseStats, Protocol, Snapshot, StepStats};
+use crate::metrics::{HistoryPoint, Latency, PhaseStats, Protocol, Snapshot, StepStats};
 use crate::profile::{LoadProfile, Model};
 use crate::runtime::RunResult;
 
@@ -530,6 +530,23 @@ pub struct HistoryRow {
     pub p99_ms: Option<f64>,
 }
 
+impl HistoryRow {
+    /// A history point as the JSON has it (milliseconds).
+    pub fn of(p: &HistoryPoint) -> HistoryRow {
+        HistoryRow {
+            t_secs: p.t_secs,
+            users: p.users,
+            rate: p.rate,
+            failure_rate: p.failure_rate,
+            total_requests: p.total_requests,
+            total_failures: p.total_failures,
+            p50_ms: p.p50_us.map(ms),
+            p95_ms: p.p95_us.map(ms),
+            p99_ms: p.p99_us.map(ms),
+        }
+    }
+}
+
 /// One statistics row's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepHistory {
@@ -725,22 +742,7 @@ impl RunReport {
                 failed: failed_checks,
             },
             thresholds,
-            history: r
-                .history
-                .points()
-                .iter()
-                .map(|p| HistoryRow {
-                    t_secs: p.t_secs,
-                    users: p.users,
-                    rate: p.rate,
-                    failure_rate: p.failure_rate,
-                    total_requests: p.total_requests,
-                    total_failures: p.total_failures,
-                    p50_ms: p.p50_us.map(ms),
-                    p95_ms: p.p95_us.map(ms),
-                    p99_ms: p.p99_us.map(ms),
-                })
-                .collect(),
+            history: r.history.points().iter().map(HistoryRow::of).collect(),
             step_history: step_history(cx.program, r),
             reasons: Vec::new(),
             workers: Vec::new(),

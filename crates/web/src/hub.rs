@@ -623,7 +623,7 @@ impl Hub {
             })
             .collect();
         UiPoint {
-            row: row_of(p),
+            row: HistoryRow::of(p),
             steps,
         }
     }
@@ -644,21 +644,6 @@ impl Hub {
         if self.events.send(Arc::from(event.to_string())).is_err() {
             tracing::debug!("web ui: no event subscriber");
         }
-    }
-}
-
-/// A history point as the report's JSON has it (milliseconds).
-fn row_of(p: &HistoryPoint) -> HistoryRow {
-    HistoryRow {
-        t_secs: p.t_secs,
-        users: p.users,
-        rate: p.rate,
-        failure_rate: p.failure_rate,
-        total_requests: p.total_requests,
-        total_failures: p.total_failures,
-        p50_ms: p.p50_us.map(ms),
-        p95_ms: p.p95_us.map(ms),
-        p99_ms: p.p99_us.map(ms),
     }
 }
 
