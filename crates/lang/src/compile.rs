@@ -691,6 +691,17 @@ impl Compiler<'_> {
         }
     }
 
+    /// A `set VAR VALUE` step (HTTP or WebSocket): its statistics row, the variable, the
+    /// value's template; the variable is known from here on, as text no more.
+    fn set(&mut self, n: &Node) -> Option<(StatId, String, Tpl)> {
+        let var = n.str_arg(0)?.to_string();
+        let value = self.tpl(n.arg(1)?)?;
+        self.known.insert(var.clone());
+        self.text_vars.remove(&var);
+        let stat = self.stat("set", &var);
+        Some((stat, var, value))
+    }
+
     fn stat(&mut self, kind: &str, name: &str) -> StatId {
         let key = (kind.to_string(), name.to_string());
         if let Some(&id) = self.stat_index.get(&key) {
@@ -1241,11 +1252,7 @@ impl Compiler<'_> {
                 Some(Step::Pick { weights, steps })
             }
             "set" => {
-                let var = n.str_arg(0)?.to_string();
-                let value = self.tpl(n.arg(1)?)?;
-                self.known.insert(var.clone());
-                self.text_vars.remove(&var);
-                let stat = self.stat("set", &var);
+                let (stat, var, value) = self.set(n)?;
                 Some(Step::Set { stat, var, value })
             }
             "if" => {

@@ -162,11 +162,7 @@ impl Compiler<'_> {
             }
             "sleep" => self.pause(n).map(WsStep::Sleep),
             "set" => {
-                let var = n.str_arg(0)?.to_string();
-                let value = self.tpl(n.arg(1)?)?;
-                self.known.insert(var.clone());
-                self.text_vars.remove(&var);
-                let stat = self.stat("set", &var);
+                let (stat, var, value) = self.set(n)?;
                 Some(WsStep::Set { stat, var, value })
             }
             "close" => {
