@@ -127,6 +127,16 @@ pub fn host_diagnostic(origin: &str, value: &str) -> Result<String, Diagnostics>
 /// entry is known: (which, value, span).
 type Selected = Vec<(&'static str, String, Span)>;
 
+/// What [`Compiler::one_of`] looks for, and what it says when none or several are given.
+struct OneOf {
+    names: &'static [&'static str],
+    /// The error and its label when none is given.
+    missing: (String, &'static str),
+    /// The error (`, found a and b` follows) and its label when several are.
+    several: (String, &'static str),
+    help: &'static str,
+}
+
 struct Compiler<'a> {
     source: &'a Source,
     /// Written in YAML (help lines show examples in the plan's own spelling).
@@ -688,6 +698,31 @@ impl Compiler<'_> {
             (Some(d), _, _) => Some(Pause::Constant(d)),
             (_, Some((lo, hi)), _) => Some(Pause::Uniform(lo, hi)),
             _ => None,
+        }
+    }
+
+    /// The one property of `n` among `want.names` (a frame kind, a capture source); none, or
+    /// several, is an error.
+    fn one_of(&mut self, n: &Node, want: OneOf) -> Option<&'static str> {
+        let given: Vec<&'static str> = want
+            .names
+            .iter()
+            .copied()
+            .filter(|k| n.prop(k).is_some())
+            .collect();
+        match given[..] {
+            [one] => Some(one),
+            [] => {
+                let (msg, label) = want.missing;
+                self.err(Code::MissingField, n.name_span, msg, label, want.help);
+                None
+            }
+            _ => {
+                let (msg, label) = want.several;
+                let msg = format!("{msg}, found {}", given.join(" and "));
+                self.err(Code::Conflict, n.name_span, msg, label, want.help);
+                None
+            }
         }
     }
 

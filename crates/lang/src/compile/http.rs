@@ -1,6 +1,6 @@
 //! HTTP steps, and the checks and captures shared with WebSocket frames.
 
-use super::{Compiler, METHODS};
+use super::{Compiler, METHODS, OneOf};
 use crate::ast::{Node, Value};
 use crate::diag::{Code, did_you_mean};
 use crate::ir::*;
@@ -737,37 +737,19 @@ impl Compiler<'_> {
 
     pub(super) fn capture(&mut self, n: &Node) -> Option<Capture> {
         let var = n.str_arg(0)?.to_string();
-        let sources: Vec<&str> = ["json", "regex", "header", "body"]
-            .into_iter()
-            .filter(|s| n.prop(s).is_some())
-            .collect();
-        if sources.len() != 1 {
-            let msg = if sources.is_empty() {
-                format!("capture `{var}` needs a source")
-            } else {
-                format!(
-                    "capture `{var}` has one source, found {}",
-                    sources.join(" and ")
-                )
-            };
-            self.err(
-                if sources.is_empty() {
-                    Code::MissingField
-                } else {
-                    Code::Conflict
-                },
-                n.name_span,
-                msg,
-                if sources.is_empty() {
-                    "no source"
-                } else {
-                    "one source per capture"
-                },
-                "use one of `json=`, `regex=`, `header=` or `body=#true`",
-            );
-            return None;
-        }
-        let from = match sources[0] {
+        let source = self.one_of(
+            n,
+            OneOf {
+                names: &["json", "regex", "header", "body"],
+                missing: (format!("capture `{var}` needs a source"), "no source"),
+                several: (
+                    format!("capture `{var}` has one source"),
+                    "one source per capture",
+                ),
+                help: "use one of `json=`, `regex=`, `header=` or `body=#true`",
+            },
+        )?;
+        let from = match source {
             "json" if n.str_prop("json").is_some_and(is_template) => {
                 CaptureFrom::JsonTpl(self.tpl(n.prop("json")?)?)
             }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Compiler;
+use super::{Compiler, OneOf};
 use crate::ast::Node;
 use crate::diag::Code;
 use crate::ir::*;
@@ -47,35 +47,17 @@ impl Compiler<'_> {
         match n.name.as_str() {
             "send" => {
                 let name = n.str_arg(0)?.to_string();
-                let kinds: Vec<&str> = ["text", "json", "binary"]
-                    .into_iter()
-                    .filter(|k| n.prop(k).is_some())
-                    .collect();
-                if kinds.len() != 1 {
-                    let msg = if kinds.is_empty() {
-                        "`send` needs a frame".to_string()
-                    } else {
-                        format!("`send` sends one frame, found {}", kinds.join(" and "))
-                    };
-                    self.err(
-                        if kinds.is_empty() {
-                            Code::MissingField
-                        } else {
-                            Code::Conflict
-                        },
-                        n.name_span,
-                        msg,
-                        if kinds.is_empty() {
-                            "no frame"
-                        } else {
-                            "one frame per send"
-                        },
-                        "use one of `text=`, `json=` or `binary=` (hex)",
-                    );
-                    return None;
-                }
-                let v = n.prop(kinds[0])?;
-                let frame = match kinds[0] {
+                let kind = self.one_of(
+                    n,
+                    OneOf {
+                        names: &["text", "json", "binary"],
+                        missing: ("`send` needs a frame".into(), "no frame"),
+                        several: ("`send` sends one frame".into(), "one frame per send"),
+                        help: "use one of `text=`, `json=` or `binary=` (hex)",
+                    },
+                )?;
+                let v = n.prop(kind)?;
+                let frame = match kind {
                     "text" => Frame::Text(self.tpl(v)?),
                     "json" => {
                         self.json_text(v, "frame");
