@@ -175,6 +175,40 @@ pub struct ProfileInfo {
     pub stop_timeout_secs: f64,
 }
 
+impl ProfileInfo {
+    /// The profile as the JSON states it.
+    pub fn of(p: &LoadProfile) -> ProfileInfo {
+        let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
+            Model::Closed { users, spawn_rate } => {
+                ("closed", Some(users), Some(spawn_rate), None, None)
+            }
+            Model::Open {
+                rate, max_users, ..
+            } => ("open", None, None, Some(rate), Some(max_users)),
+        };
+        ProfileInfo {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            model: model.into(),
+            users,
+            spawn_rate,
+            arrival_rate,
+            max_users,
+            duration_secs: p.duration.map(|d| d.as_secs_f64()),
+            stages: p
+                .stages
+                .iter()
+                .map(|s| StageInfo {
+                    duration_secs: s.duration.as_secs_f64(),
+                    target: s.target,
+                })
+                .collect(),
+            weights: p.weights.clone(),
+            stop_timeout_secs: p.stop_timeout.as_secs_f64(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StageInfo {
     pub duration_secs: f64,
@@ -711,7 +745,7 @@ impl RunReport {
                 file: cx.plan_file.to_owned(),
             },
             host: cx.host.clone().or_else(|| cx.program.host.clone()),
-            profile: profile_info(cx.profile),
+            profile: ProfileInfo::of(cx.profile),
             seed: cx.seed,
             started_at: (now - elapsed).max(0.0),
             elapsed_secs: elapsed,
@@ -873,37 +907,6 @@ fn errors(program: &Program, total: &Snapshot) -> Vec<ErrorReport> {
             }
         })
         .collect()
-}
-
-fn profile_info(p: &LoadProfile) -> ProfileInfo {
-    let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
-        Model::Closed { users, spawn_rate } => {
-            ("closed", Some(users), Some(spawn_rate), None, None)
-        }
-        Model::Open {
-            rate, max_users, ..
-        } => ("open", None, None, Some(rate), Some(max_users)),
-    };
-    ProfileInfo {
-        name: p.name.clone(),
-        description: p.description.clone(),
-        model: model.into(),
-        users,
-        spawn_rate,
-        arrival_rate,
-        max_users,
-        duration_secs: p.duration.map(|d| d.as_secs_f64()),
-        stages: p
-            .stages
-            .iter()
-            .map(|s| StageInfo {
-                duration_secs: s.duration.as_secs_f64(),
-                target: s.target,
-            })
-            .collect(),
-        weights: p.weights.clone(),
-        stop_timeout_secs: p.stop_timeout.as_secs_f64(),
-    }
 }
 
 /// µs → ms.

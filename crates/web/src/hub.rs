@@ -25,7 +25,7 @@ use crate::metrics::{History, HistoryPoint, Protocol, ROLLING_SECS};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
-    Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
+    Checks, Context, ErrorReport, HistoryRow, Iterations, ProfileInfo, StepReport, ThresholdReport,
     counts_in_total, ms, protocol_of, stats_secs,
 };
 use crate::report::thresholds::{Verdict, evaluate_live, judge};
@@ -662,23 +662,16 @@ pub fn passed(
 }
 
 fn profile_json(p: &LoadProfile) -> serde_json::Value {
-    let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
-        Model::Closed { users, spawn_rate } => {
-            ("closed", Some(users), Some(spawn_rate), None, None)
-        }
-        Model::Open {
-            rate, max_users, ..
-        } => ("open", None, None, Some(rate), Some(max_users)),
-    };
+    let info = ProfileInfo::of(p);
     serde_json::json!({
-        "name": p.name,
-        "model": model,
-        "users": users,
-        "spawn_rate": spawn_rate,
-        "arrival_rate": arrival_rate,
-        "max_users": max_users,
-        "duration_secs": p.duration.map(|d| d.as_secs_f64()),
-        "stages": p.stages.len(),
+        "name": info.name,
+        "model": info.model,
+        "users": info.users,
+        "spawn_rate": info.spawn_rate,
+        "arrival_rate": info.arrival_rate,
+        "max_users": info.max_users,
+        "duration_secs": info.duration_secs,
+        "stages": info.stages.len(),
         "thresholds": p.thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
     })
 }
