@@ -726,6 +726,31 @@ impl Compiler<'_> {
         }
     }
 
+    /// What a step that waits for messages (`receive` frames, `events`) waits for: `count=`
+    /// of them (at least 1; default 1) within `timeout=` (default 5 s).
+    fn awaited(&mut self, n: &Node, what: &str) -> Option<(u32, std::time::Duration)> {
+        let count = match n.prop("count") {
+            None => 1,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(c)) if c >= 1 => c,
+                _ => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "`count` must be at least 1",
+                        "not positive",
+                        format!("wait for at least one {what}"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let timeout = self
+            .duration(n.prop("timeout"))
+            .unwrap_or(std::time::Duration::from_secs(5));
+        Some((count, timeout))
+    }
+
     /// A `set VAR VALUE` step (HTTP or WebSocket): its statistics row, the variable, the
     /// value's template; the variable is known from here on, as text no more.
     fn set(&mut self, n: &Node) -> Option<(StatId, String, Tpl)> {

@@ -350,25 +350,7 @@ impl Compiler<'_> {
     /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
     fn events(&mut self, n: &Node) -> Option<EventStream> {
         let name = n.str_arg(0)?.to_string();
-        let count = match n.prop("count") {
-            None => 1,
-            Some(v) => match v.as_int().map(u32::try_from) {
-                Some(Ok(c)) if c >= 1 => c,
-                _ => {
-                    self.err(
-                        Code::BadValue,
-                        v.span,
-                        "`count` must be at least 1",
-                        "not positive",
-                        "wait for at least one event",
-                    );
-                    return None;
-                }
-            },
-        };
-        let timeout = self
-            .duration(n.prop("timeout"))
-            .unwrap_or(std::time::Duration::from_secs(5));
+        let (count, timeout) = self.awaited(n, "event")?;
         let matcher = self.matcher(n, FrameType::Any)?;
         let checks = n
             .children_named("check")

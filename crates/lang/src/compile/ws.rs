@@ -1,7 +1,5 @@
 //! WebSocket sessions and their steps.
 
-use std::time::Duration;
-
 use super::{Compiler, OneOf};
 use crate::ast::Node;
 use crate::diag::Code;
@@ -82,25 +80,7 @@ impl Compiler<'_> {
             }
             "receive" => {
                 let name = n.str_arg(0)?.to_string();
-                let count = match n.prop("count") {
-                    None => 1,
-                    Some(v) => match v.as_int() {
-                        Some(c) if c >= 1 && c <= u32::MAX as i64 => c as u32,
-                        _ => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                "`count` must be at least 1",
-                                "not positive",
-                                "wait for at least one frame",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let timeout = self
-                    .duration(n.prop("timeout"))
-                    .unwrap_or(Duration::from_secs(5));
+                let (count, timeout) = self.awaited(n, "frame")?;
                 let frame_type = match n.prop("type") {
                     None => FrameType::Any,
                     Some(v) => match v.as_str() {
