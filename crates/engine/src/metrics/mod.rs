@@ -50,7 +50,7 @@ pub use snapshot::{
     OTHER_MESSAGES, PhaseStats, ROLLING_SECS, Snapshot, StepStats,
 };
 pub use summary::{
-    StepInfo, SummaryOptions, render_breakdown, render_progress_line, render_summary,
+    StepInfo, SummaryOptions, format_ms, render_breakdown, render_progress_line, render_summary,
     render_summary_with, terminal_width,
 };
 pub use tick::Tick;

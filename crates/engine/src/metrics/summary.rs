@@ -470,7 +470,12 @@ fn phases_line(rows: &[Row]) -> Option<String> {
 }
 
 fn fmt_ms(us: u64) -> String {
-    let ms = us as f64 / 1_000.0;
+    format_ms(us as f64 / 1_000.0)
+}
+
+/// Milliseconds with three significant digits (`0.250`, `1.23`, `12.3`, `123`), as the
+/// terminal summary and the HTML report show them.
+pub fn format_ms(ms: f64) -> String {
     if ms < 0.9995 {
         format!("{ms:.3}")
     } else if ms < 9.995 {
