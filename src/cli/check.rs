@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::lang;
 use crate::lang::ir::Step;
 use crate::profile;
 
@@ -32,12 +31,9 @@ fn count_steps(steps: &[Step]) -> usize {
 }
 
 pub fn run(args: Args) -> u8 {
-    let (_, program) = match lang::load_plan(&args.plan) {
+    let program = match super::load_plan(&args.plan) {
         Ok(p) => p,
-        Err(d) => {
-            super::report(d);
-            return super::EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     let mut profile_line = String::new();
     if let Some(name) = &args.profile {

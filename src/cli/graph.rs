@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::lang::{self, dump};
+use crate::lang::dump;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Format {
@@ -24,8 +24,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    match lang::load_plan(&args.plan) {
-        Ok((_, program)) => {
+    match super::load_plan(&args.plan) {
+        Ok(program) => {
             let out = match args.format {
                 Format::Text => dump::text(&program),
                 Format::Dot => dump::dot(&program),
@@ -37,9 +37,6 @@ pub fn run(args: Args) -> u8 {
             }
             super::EXIT_OK
         }
-        Err(d) => {
-            super::report(d);
-            super::EXIT_USAGE
-        }
+        Err(code) => code,
     }
 }

@@ -224,6 +224,17 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Reads and compiles the plan at `path`; its diagnostics, if any, are printed and the exit
+/// code is the usage error.
+pub fn load_plan(path: &std::path::Path) -> Result<crate::lang::ir::Program, u8> {
+    crate::lang::load_plan(path)
+        .map(|(_, program)| program)
+        .map_err(|d| {
+            report(d);
+            EXIT_USAGE
+        })
+}
+
 /// Print diagnostics to stderr (colour when stderr is a terminal).
 pub fn report(diags: Diagnostics) {
     use std::io::IsTerminal;

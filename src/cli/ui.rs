@@ -43,12 +43,9 @@ pub fn run(args: Args) -> u8 {
             return super::EXIT_USAGE;
         }
     };
-    let (_, program) = match lang::load_plan(&args.plan) {
+    let program = match super::load_plan(&args.plan) {
         Ok(p) => p,
-        Err(d) => {
-            super::report(d);
-            return super::EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     if let Some(name) = &args.profile {
         if crate::profile::locate(name, args.plan.parent()).is_none() {

@@ -512,25 +512,13 @@ impl Coordinator {
         on_tick: &mut impl FnMut(&Tick, &[WorkerStatus]),
     ) {
         let statuses = self.statuses(last_tick);
-        let delta = std::mem::take(window);
-        let mut delta = delta;
+        let mut delta = std::mem::take(window);
         delta.set_users(users);
-        total.accumulate(&delta);
         let elapsed = self.start.elapsed();
-        let point = history
-            .push(elapsed.as_secs_f64(), last_tick.elapsed(), &delta)
-            .clone();
-        on_tick(
-            &Tick {
-                elapsed,
-                planned: self.cfg.planned,
-                users,
-                total,
-                point: &point,
-                delta: &delta,
-            },
-            &statuses,
-        );
+        // The driver's fold: the interval runs from the history's last point, so the points
+        // tile the run.
+        let tick = Tick::fold(total, history, &delta, elapsed, self.cfg.planned, users);
+        on_tick(&tick, &statuses);
     }
 
     /// Every worker's state now, with its rate since `last_tick` (at least a second; its

@@ -156,6 +156,18 @@ impl Checker<'_> {
         );
     }
 
+    /// `node` lacks its required `field` (an argument: "needs its", a property: "needs").
+    fn missing(&mut self, node: &Node, field: &Field, needs: &str) {
+        let (name, ty, doc) = (field.name, field.ty.describe(), field.doc);
+        self.push(
+            Code::MissingField,
+            node.name_span,
+            format!("`{}` {needs} `{name}`", node.name),
+            &format!("missing `{name}`"),
+            format!("add `{name}` ({ty}): {doc}"),
+        );
+    }
+
     /// `name=value` (KDL) or `name: value` (YAML), in the plan's own spelling.
     fn example(&self, name: &str, value: &str) -> String {
         if Syntax::from_path(self.source.name()) == Some(Syntax::Yaml) {
@@ -221,18 +233,7 @@ impl Checker<'_> {
             .collect();
         for (i, field) in spec.args.iter().enumerate() {
             if field.required && node.arg(i).is_none() && !aliased.contains(&field.name) {
-                self.push(
-                    Code::MissingField,
-                    node.name_span,
-                    format!("`{}` needs its `{}`", node.name, field.name),
-                    &format!("missing `{}`", field.name),
-                    format!(
-                        "add `{}` ({}): {}",
-                        field.name,
-                        field.ty.describe(),
-                        field.doc
-                    ),
-                );
+                self.missing(node, field, "needs its");
             }
         }
         // Properties.
@@ -279,18 +280,7 @@ impl Checker<'_> {
         }
         for field in spec.props.iter().filter(|f| f.required) {
             if node.prop(field.name).is_none() && !aliased.contains(&field.name) {
-                self.push(
-                    Code::MissingField,
-                    node.name_span,
-                    format!("`{}` needs `{}`", node.name, field.name),
-                    &format!("missing `{}`", field.name),
-                    format!(
-                        "add `{}` ({}): {}",
-                        field.name,
-                        field.ty.describe(),
-                        field.doc
-                    ),
-                );
+                self.missing(node, field, "needs");
             }
         }
         let what = format!("`{}`", node.name);

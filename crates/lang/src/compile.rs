@@ -127,6 +127,16 @@ pub fn host_diagnostic(origin: &str, value: &str) -> Result<String, Diagnostics>
 /// entry is known: (which, value, span).
 type Selected = Vec<(&'static str, String, Span)>;
 
+/// What [`Compiler::one_of`] looks for, and what it says when none or several are given.
+struct OneOf {
+    names: &'static [&'static str],
+    /// The error and its label when none is given.
+    missing: (String, &'static str),
+    /// The error (`, found a and b` follows) and its label when several are.
+    several: (String, &'static str),
+    help: &'static str,
+}
+
 struct Compiler<'a> {
     source: &'a Source,
     /// Written in YAML (help lines show examples in the plan's own spelling).
@@ -691,6 +701,67 @@ impl Compiler<'_> {
         }
     }
 
+    /// The one property of `n` among `want.names` (a frame kind, a capture source); none, or
+    /// several, is an error.
+    fn one_of(&mut self, n: &Node, want: OneOf) -> Option<&'static str> {
+        let given: Vec<&'static str> = want
+            .names
+            .iter()
+            .copied()
+            .filter(|k| n.prop(k).is_some())
+            .collect();
+        match given[..] {
+            [one] => Some(one),
+            [] => {
+                let (msg, label) = want.missing;
+                self.err(Code::MissingField, n.name_span, msg, label, want.help);
+                None
+            }
+            _ => {
+                let (msg, label) = want.several;
+                let msg = format!("{msg}, found {}", given.join(" and "));
+                self.err(Code::Conflict, n.name_span, msg, label, want.help);
+                None
+            }
+        }
+    }
+
+    /// What a step that waits for messages (`receive` frames, `events`) waits for: `count=`
+    /// of them (at least 1; default 1) within `timeout=` (default 5 s).
+    fn awaited(&mut self, n: &Node, what: &str) -> Option<(u32, std::time::Duration)> {
+        let count = match n.prop("count") {
+            None => 1,
+            Some(v) => match v.as_int().map(u32::try_from) {
+                Some(Ok(c)) if c >= 1 => c,
+                _ => {
+                    self.err(
+                        Code::BadValue,
+                        v.span,
+                        "`count` must be at least 1",
+                        "not positive",
+                        format!("wait for at least one {what}"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let timeout = self
+            .duration(n.prop("timeout"))
+            .unwrap_or(std::time::Duration::from_secs(5));
+        Some((count, timeout))
+    }
+
+    /// A `set VAR VALUE` step (HTTP or WebSocket): its statistics row, the variable, the
+    /// value's template; the variable is known from here on, as text no more.
+    fn set(&mut self, n: &Node) -> Option<(StatId, String, Tpl)> {
+        let var = n.str_arg(0)?.to_string();
+        let value = self.tpl(n.arg(1)?)?;
+        self.known.insert(var.clone());
+        self.text_vars.remove(&var);
+        let stat = self.stat("set", &var);
+        Some((stat, var, value))
+    }
+
     fn stat(&mut self, kind: &str, name: &str) -> StatId {
         let key = (kind.to_string(), name.to_string());
         if let Some(&id) = self.stat_index.get(&key) {
@@ -1241,11 +1312,7 @@ impl Compiler<'_> {
                 Some(Step::Pick { weights, steps })
             }
             "set" => {
-                let var = n.str_arg(0)?.to_string();
-                let value = self.tpl(n.arg(1)?)?;
-                self.known.insert(var.clone());
-                self.text_vars.remove(&var);
-                let stat = self.stat("set", &var);
+                let (stat, var, value) = self.set(n)?;
                 Some(Step::Set { stat, var, value })
             }
             "if" => {

@@ -432,18 +432,25 @@ impl UserRt {
 
 impl Object for UserRt {}
 
-fn with_rng<T>(state: &State, f: impl FnOnce(&mut StdRng) -> T) -> Result<T, Error> {
+/// Runs `f` on the rendering user's runtime (`__rt` in the context).
+fn with_rt<T>(state: &State, f: impl FnOnce(&UserRt) -> Result<T, Error>) -> Result<T, Error> {
     let rt = state
         .lookup("__rt")
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no user runtime in context"))?;
     let rt = rt
         .downcast_object_ref::<UserRt>()
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "bad user runtime in context"))?;
-    let mut rng = rt
-        .rng
-        .lock()
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "user RNG poisoned"))?;
-    Ok(f(&mut rng))
+    f(rt)
+}
+
+fn with_rng<T>(state: &State, f: impl FnOnce(&mut StdRng) -> T) -> Result<T, Error> {
+    with_rt(state, |rt| {
+        let mut rng = rt
+            .rng
+            .lock()
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "user RNG poisoned"))?;
+        Ok(f(&mut rng))
+    })
 }
 
 fn random_int(state: &State, lo: i64, hi: i64) -> Result<i64, Error> {
@@ -490,15 +497,11 @@ fn now() -> f64 {
 }
 
 fn counter(state: &State) -> Result<u64, Error> {
-    let rt = state
-        .lookup("__rt")
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no user runtime in context"))?;
-    let rt = rt
-        .downcast_object_ref::<UserRt>()
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "bad user runtime in context"))?;
-    let n = rt.counter.fetch_add(1, Ordering::Relaxed);
-    let (offset, stride) = rt.share;
-    Ok(offset.saturating_add(n.saturating_mul(stride)))
+    with_rt(state, |rt| {
+        let n = rt.counter.fetch_add(1, Ordering::Relaxed);
+        let (offset, stride) = rt.share;
+        Ok(offset.saturating_add(n.saturating_mul(stride)))
+    })
 }
 
 /// Standard base64 with padding (RFC 4648).

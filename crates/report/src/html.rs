@@ -13,6 +13,7 @@
 use super::compare::{self, Beside, Judged};
 use super::model::{Percentiles, PhaseReport, RunReport, StepReport};
 use super::svg::{self, Series};
+use crate::metrics::format_ms as ms;
 
 /// HTML text/attribute escaping; `:` becomes `&#58;` (see the module docs).
 pub fn escape(s: &str) -> String {
@@ -671,19 +672,6 @@ fn failures(out: &mut String, r: &RunReport) {
         ));
     }
     out.push_str("</table></div>\n");
-}
-
-/// ms with three significant digits, as the terminal summary shows them.
-fn ms(v: f64) -> String {
-    if v < 0.9995 {
-        format!("{v:.3}")
-    } else if v < 9.995 {
-        format!("{v:.2}")
-    } else if v < 99.95 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
 }
 
 fn pct(fraction: f64) -> String {

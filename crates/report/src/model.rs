@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::thresholds::Verdict;
 use crate::lang::ir::{Program, Step, WsStep};
-use crate::metrics::{Latency, PhaseStats, Protocol, Snapshot, StepStats};
+use crate::metrics::{HistoryPoint, Latency, PhaseStats, Protocol, Snapshot, StepStats};
 use crate::profile::{LoadProfile, Model};
 use crate::runtime::RunResult;
 
@@ -173,6 +173,40 @@ pub struct ProfileInfo {
     pub stages: Vec<StageInfo>,
     pub weights: BTreeMap<String, u32>,
     pub stop_timeout_secs: f64,
+}
+
+impl ProfileInfo {
+    /// The profile as the JSON states it.
+    pub fn of(p: &LoadProfile) -> ProfileInfo {
+        let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
+            Model::Closed { users, spawn_rate } => {
+                ("closed", Some(users), Some(spawn_rate), None, None)
+            }
+            Model::Open {
+                rate, max_users, ..
+            } => ("open", None, None, Some(rate), Some(max_users)),
+        };
+        ProfileInfo {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            model: model.into(),
+            users,
+            spawn_rate,
+            arrival_rate,
+            max_users,
+            duration_secs: p.duration.map(|d| d.as_secs_f64()),
+            stages: p
+                .stages
+                .iter()
+                .map(|s| StageInfo {
+                    duration_secs: s.duration.as_secs_f64(),
+                    target: s.target,
+                })
+                .collect(),
+            weights: p.weights.clone(),
+            stop_timeout_secs: p.stop_timeout.as_secs_f64(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -530,6 +564,23 @@ pub struct HistoryRow {
     pub p99_ms: Option<f64>,
 }
 
+impl HistoryRow {
+    /// A history point as the JSON has it (milliseconds).
+    pub fn of(p: &HistoryPoint) -> HistoryRow {
+        HistoryRow {
+            t_secs: p.t_secs,
+            users: p.users,
+            rate: p.rate,
+            failure_rate: p.failure_rate,
+            total_requests: p.total_requests,
+            total_failures: p.total_failures,
+            p50_ms: p.p50_us.map(ms),
+            p95_ms: p.p95_us.map(ms),
+            p99_ms: p.p99_us.map(ms),
+        }
+    }
+}
+
 /// One statistics row's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepHistory {
@@ -694,7 +745,7 @@ impl RunReport {
                 file: cx.plan_file.to_owned(),
             },
             host: cx.host.clone().or_else(|| cx.program.host.clone()),
-            profile: profile_info(cx.profile),
+            profile: ProfileInfo::of(cx.profile),
             seed: cx.seed,
             started_at: (now - elapsed).max(0.0),
             elapsed_secs: elapsed,
@@ -725,22 +776,7 @@ impl RunReport {
                 failed: failed_checks,
             },
             thresholds,
-            history: r
-                .history
-                .points()
-                .iter()
-                .map(|p| HistoryRow {
-                    t_secs: p.t_secs,
-                    users: p.users,
-                    rate: p.rate,
-                    failure_rate: p.failure_rate,
-                    total_requests: p.total_requests,
-                    total_failures: p.total_failures,
-                    p50_ms: p.p50_us.map(ms),
-                    p95_ms: p.p95_us.map(ms),
-                    p99_ms: p.p99_us.map(ms),
-                })
-                .collect(),
+            history: r.history.points().iter().map(HistoryRow::of).collect(),
             step_history: step_history(cx.program, r),
             reasons: Vec::new(),
             workers: Vec::new(),
@@ -871,37 +907,6 @@ fn errors(program: &Program, total: &Snapshot) -> Vec<ErrorReport> {
             }
         })
         .collect()
-}
-
-fn profile_info(p: &LoadProfile) -> ProfileInfo {
-    let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
-        Model::Closed { users, spawn_rate } => {
-            ("closed", Some(users), Some(spawn_rate), None, None)
-        }
-        Model::Open {
-            rate, max_users, ..
-        } => ("open", None, None, Some(rate), Some(max_users)),
-    };
-    ProfileInfo {
-        name: p.name.clone(),
-        description: p.description.clone(),
-        model: model.into(),
-        users,
-        spawn_rate,
-        arrival_rate,
-        max_users,
-        duration_secs: p.duration.map(|d| d.as_secs_f64()),
-        stages: p
-            .stages
-            .iter()
-            .map(|s| StageInfo {
-                duration_secs: s.duration.as_secs_f64(),
-                target: s.target,
-            })
-            .collect(),
-        weights: p.weights.clone(),
-        stop_timeout_secs: p.stop_timeout.as_secs_f64(),
-    }
 }
 
 /// µs → ms.

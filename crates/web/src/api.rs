@@ -390,15 +390,25 @@ async fn csv_download(app: &App, which: usize, name: &str) -> Response {
     let Some(report) = app.hub.report() else {
         return no_run();
     };
-    match tokio::task::spawn_blocking(move || csv_text(&report, which)).await {
-        Ok(Ok(text)) => download("text/csv; charset=utf-8", name, text),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot render CSV: {e}"),
-        ),
+    let text = match tokio::task::spawn_blocking(move || csv_text(&report, which)).await {
+        Ok(text) => text.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    rendered("CSV", "text/csv; charset=utf-8", name, text)
+}
+
+/// A rendered file as a download, or a server error saying which format failed.
+fn rendered(
+    format: &str,
+    content_type: &'static str,
+    name: &str,
+    text: Result<String, String>,
+) -> Response {
+    match text {
+        Ok(text) => download(content_type, name, text),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot render CSV: {e}"),
+            format!("cannot render {format}: {e}"),
         ),
     }
 }
@@ -407,16 +417,10 @@ async fn result_json(State(app): State<Shared>) -> Response {
     let Some(report) = app.hub.report() else {
         return no_run();
     };
-    match serde_json::to_string_pretty(&report) {
-        Ok(mut text) => {
-            text.push('\n');
-            download("application/json", "result.json", text)
-        }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot render JSON: {e}"),
-        ),
-    }
+    let text = serde_json::to_string_pretty(&report)
+        .map(|text| text + "\n")
+        .map_err(|e| e.to_string());
+    rendered("JSON", "application/json", "result.json", text)
 }
 
 async fn report_html(State(app): State<Shared>) -> Response {

@@ -25,7 +25,7 @@ use crate::metrics::{History, HistoryPoint, Protocol, ROLLING_SECS};
 use crate::profile::{LoadProfile, Model};
 use crate::report::RunReport;
 use crate::report::model::{
-    Checks, Context, ErrorReport, HistoryRow, Iterations, StepReport, ThresholdReport,
+    Checks, Context, ErrorReport, HistoryRow, Iterations, ProfileInfo, StepReport, ThresholdReport,
     counts_in_total, ms, protocol_of, stats_secs,
 };
 use crate::report::thresholds::{Verdict, evaluate_live, judge};
@@ -333,11 +333,9 @@ impl Hub {
             live.result.history = History::after_reset(t.point.since_secs);
             live.recent.clear();
         }
-        let interval = live.result.history.interval_to(t.elapsed);
-        // The same point the driver pushes (all steps, the tick's delta).
-        live.result
-            .history
-            .push_users(secs, interval, t.users, &t.delta);
+        // The runner's own point: the copy here is the runner's history, point for point.
+        let interval = t.point.span_secs;
+        live.result.history.push_point(t.point.clone());
         if live.history_csv.len() > HISTORY_CSV_CAP {
             live.history_truncated = true;
         } else if let Err(e) =
@@ -361,7 +359,7 @@ impl Hub {
             .iter()
             .map(|(&id, s)| (id, (s.count, s.failures)))
             .collect();
-        live.recent.push_back((interval.as_secs_f64(), counts));
+        live.recent.push_back((interval, counts));
         let mut covered: f64 = live.recent.iter().map(|(s, _)| s).sum();
         while covered > ROLLING_SECS + 1e-6 && live.recent.len() > 1 {
             if let Some((s, _)) = live.recent.pop_front() {
@@ -625,7 +623,7 @@ impl Hub {
             })
             .collect();
         UiPoint {
-            row: row_of(p),
+            row: HistoryRow::of(p),
             steps,
         }
     }
@@ -649,21 +647,6 @@ impl Hub {
     }
 }
 
-/// A history point as the report's JSON has it (milliseconds).
-fn row_of(p: &HistoryPoint) -> HistoryRow {
-    HistoryRow {
-        t_secs: p.t_secs,
-        users: p.users,
-        rate: p.rate,
-        failure_rate: p.failure_rate,
-        total_requests: p.total_requests,
-        total_failures: p.total_failures,
-        p50_ms: p.p50_us.map(ms),
-        p95_ms: p.p95_us.map(ms),
-        p99_ms: p.p99_us.map(ms),
-    }
-}
-
 /// The run's verdict as `loadplan run` states it: thresholds hold, no check failed, nothing
 /// aborted the run and, without thresholds, no request failed.
 pub fn passed(
@@ -679,23 +662,16 @@ pub fn passed(
 }
 
 fn profile_json(p: &LoadProfile) -> serde_json::Value {
-    let (model, users, spawn_rate, arrival_rate, max_users) = match p.model {
-        Model::Closed { users, spawn_rate } => {
-            ("closed", Some(users), Some(spawn_rate), None, None)
-        }
-        Model::Open {
-            rate, max_users, ..
-        } => ("open", None, None, Some(rate), Some(max_users)),
-    };
+    let info = ProfileInfo::of(p);
     serde_json::json!({
-        "name": p.name,
-        "model": model,
-        "users": users,
-        "spawn_rate": spawn_rate,
-        "arrival_rate": arrival_rate,
-        "max_users": max_users,
-        "duration_secs": p.duration.map(|d| d.as_secs_f64()),
-        "stages": p.stages.len(),
+        "name": info.name,
+        "model": info.model,
+        "users": info.users,
+        "spawn_rate": info.spawn_rate,
+        "arrival_rate": info.arrival_rate,
+        "max_users": info.max_users,
+        "duration_secs": info.duration_secs,
+        "stages": info.stages.len(),
         "thresholds": p.thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
     })
 }
@@ -726,19 +702,8 @@ mod tests {
 
     /// Applies one tick of `secs` seconds ending at `t` (outside a runtime: in place).
     fn tick(hub: &Hub, history: &mut History, total: &mut Snapshot, delta: Snapshot, t: u64) {
-        total.accumulate(&delta);
         let elapsed = Duration::from_secs(t);
-        let point = history
-            .push(t as f64, history.interval_to(elapsed), &delta)
-            .clone();
-        hub.tick(&Tick {
-            elapsed,
-            planned: None,
-            users: 1,
-            total,
-            point: &point,
-            delta: &delta,
-        });
+        hub.tick(&Tick::fold(total, history, &delta, elapsed, None, 1));
     }
 
     #[test]

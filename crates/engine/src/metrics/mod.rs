@@ -40,6 +40,7 @@ mod local;
 pub mod prom;
 mod snapshot;
 mod summary;
+mod tick;
 
 pub use event::{Counter, ErrorKind, Event, Phases, Protocol, StepId};
 pub use hist::{Latency, MAX_DECODED_COUNTS, MAX_US};
@@ -49,6 +50,7 @@ pub use snapshot::{
     OTHER_MESSAGES, PhaseStats, ROLLING_SECS, Snapshot, StepStats,
 };
 pub use summary::{
-    StepInfo, SummaryOptions, render_breakdown, render_progress_line, render_summary,
+    StepInfo, SummaryOptions, format_ms, render_breakdown, render_progress_line, render_summary,
     render_summary_with, terminal_width,
 };
+pub use tick::Tick;

@@ -675,7 +675,7 @@ impl History {
                 0.0
             }
         };
-        self.points.push(HistoryPoint {
+        self.push_point(HistoryPoint {
             t_secs,
             users,
             requests: window.count,
@@ -695,7 +695,13 @@ impl History {
                 .then(|| rolling.latency.value_at_quantile(0.95)),
             steps: Vec::new(),
             span_secs: secs,
-        });
+        })
+    }
+
+    /// Appends a point another history computed: a copy that follows a runner's ticks (the
+    /// web UI's) keeps the runner's points as they are.
+    pub fn push_point(&mut self, point: HistoryPoint) -> &HistoryPoint {
+        self.points.push(point);
         if self.points.len() > MAX_HISTORY_POINTS {
             self.coarsen();
         }

@@ -195,21 +195,7 @@ pub fn render_breakdown(
         return String::new();
     }
     let secs = (elapsed.as_secs_f64() - opts.reset_at.unwrap_or(0.0)).max(0.0);
-    let mut headers = vec![
-        ("By", Align::Left),
-        ("Name", Align::Left),
-        ("# reqs", Align::Right),
-        ("# fails", Align::Right),
-        ("req/s", Align::Right),
-        ("min", Align::Right),
-    ];
-    headers.extend(QUANTILES.iter().map(|(h, _)| (*h, Align::Right)));
-    headers.extend([
-        ("max", Align::Right),
-        ("avg", Align::Right),
-        ("avg size", Align::Right),
-    ]);
-    let mut table = Table::new(headers);
+    let mut table = Table::stats(vec![("By", Align::Left)]);
     let mut last = "";
     for (by, name, stats) in rows {
         if !last.is_empty() && last != by {
@@ -294,25 +280,12 @@ fn rows<'a>(steps: &'a [StepInfo], total: &'a Snapshot) -> Vec<Row<'a>> {
 fn requests_table(rows: &[Row<'_>], secs: f64) -> Table {
     let scenarios: BTreeSet<&str> = rows.iter().map(|r| r.scenario).collect();
     let with_scenario = scenarios.len() > 1;
-    let mut headers = Vec::new();
+    let mut lead = Vec::new();
     if with_scenario {
-        headers.push(("Scenario", Align::Left));
+        lead.push(("Scenario", Align::Left));
     }
-    headers.extend([
-        ("Type", Align::Left),
-        ("Name", Align::Left),
-        ("# reqs", Align::Right),
-        ("# fails", Align::Right),
-        ("req/s", Align::Right),
-        ("min", Align::Right),
-    ]);
-    headers.extend(QUANTILES.iter().map(|(h, _)| (*h, Align::Right)));
-    headers.extend([
-        ("max", Align::Right),
-        ("avg", Align::Right),
-        ("avg size", Align::Right),
-    ]);
-    let mut table = Table::new(headers);
+    lead.push(("Type", Align::Left));
+    let mut table = Table::stats(lead);
 
     let mut http = StepStats::default();
     let mut ws = StepStats::default();
@@ -497,7 +470,12 @@ fn phases_line(rows: &[Row]) -> Option<String> {
 }
 
 fn fmt_ms(us: u64) -> String {
-    let ms = us as f64 / 1_000.0;
+    format_ms(us as f64 / 1_000.0)
+}
+
+/// Milliseconds with three significant digits (`0.250`, `1.23`, `12.3`, `123`), as the
+/// terminal summary and the HTML report show them.
+pub fn format_ms(ms: f64) -> String {
     if ms < 0.9995 {
         format!("{ms:.3}")
     } else if ms < 9.995 {
@@ -579,6 +557,25 @@ struct Table {
 }
 
 impl Table {
+    /// A table of statistics rows: the `lead` columns, then the name and the figures every
+    /// such table shows (counts, rate, latency quantiles, size).
+    fn stats(mut lead: Vec<(&'static str, Align)>) -> Self {
+        lead.extend([
+            ("Name", Align::Left),
+            ("# reqs", Align::Right),
+            ("# fails", Align::Right),
+            ("req/s", Align::Right),
+            ("min", Align::Right),
+        ]);
+        lead.extend(QUANTILES.iter().map(|(h, _)| (*h, Align::Right)));
+        lead.extend([
+            ("max", Align::Right),
+            ("avg", Align::Right),
+            ("avg size", Align::Right),
+        ]);
+        Table::new(lead)
+    }
+
     fn new(headers: Vec<(&'static str, Align)>) -> Self {
         Table {
             headers,

@@ -18,19 +18,10 @@ use super::schedule;
 use super::user::{Shared, SharedOpts, User};
 use super::{RunConfig, RunError, RunResult};
 use crate::lang::ir::Program;
-use crate::metrics::{Aggregator, History, HistoryPoint, Snapshot};
+use crate::metrics::{Aggregator, History, Snapshot};
 use crate::profile::{LoadProfile, Model};
 
-/// What the driver shows its sinks every tick.
-pub struct Tick<'a> {
-    pub elapsed: Duration,
-    pub planned: Option<Duration>,
-    pub users: u64,
-    pub total: &'a Snapshot,
-    pub point: &'a HistoryPoint,
-    /// This tick's delta, per step (sinks that need per-step windows, e.g. the CSV history).
-    pub delta: &'a Snapshot,
-}
+pub use crate::metrics::Tick;
 
 pub use crate::control::{Command, Control};
 
@@ -423,22 +414,15 @@ impl Ticker {
     pub(super) fn now(&mut self, users: u64, on_tick: &mut impl FnMut(&Tick)) {
         self.last = Instant::now();
         let delta = self.agg.take_delta();
-        self.total.accumulate(&delta);
         let elapsed = self.start.elapsed();
-        // From the previous tick, or from the start of the statistics (the run, or a reset).
-        let interval = self.history.interval_to(elapsed);
-        let point = self
-            .history
-            .push(elapsed.as_secs_f64(), interval, &delta)
-            .clone();
-        on_tick(&Tick {
+        on_tick(&Tick::fold(
+            &mut self.total,
+            &mut self.history,
+            &delta,
             elapsed,
-            planned: self.planned,
+            self.planned,
             users,
-            total: &self.total,
-            point: &point,
-            delta: &delta,
-        });
+        ));
     }
 
     /// The load phase is over (the duration passed, the iterations were done, or a stop):

@@ -1,6 +1,6 @@
 //! HTTP steps, and the checks and captures shared with WebSocket frames.
 
-use super::{Compiler, METHODS};
+use super::{Compiler, METHODS, OneOf};
 use crate::ast::{Node, Value};
 use crate::diag::{Code, did_you_mean};
 use crate::ir::*;
@@ -350,25 +350,7 @@ impl Compiler<'_> {
     /// `events "name" count= timeout= type= match= equals= regex= { check; capture }`.
     fn events(&mut self, n: &Node) -> Option<EventStream> {
         let name = n.str_arg(0)?.to_string();
-        let count = match n.prop("count") {
-            None => 1,
-            Some(v) => match v.as_int().map(u32::try_from) {
-                Some(Ok(c)) if c >= 1 => c,
-                _ => {
-                    self.err(
-                        Code::BadValue,
-                        v.span,
-                        "`count` must be at least 1",
-                        "not positive",
-                        "wait for at least one event",
-                    );
-                    return None;
-                }
-            },
-        };
-        let timeout = self
-            .duration(n.prop("timeout"))
-            .unwrap_or(std::time::Duration::from_secs(5));
+        let (count, timeout) = self.awaited(n, "event")?;
         let matcher = self.matcher(n, FrameType::Any)?;
         let checks = n
             .children_named("check")
@@ -737,37 +719,19 @@ impl Compiler<'_> {
 
     pub(super) fn capture(&mut self, n: &Node) -> Option<Capture> {
         let var = n.str_arg(0)?.to_string();
-        let sources: Vec<&str> = ["json", "regex", "header", "body"]
-            .into_iter()
-            .filter(|s| n.prop(s).is_some())
-            .collect();
-        if sources.len() != 1 {
-            let msg = if sources.is_empty() {
-                format!("capture `{var}` needs a source")
-            } else {
-                format!(
-                    "capture `{var}` has one source, found {}",
-                    sources.join(" and ")
-                )
-            };
-            self.err(
-                if sources.is_empty() {
-                    Code::MissingField
-                } else {
-                    Code::Conflict
-                },
-                n.name_span,
-                msg,
-                if sources.is_empty() {
-                    "no source"
-                } else {
-                    "one source per capture"
-                },
-                "use one of `json=`, `regex=`, `header=` or `body=#true`",
-            );
-            return None;
-        }
-        let from = match sources[0] {
+        let source = self.one_of(
+            n,
+            OneOf {
+                names: &["json", "regex", "header", "body"],
+                missing: (format!("capture `{var}` needs a source"), "no source"),
+                several: (
+                    format!("capture `{var}` has one source"),
+                    "one source per capture",
+                ),
+                help: "use one of `json=`, `regex=`, `header=` or `body=#true`",
+            },
+        )?;
+        let from = match source {
             "json" if n.str_prop("json").is_some_and(is_template) => {
                 CaptureFrom::JsonTpl(self.tpl(n.prop("json")?)?)
             }

@@ -1,8 +1,6 @@
 //! WebSocket sessions and their steps.
 
-use std::time::Duration;
-
-use super::Compiler;
+use super::{Compiler, OneOf};
 use crate::ast::Node;
 use crate::diag::Code;
 use crate::ir::*;
@@ -47,35 +45,17 @@ impl Compiler<'_> {
         match n.name.as_str() {
             "send" => {
                 let name = n.str_arg(0)?.to_string();
-                let kinds: Vec<&str> = ["text", "json", "binary"]
-                    .into_iter()
-                    .filter(|k| n.prop(k).is_some())
-                    .collect();
-                if kinds.len() != 1 {
-                    let msg = if kinds.is_empty() {
-                        "`send` needs a frame".to_string()
-                    } else {
-                        format!("`send` sends one frame, found {}", kinds.join(" and "))
-                    };
-                    self.err(
-                        if kinds.is_empty() {
-                            Code::MissingField
-                        } else {
-                            Code::Conflict
-                        },
-                        n.name_span,
-                        msg,
-                        if kinds.is_empty() {
-                            "no frame"
-                        } else {
-                            "one frame per send"
-                        },
-                        "use one of `text=`, `json=` or `binary=` (hex)",
-                    );
-                    return None;
-                }
-                let v = n.prop(kinds[0])?;
-                let frame = match kinds[0] {
+                let kind = self.one_of(
+                    n,
+                    OneOf {
+                        names: &["text", "json", "binary"],
+                        missing: ("`send` needs a frame".into(), "no frame"),
+                        several: ("`send` sends one frame".into(), "one frame per send"),
+                        help: "use one of `text=`, `json=` or `binary=` (hex)",
+                    },
+                )?;
+                let v = n.prop(kind)?;
+                let frame = match kind {
                     "text" => Frame::Text(self.tpl(v)?),
                     "json" => {
                         self.json_text(v, "frame");
@@ -100,25 +80,7 @@ impl Compiler<'_> {
             }
             "receive" => {
                 let name = n.str_arg(0)?.to_string();
-                let count = match n.prop("count") {
-                    None => 1,
-                    Some(v) => match v.as_int() {
-                        Some(c) if c >= 1 && c <= u32::MAX as i64 => c as u32,
-                        _ => {
-                            self.err(
-                                Code::BadValue,
-                                v.span,
-                                "`count` must be at least 1",
-                                "not positive",
-                                "wait for at least one frame",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let timeout = self
-                    .duration(n.prop("timeout"))
-                    .unwrap_or(Duration::from_secs(5));
+                let (count, timeout) = self.awaited(n, "frame")?;
                 let frame_type = match n.prop("type") {
                     None => FrameType::Any,
                     Some(v) => match v.as_str() {
@@ -162,11 +124,7 @@ impl Compiler<'_> {
             }
             "sleep" => self.pause(n).map(WsStep::Sleep),
             "set" => {
-                let var = n.str_arg(0)?.to_string();
-                let value = self.tpl(n.arg(1)?)?;
-                self.known.insert(var.clone());
-                self.text_vars.remove(&var);
-                let stat = self.stat("set", &var);
+                let (stat, var, value) = self.set(n)?;
                 Some(WsStep::Set { stat, var, value })
             }
             "close" => {
