@@ -116,36 +116,38 @@ fn has_http_step(scenario: &crate::lang::ir::Scenario) -> bool {
     any(&scenario.on_start) || any(&scenario.steps) || any(&scenario.on_stop)
 }
 
-/// A running user.
+/// A running user. Its state belongs to the runtime: the fields are visible to the runtime's
+/// modules only (the interpreter and the protocol steps), and everything outside the runtime
+/// sees a `User` only through the driver.
 pub struct User {
-    pub id: u64,
-    pub scenario: usize,
-    pub shared: Arc<Shared>,
-    pub rng: StdRng,
-    pub vars: BTreeMap<String, JValue>,
-    pub rt: JValue,
-    pub client: reqwest::Client,
-    pub rec: Recorder,
-    pub iteration: u64,
-    pub hard: CancellationToken,
-    pub conns: Connections,
+    pub(super) id: u64,
+    pub(super) scenario: usize,
+    pub(super) shared: Arc<Shared>,
+    pub(super) rng: StdRng,
+    pub(super) vars: BTreeMap<String, JValue>,
+    pub(super) rt: JValue,
+    pub(super) client: reqwest::Client,
+    pub(super) rec: Recorder,
+    pub(super) iteration: u64,
+    pub(super) hard: CancellationToken,
+    pub(super) conns: Connections,
     /// This user's direct plain-HTTP connections and cookie jar (see `fast`).
-    pub fast: super::fast::FastClient,
+    pub(super) fast: super::fast::FastClient,
     /// The timer of the total timeout of this user's direct requests.
-    pub deadline: super::fast::Deadline,
+    pub(super) deadline: super::fast::Deadline,
     /// Parsed absolute URLs of static HTTP steps, by step address (the program is
     /// immutable and outlives the user, so addresses are stable keys).
-    pub urls: std::collections::HashMap<usize, reqwest::Url>,
+    pub(super) urls: std::collections::HashMap<usize, reqwest::Url>,
     /// Lateness of the current iteration's start (open model, pacing); steps record a
     /// coordinated-omission-corrected latency when set.
-    pub lateness: Option<Duration>,
+    pub(super) lateness: Option<Duration>,
     /// Steps under way (HTTP requests and the groups around them), innermost last, with
     /// their start: what a hard stop abandons is recorded from here as `aborted`.
-    pub in_flight: Vec<(crate::metrics::StepId, Instant)>,
+    pub(super) in_flight: Vec<(crate::metrics::StepId, Instant)>,
     /// Per-user unique feeder rows (mode unique), fixed at start.
     unique_rows: BTreeMap<String, JValue>,
     /// `--trace`: every step's request, response, checks and decisions go here.
-    pub trace: Option<Arc<super::trace::Trace>>,
+    pub(super) trace: Option<Arc<super::trace::Trace>>,
 }
 
 /// A variable's value from its text: a number or a boolean when the text is one
