@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::control::Control;
 use crate::dist::master::{
-    Gap, LossPolicy, Master, MasterConfig, Outcome, WorkerReport, WorkerStatus,
+    Gap, GapLine, LossPolicy, Master, MasterConfig, Outcome, WorkerReport, WorkerStatus,
 };
 use crate::dist::protocol::{Job, ModelSpec, SourceFile};
 use crate::lang::{self, check::parse_duration_str, ir::Program};
@@ -407,7 +407,7 @@ async fn finish(
     let r = &outcome.result;
     let decorate = |built: &mut report::RunReport| {
         built.workers = outcome.workers.iter().map(WorkerReport::info).collect();
-        built.gaps = outcome.gaps.iter().map(Gap::info).collect();
+        built.gaps = outcome.gaps.clone();
     };
     let snapshot_out = |path: &std::path::PathBuf| {
         let out = SnapshotOut {

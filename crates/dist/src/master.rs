@@ -152,57 +152,32 @@ pub struct WorkerStatus {
     pub failures: u64,
 }
 
-/// A lost worker and the load that was missing because of it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Gap {
-    pub worker: u32,
-    pub name: String,
-    pub reason: String,
-    /// When its last message arrived (seconds into the run): load after this is missing.
-    pub last_heard_secs: f64,
-    pub lost_at_secs: f64,
-    /// Users it was running when last heard from.
-    pub users_missing: u64,
-    /// Its fraction of the whole load (1/W for one original share).
-    pub load_fraction: f64,
-    pub action: LossPolicy,
-    /// When its shares were handed to other workers (rebalance).
-    pub reassigned_at_secs: Option<f64>,
-    pub reassigned_to: Vec<u32>,
-    /// Seconds during which its load was not generated (to the re-assignment, or to the
-    /// end of the run).
-    pub missing_secs: f64,
-}
+/// A lost worker and the load that was missing because of it: the `--json` result's own
+/// entry, which the master fills in as the loss happens (one type for the terminal line, the
+/// result file and `--snapshot-out`).
+pub type Gap = GapInfo;
 
-impl Gap {
-    /// Its entry in the `--json` result.
-    pub fn info(&self) -> GapInfo {
-        let action = match self.action {
+impl LossPolicy {
+    /// Its name on the command line and in the result (`action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             LossPolicy::Rebalance => "rebalance",
             LossPolicy::Continue => "continue",
             LossPolicy::Abort => "abort",
-        };
-        GapInfo {
-            worker: self.worker,
-            name: self.name.clone(),
-            reason: self.reason.clone(),
-            last_heard_secs: self.last_heard_secs,
-            lost_at_secs: self.lost_at_secs,
-            users_missing: self.users_missing,
-            load_fraction: self.load_fraction,
-            action: action.into(),
-            reassigned_at_secs: self.reassigned_at_secs,
-            reassigned_to: self.reassigned_to.clone(),
-            missing_secs: self.missing_secs,
         }
     }
+}
 
-    pub fn line(&self) -> String {
-        let what = match self.action {
-            LossPolicy::Rebalance if self.reassigned_to.is_empty() => {
-                "nothing left to re-assign".to_string()
-            }
-            LossPolicy::Rebalance => format!(
+/// The terminal line of a lost worker.
+pub trait GapLine {
+    fn line(&self) -> String;
+}
+
+impl GapLine for Gap {
+    fn line(&self) -> String {
+        let what = match self.action.as_str() {
+            "rebalance" if self.reassigned_to.is_empty() => "nothing left to re-assign".to_string(),
+            "rebalance" => format!(
                 "re-assigned to worker{} {} at {:.1}s",
                 if self.reassigned_to.len() == 1 {
                     ""
@@ -212,8 +187,8 @@ impl Gap {
                 join(&self.reassigned_to),
                 self.reassigned_at_secs.unwrap_or(self.lost_at_secs)
             ),
-            LossPolicy::Continue => "not replaced (--on-worker-loss continue)".into(),
-            LossPolicy::Abort => "run aborted (--on-worker-loss abort)".into(),
+            "continue" => "not replaced (--on-worker-loss continue)".into(),
+            _ => "run aborted (--on-worker-loss abort)".into(),
         };
         format!(
             "worker {} ({}) lost at {:.1}s ({}): {} users, {:.0}% of the load, missing for {:.1}s; {what}",
@@ -726,7 +701,7 @@ impl Coordinator {
             lost_at_secs: self.secs(now),
             users_missing,
             load_fraction,
-            action: self.cfg.on_loss,
+            action: self.cfg.on_loss.as_str().into(),
             reassigned_at_secs: None,
             reassigned_to: Vec::new(),
             missing_secs: 0.0,
