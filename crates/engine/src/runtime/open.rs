@@ -65,7 +65,7 @@ enum Back {
 /// its end (their lateness recorded), so a high rate costs a few thousand wake-ups a second
 /// rather than one per arrival, and lateness stays well under a millisecond (see
 /// [`super::arrival_timer`]).
-const BATCH: Duration = Duration::from_micros(250);
+const BATCH: Duration = Duration::from_micros(500);
 
 /// Below this rate nothing arrives (the generator looks again shortly): a gap of
 /// `1/rate` seconds past ~11 days is no arrival at all within a run.
