@@ -378,11 +378,7 @@ fn users_by_scenario(program: &Program, profile: &LoadProfile) -> BTreeMap<Strin
     let Model::Closed { users, .. } = profile.model else {
         return out;
     };
-    let weights: Vec<u32> = program
-        .scenarios
-        .iter()
-        .map(|s| profile.weights.get(&s.name).copied().unwrap_or(s.weight))
-        .collect();
+    let weights = schedule::weights(program, profile);
     let pattern = schedule::pattern(&weights);
     for id in 0..users {
         if let Some(s) = program.scenarios.get(schedule::scenario_of(&pattern, id)) {

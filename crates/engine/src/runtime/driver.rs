@@ -189,11 +189,7 @@ pub async fn run_share(
     control: Control,
     mut on_tick: impl FnMut(&Tick) + Send,
 ) -> Result<RunResult, RunError> {
-    let weights: Vec<u32> = program
-        .scenarios
-        .iter()
-        .map(|s| profile.weights.get(&s.name).copied().unwrap_or(s.weight))
-        .collect();
+    let weights = schedule::weights(&program, profile);
     let pattern = schedule::pattern(&weights);
     if pattern.is_empty() {
         return Err(RunError::Unsupported("every scenario has weight 0".into()));

@@ -9,6 +9,18 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// Each scenario's weight for this run: the profile's `weights` override the plan's.
+pub fn weights(
+    program: &crate::lang::ir::Program,
+    profile: &crate::profile::LoadProfile,
+) -> Vec<u32> {
+    program
+        .scenarios
+        .iter()
+        .map(|s| profile.weights.get(&s.name).copied().unwrap_or(s.weight))
+        .collect()
+}
+
 /// One period of the interleaved pattern: indices into `weights`.
 pub fn pattern(weights: &[u32]) -> Vec<usize> {
     let g = weights.iter().copied().filter(|w| *w > 0).fold(0, gcd);
