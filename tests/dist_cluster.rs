@@ -101,13 +101,7 @@ fn start_master(args: &[&str]) -> (Proc, String) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["--bind", "127.0.0.1:0"]);
     let master = Proc::spawn(&all);
-    let line = master.wait_line("master listening on", Duration::from_secs(30));
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
+    let addr = master.master_address();
     (master, addr)
 }
 

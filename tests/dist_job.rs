@@ -195,13 +195,7 @@ fn start_master(v: &Volumes, extra: &[&str]) -> (Proc, String) {
     let env = env_of(&c, str::to_string);
     assert!(env.iter().any(|(k, _)| k == "LOADPLAN_SECRET"), "{env:?}");
     let master = Proc::spawn_env(&args, &env);
-    let line = master.wait_line("master listening on", Duration::from_secs(30));
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
+    let addr = master.master_address();
     (master, addr)
 }
 

@@ -124,13 +124,7 @@ fn start_master(args: &[&str]) -> (Proc, String) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["--bind", "127.0.0.1:0"]);
     let master = Proc::spawn(&all);
-    let line = master.wait_line("master listening on", Duration::from_secs(30));
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
+    let addr = master.master_address();
     (master, addr)
 }
 
@@ -224,20 +218,7 @@ fn forged_histogram_headers_and_oversize_frames_leave_the_master_small_and_servi
         "master peak RSS {peak_kb} kB after forged frames"
     );
     // Still serving: two real workers join and the run completes.
-    let workers: Vec<Proc> = (0..2)
-        .map(|i| {
-            Proc::spawn(&[
-                "worker",
-                "--master",
-                &addr,
-                "--secret",
-                "s3cret",
-                "--name",
-                &format!("w{i}"),
-                "--quiet",
-            ])
-        })
-        .collect();
+    let workers: Vec<Proc> = Proc::workers(&addr, "s3cret", 2);
     let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(hits.load(Ordering::SeqCst), 6, "{stdout}\n{stderr}");
@@ -361,20 +342,7 @@ scenario "a" {
         "--quiet",
     ]);
     // The workers run in the test's folder, where the data files are not.
-    let workers: Vec<Proc> = (0..3)
-        .map(|i| {
-            Proc::spawn(&[
-                "worker",
-                "--master",
-                &addr,
-                "--secret",
-                "k",
-                "--name",
-                &format!("w{i}"),
-                "--quiet",
-            ])
-        })
-        .collect();
+    let workers: Vec<Proc> = Proc::workers(&addr, "k", 3);
     let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     drop(workers);

@@ -475,27 +475,8 @@ fn a_distributed_run_gives_the_same_exact_breakdown() {
         "--csv",
         prefix.to_str().expect("utf-8"),
     ]);
-    let line = master.wait_line("master listening on", Duration::from_secs(30));
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
-    let mut workers: Vec<Proc> = (0..2)
-        .map(|i| {
-            Proc::spawn(&[
-                "worker",
-                "--master",
-                &addr,
-                "--secret",
-                "s3cret",
-                "--name",
-                &format!("w{i}"),
-                "--quiet",
-            ])
-        })
-        .collect();
+    let addr = master.master_address();
+    let mut workers: Vec<Proc> = Proc::workers(&addr, "s3cret", 2);
     let (status, stdout, stderr) = master.finish(Duration::from_secs(60));
     for w in &mut workers {
         w.finish(Duration::from_secs(10));

@@ -85,6 +85,34 @@ impl Proc {
         );
     }
 
+    /// A master's address, from its `master listening on ADDR` line.
+    pub fn master_address(&self) -> String {
+        let line = self.wait_line("master listening on", Duration::from_secs(30));
+        line.rsplit(' ')
+            .next()
+            .expect("an address")
+            .trim()
+            .to_string()
+    }
+
+    /// `n` quiet workers named `w0`, `w1`, … joining the master at `addr` with `secret`.
+    pub fn workers(addr: &str, secret: &str, n: usize) -> Vec<Proc> {
+        (0..n)
+            .map(|i| {
+                Proc::spawn(&[
+                    "worker",
+                    "--master",
+                    addr,
+                    "--secret",
+                    secret,
+                    "--name",
+                    &format!("w{i}"),
+                    "--quiet",
+                ])
+            })
+            .collect()
+    }
+
     /// Waits for the exit (within `limit`): status, stdout, stderr.
     pub fn finish(&mut self, limit: Duration) -> (ExitStatus, String, String) {
         let deadline = Instant::now() + limit;
