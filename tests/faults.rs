@@ -949,14 +949,20 @@ fn too_few_events_in_time_fail_with_timeout_and_unmatched_events_are_counted() {
 
 // ---- Uploads ----------------------------------------------------------------------
 
-#[test]
-fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory() {
-    const SIZE: u64 = 50 << 20;
+/// A sparse file of `size` bytes (zeros, no disk used) in a fresh temporary folder, kept
+/// while the returned folder lives.
+fn sparse_file(size: u64) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.bin");
     let f = std::fs::File::create(&path).expect("create");
-    f.set_len(SIZE).expect("a sparse 50 MiB file");
-    drop(f);
+    f.set_len(size).expect("a sparse file");
+    (dir, path)
+}
+
+#[test]
+fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory() {
+    const SIZE: u64 = 50 << 20;
+    let (_dir, path) = sparse_file(SIZE);
     let server = FaultServer::start(Fault::Ok);
     let out = run(
         &format!(
@@ -985,11 +991,7 @@ fn a_50_mb_file_body_sent_by_20_users_reaches_the_server_whole_in_bounded_memory
 #[test]
 fn a_50_mb_multipart_upload_by_20_users_reaches_the_server_whole_in_bounded_memory() {
     const SIZE: u64 = 50 << 20;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("big.bin");
-    let f = std::fs::File::create(&path).expect("create");
-    f.set_len(SIZE).expect("a sparse 50 MiB file");
-    drop(f);
+    let (_dir, path) = sparse_file(SIZE);
     let server = FaultServer::start(Fault::Ok);
     let out = run(
         &format!(

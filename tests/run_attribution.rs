@@ -60,10 +60,8 @@ async fn run(p: Arc<Program>, host: String, users: u64, iterations: u64) -> RunR
 
 /// The id of row `(kind, name)`.
 fn row(p: &Program, kind: &str, name: &str) -> u32 {
-    p.stats
-        .iter()
-        .position(|s| s.kind == kind && s.name == name)
-        .unwrap_or_else(|| panic!("no row `{kind} {name}` in {:?}", p.stats)) as u32
+    p.stat_id(kind, name)
+        .unwrap_or_else(|| panic!("no row `{kind} {name}` in {:?}", p.stats))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

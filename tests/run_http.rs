@@ -39,10 +39,8 @@ async fn run(p: Arc<Program>, profile: LoadProfile, host: String, iterations: u6
 }
 
 fn stat(p: &Program, kind: &str, name: &str) -> u32 {
-    p.stats
-        .iter()
-        .position(|s| s.kind == kind && s.name == name)
-        .unwrap_or_else(|| panic!("no stat {kind} {name}")) as u32
+    p.stat_id(kind, name)
+        .unwrap_or_else(|| panic!("no stat {kind} {name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,10 +51,8 @@ async fn a_receive_waiting_at_the_hard_stop_is_counted_as_aborted() {
 
     let id = |kind: &str, name: &str| {
         program
-            .stats
-            .iter()
-            .position(|s| s.kind == kind && s.name == name)
-            .unwrap_or_else(|| panic!("no row `{kind} {name}`")) as u32
+            .stat_id(kind, name)
+            .unwrap_or_else(|| panic!("no row `{kind} {name}`"))
     };
     let stats = |id: u32| r.total.steps.get(&id).cloned().unwrap_or_default();
     let (connect, never, close) = (

@@ -42,6 +42,14 @@ impl Program {
         self.scenarios.iter().find(|s| s.name == name)
     }
 
+    /// The statistics row `kind name` (e.g. `GET`, `/health`), by its id in events and snapshots.
+    pub fn stat_id(&self, kind: &str, name: &str) -> Option<u32> {
+        self.stats
+            .iter()
+            .position(|s| s.kind == kind && s.name == name)
+            .map(|i| i as u32)
+    }
+
     /// `--set NAME=…` overrides a plan variable: every name must be one of `vars`.
     pub fn check_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
         for name in names {
