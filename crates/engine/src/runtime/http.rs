@@ -1000,7 +1000,8 @@ pub async fn execute(user: &mut User, step: &HttpStep) -> Flow {
             if let Some(t) = user.trace.clone() {
                 t.failure(user, kind.as_str(), &msg);
             }
-            let mut ev = timed(user, step.stat, start.elapsed()).with_error(kind, msg);
+            // The exchange ended when it failed: `read` is that instant (no second clock read).
+            let mut ev = timed(user, step.stat, read).with_error(kind, msg);
             ev.status = status;
             ev.bytes_in = rx.total;
             ev.bytes_out = bytes_out;
